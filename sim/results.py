@@ -1,0 +1,121 @@
+"""Results folders: reproducible file formats and atomic publication.
+
+A run writes every file into a hidden temporary folder beside its target,
+``<out>/.<name>.tmp-XXXX``, and renames it into place only when complete; an
+existing folder of the same name is replaced only then.  A failing or
+interrupted run therefore leaves either the previous results or none, never
+a half-written folder.
+
+Files are written so that the same data give the same bytes: CSVs with
+``\\n`` line ends and shortest round-trip floats, gzip with no timestamp.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import OutputError
+
+CONFIG = "config.yaml"
+ANALYTIC = "analytic.csv"
+SUMMARY = "summary.csv"
+REPLICATES = "replicates.csv.gz"
+RUN = "run.json"
+FIGURES = "figures"
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    """A DataFrame as CSV bytes: no index, ``\\n`` line ends, floats round-trip."""
+    return frame.to_csv(index=False, lineterminator="\n").encode("utf-8")
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """Write ``frame`` to ``path`` as CSV, gzip-compressed when it ends in ``.gz``.
+
+    The gzip header carries no file name and no time stamp, so equal frames
+    give equal bytes.
+    """
+    data = csv_bytes(frame)
+    with open(path, "wb") as fh:
+        if path.name.endswith(".gz"):
+            with gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0) as gz:
+                gz.write(data)
+        else:
+            fh.write(data)
+
+
+def write_json(obj: dict, path: Path) -> None:
+    """Write ``obj`` as indented JSON."""
+    path.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def prepare_output(out: Path) -> Path:
+    """Create ``out`` if needed and check that a run can write into it.
+
+    Raises
+    ------
+    sim.errors.OutputError
+        When ``out`` is not a folder or cannot be written.
+    """
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except FileExistsError:
+        raise OutputError(f"{out}: exists and is not a folder") from None
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot write results here ({exc.strerror})") from None
+    return out
+
+
+@contextlib.contextmanager
+def staged_folder(out: Path, name: str) -> Iterator[Path]:
+    """Yield an empty temporary folder; on success it becomes ``out/name``.
+
+    The temporary folder is removed if the block raises (including
+    ``KeyboardInterrupt``), so nothing partial is ever left behind.
+    """
+    final = Path(out) / name
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=out))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; results are ordinary files
+    try:
+        yield tmp
+        _replace_folder(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _replace_folder(new: Path, final: Path) -> None:
+    """Move ``new`` to ``final``, replacing an existing folder only at the end."""
+    if final.is_symlink() or (final.exists() and not final.is_dir()):
+        raise OutputError(f"{final}: exists and is not a results folder")
+    if not final.exists():
+        os.rename(new, final)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
+    os.rename(final, old / final.name)
+    try:
+        os.rename(new, final)
+    except BaseException:
+        os.rename(old / final.name, final)
+        raise
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def read_csv(path: Path) -> pd.DataFrame:
+    """Read a CSV written by :func:`write_csv` (gzip by extension)."""
+    return pd.read_csv(path, keep_default_na=True)

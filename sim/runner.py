@@ -1,0 +1,187 @@
+"""Running experiments: replicate blocks, their seeds, and the files they produce.
+
+Replicates of a case are simulated in blocks of a fixed size that depends
+only on the case (its number of categories), never on how the work is
+scheduled.  Block ``b`` of case ``c`` draws from its own generator,
+
+    numpy.random.SeedSequence(seed, spawn_key=(key(c), b)),
+
+where ``key(c)`` is a hash of the case's *name*: adding, removing or
+reordering other cases does not change a case's numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from . import results as res
+from .config import Case, Experiment, dump_config
+from .distributions import to_units
+from .estimators import SupportArrays, estimate
+from .sampling import count_paths
+from .summary import analytic_table, replicates_frame, summarize_case
+
+#: Counts held in memory per block (rows × categories), which bounds a block's size.
+BLOCK_CELLS = 1 << 21
+#: Most replicates in one block.
+MAX_BLOCK = 1024
+
+
+def block_size(k_support: int) -> int:
+    """Replicates per block for a case with ``k_support`` possible categories."""
+    return max(1, min(MAX_BLOCK, BLOCK_CELLS // max(1, k_support)))
+
+
+def case_key(name: str) -> int:
+    """A stable 64-bit key for a case name (part of its blocks' seeds)."""
+    return int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "little")
+
+
+def block_rng(seed: int, case: str, block: int) -> np.random.Generator:
+    """The generator of one block of one case."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(case_key(case), block)))
+
+
+def simulate_case(experiment: Experiment, case: Case) -> np.ndarray:
+    """Simulate every replicate of ``case``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(replicates, checkpoints, estimators)`` in nats.
+    """
+    arrays = SupportArrays.from_pair(case.pair)
+    reps, ckpts, names = experiment.replicates, experiment.checkpoints, experiment.estimators
+    out = np.empty((reps, len(ckpts), len(names)))
+    size = block_size(arrays.probs.size)
+    for b in range(math.ceil(reps / size)):
+        rows = slice(b * size, min(reps, (b + 1) * size))
+        rng = block_rng(experiment.seed, case.name, b)
+        paths = count_paths(arrays.probs, ckpts, rows.stop - rows.start, rng=rng, method=experiment.sampler)
+        for j, (n, counts) in enumerate(zip(ckpts, paths, strict=True)):
+            values = estimate(counts, n, arrays, names)
+            for e, name in enumerate(names):
+                out[rows, j, e] = values[name]
+    return out
+
+
+@dataclass
+class RunReport:
+    """What :func:`run_experiment` did: where it wrote and how long each stage took."""
+
+    experiment: Experiment
+    path: Path
+    timings: dict[str, float] = field(default_factory=dict)
+    summary: pd.DataFrame | None = None
+    analytic: pd.DataFrame | None = None
+
+
+class _Stopwatch:
+    def __init__(self, timings: dict[str, float]):
+        self.timings = timings
+
+    def __call__(self, stage: str):
+        sw = self
+
+        class _Stage:
+            def __enter__(self):
+                self.t0 = time.perf_counter()
+
+            def __exit__(self, *exc):
+                sw.timings[stage] = sw.timings.get(stage, 0.0) + time.perf_counter() - self.t0
+
+        return _Stage()
+
+
+def run_experiment(
+    experiment: Experiment,
+    out: str | Path = "results",
+    *,
+    command: Sequence[str] | None = None,
+    after: Callable[[RunReport, Path], None] | None = None,
+) -> RunReport:
+    """Simulate ``experiment`` and publish its results folder ``out/<name>/``.
+
+    Parameters
+    ----------
+    experiment : Experiment
+        A validated experiment (see :func:`sim.config.load_config`).
+    out : path
+        The parent folder; created if needed.
+    command : sequence of str, optional
+        The command line recorded in ``run.json`` (default: ``sys.argv``).
+    after : callable, optional
+        Called as ``after(report, folder)`` with the staged folder once the
+        tables are written, before it is published; used to draw figures.
+        Its time is recorded as the ``figures`` stage.
+
+    Returns
+    -------
+    RunReport
+
+    Raises
+    ------
+    sim.errors.OutputError
+        If ``out`` cannot be written (checked before simulating).
+    """
+    t_start = time.perf_counter()
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    out = res.prepare_output(Path(out))
+    report = RunReport(experiment, out / experiment.name)
+    stage = _Stopwatch(report.timings)
+    with stage("analytic"):
+        analytic = analytic_table(experiment)
+    summaries, replicate_frames = [], []
+    for case, arow in zip(experiment.cases, analytic.to_dict("records"), strict=True):
+        with stage("simulate"):
+            values = to_units(simulate_case(experiment, case), experiment.units)
+        with stage("summarize"):
+            kw = dict(case=case.name, checkpoints=experiment.checkpoints, estimators=experiment.estimators)
+            summaries.append(summarize_case(values, analytic=arow, **kw))
+            replicate_frames.append(replicates_frame(values, **kw))
+    summary = pd.concat(summaries, ignore_index=True)
+    report.summary, report.analytic = summary, analytic
+    with res.staged_folder(out, experiment.name) as tmp:
+        with stage("write"):
+            (tmp / res.CONFIG).write_text(dump_config(experiment), encoding="utf-8")
+            res.write_csv(analytic, tmp / res.ANALYTIC)
+            res.write_csv(summary, tmp / res.SUMMARY)
+            res.write_csv(pd.concat(replicate_frames, ignore_index=True), tmp / res.REPLICATES)
+        if after is not None:
+            with stage("figures"):
+                after(report, tmp)
+        report.timings["total"] = time.perf_counter() - t_start
+        res.write_json(_run_info(experiment, command, started, report.timings), tmp / res.RUN)
+    return report
+
+
+def _run_info(experiment: Experiment, command, started: str, timings: dict[str, float]) -> dict:
+    import yaml
+
+    versions = {"sim": __version__, "python": platform.python_version()}
+    for mod in ("numpy", "pandas", "yaml", "click", "scipy", "matplotlib", "seaborn"):
+        m = sys.modules.get(mod)
+        if m is not None:
+            versions[{"yaml": "pyyaml"}.get(mod, mod)] = getattr(m, "__version__", "?")
+    versions["pyyaml"] = yaml.__version__
+    return {
+        "experiment": experiment.name,
+        "config": experiment.source,
+        "seed": experiment.seed,
+        "command": list(sys.argv if command is None else command),
+        "started": started,
+        "platform": platform.platform(),
+        "versions": versions,
+        "wall_seconds": {k: round(v, 4) for k, v in timings.items()},
+    }

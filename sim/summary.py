@@ -1,0 +1,149 @@
+"""Tidy tables: analytic quantities per case, summaries per case × n × estimator.
+
+Every value is converted to the experiment's units here, at the boundary
+between the simulation (nats) and the tables users read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .config import Case, Experiment
+from .distributions import to_units
+
+ANALYTIC_COLUMNS = [
+    "case",
+    "family",
+    "k",
+    "k_support",
+    "units",
+    "kl_pq",
+    "kl_qp",
+    "entropy_p",
+    "cross_entropy_pq",
+    "llr_sigma",
+    "cross_entropy_sigma",
+    "entropy_sigma",
+]
+
+SUMMARY_COLUMNS = [
+    "case",
+    "n",
+    "estimator",
+    "units",
+    "target",
+    "mean",
+    "sd",
+    "mcse",
+    "bias",
+    "rmse",
+    "q05",
+    "q50",
+    "q95",
+    "replicates",
+]
+
+#: Estimator → (its limit, the per-sample sd of its summands) as analytic columns.
+REFERENCES = {
+    "llr": ("kl_pq", "llr_sigma"),
+    "cross_entropy": ("cross_entropy_pq", "cross_entropy_sigma"),
+    "entropy": ("entropy_p", "entropy_sigma"),
+    "plugin_kl": ("kl_pq", None),
+}
+
+
+def analytic_row(case: Case, units: str) -> dict:
+    """The exact quantities of one case, in ``units``."""
+    pair = case.pair
+    row = {
+        "case": case.name,
+        "family": pair.family,
+        "k": pair.p.k,
+        "k_support": int(pair.support.size),
+        "units": units,
+    }
+    for col in ANALYTIC_COLUMNS[5:]:
+        attr = {"cross_entropy_pq": "cross_entropy"}.get(col, col)
+        row[col] = float(to_units(getattr(pair, attr), units))
+    return row
+
+
+def analytic_table(experiment: Experiment) -> pd.DataFrame:
+    """``analytic.csv``: one row per case."""
+    rows = [analytic_row(c, experiment.units) for c in experiment.cases]
+    return pd.DataFrame(rows, columns=ANALYTIC_COLUMNS)
+
+
+def summarize_case(
+    values: np.ndarray,
+    *,
+    case: str,
+    checkpoints: Sequence[int],
+    estimators: Sequence[str],
+    analytic: dict,
+) -> pd.DataFrame:
+    """Summaries of one case's replicates.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        ``(replicates, len(checkpoints), len(estimators))``, in the units of
+        ``analytic``.
+    case : str
+        The case name.
+    checkpoints, estimators : sequence
+        Labels of the second and third axes.
+    analytic : dict
+        The case's row of :func:`analytic_table`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per n × estimator with :data:`SUMMARY_COLUMNS`.
+    """
+    r = values.shape[0]
+    targets = np.array([analytic[REFERENCES[e][0]] for e in estimators])
+    mean = values.mean(axis=0)
+    sd = values.std(axis=0, ddof=1)
+    q05, q50, q95 = np.quantile(values, [0.05, 0.5, 0.95], axis=0)
+    rmse = np.sqrt(np.mean((values - targets) ** 2, axis=0))
+    j, e = np.meshgrid(np.arange(len(checkpoints)), np.arange(len(estimators)), indexing="ij")
+    j, e = j.ravel(), e.ravel()
+    return pd.DataFrame(
+        {
+            "case": case,
+            "n": np.asarray(checkpoints, dtype=np.int64)[j],
+            "estimator": np.asarray(estimators, dtype=object)[e],
+            "units": analytic["units"],
+            "target": targets[e],
+            "mean": mean[j, e],
+            "sd": sd[j, e],
+            "mcse": sd[j, e] / np.sqrt(r),
+            "bias": mean[j, e] - targets[e],
+            "rmse": rmse[j, e],
+            "q05": q05[j, e],
+            "q50": q50[j, e],
+            "q95": q95[j, e],
+            "replicates": r,
+        },
+        columns=SUMMARY_COLUMNS,
+    )
+
+
+def replicates_frame(
+    values: np.ndarray, *, case: str, checkpoints: Sequence[int], estimators: Sequence[str]
+) -> pd.DataFrame:
+    """``replicates.csv.gz`` rows of one case: case, replicate, n, one column per estimator."""
+    r, j, _ = values.shape
+    data = {
+        "case": case,
+        "replicate": np.repeat(np.arange(r, dtype=np.int64), j),
+        "n": np.tile(np.asarray(checkpoints, dtype=np.int64), r),
+    }
+    flat = values.reshape(r * j, -1)
+    for i, name in enumerate(estimators):
+        data[name] = flat[:, i]
+    return pd.DataFrame(data)
