@@ -167,14 +167,14 @@ def run_experiment(
 
 
 def _run_info(experiment: Experiment, command, started: str, timings: dict[str, float]) -> dict:
-    import yaml
+    from importlib import metadata
 
     versions = {"sim": __version__, "python": platform.python_version()}
-    for mod in ("numpy", "pandas", "yaml", "click", "scipy", "matplotlib", "seaborn"):
-        m = sys.modules.get(mod)
-        if m is not None:
-            versions[{"yaml": "pyyaml"}.get(mod, mod)] = getattr(m, "__version__", "?")
-    versions["pyyaml"] = yaml.__version__
+    for dist in ("numpy", "pandas", "scipy", "pyyaml", "click", "matplotlib", "seaborn"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = None
     return {
         "experiment": experiment.name,
         "config": experiment.source,

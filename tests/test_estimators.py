@@ -1,0 +1,71 @@
+"""Estimators from counts: definitions, per-replicate identities, the source's example."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from sim import distributions as d
+from sim.estimators import SupportArrays, coin_sequence, estimate
+
+
+def _random_counts(pair, n, rows, seed):
+    rng = np.random.default_rng(seed)
+    arrays = SupportArrays.from_pair(pair)
+    return arrays, rng.multinomial(n, arrays.probs, size=rows)
+
+
+@pytest.mark.parametrize(
+    "pair",
+    [
+        d.Pair(d.coin(0.7), d.coin(0.5)),
+        d.Pair(d.categorical([0.5, 0.3, 0.2, 0.0]), d.uniform(4)),
+        d.Pair(d.zipf(300, 1.1), d.uniform(300)),
+    ],
+)
+@pytest.mark.parametrize("n", [1, 7, 1000, 10**9])
+def test_estimators_match_their_definitions(pair, n):
+    arrays, counts = _random_counts(pair, n, 40, seed=n)
+    est = estimate(counts, n, arrays)
+    f = counts / n
+    np.testing.assert_allclose(est["llr"], f @ (arrays.log_p - arrays.log_q), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(est["cross_entropy"], -(f @ arrays.log_q), rtol=1e-12)
+    np.testing.assert_allclose(est["entropy"], -(f @ arrays.log_p), rtol=1e-12, atol=1e-15)
+    q_support = np.exp(arrays.log_q)
+    # KL(f‖q) with q's mass outside p's support included: scipy normalises q,
+    # so give it the full q vector padded with that mass.
+    outside = 1.0 - q_support.sum()
+    ref = [stats.entropy(np.append(row, 0.0), np.append(q_support, max(outside, 0.0))) for row in f]
+    np.testing.assert_allclose(est["plugin_kl"], ref, rtol=1e-9, atol=1e-15)
+    # identities, per replicate
+    np.testing.assert_allclose(est["cross_entropy"] - est["entropy"], est["llr"], rtol=1e-11, atol=1e-14)
+    assert np.all(est["plugin_kl"] >= est["llr"])
+
+
+def test_requested_estimators_only():
+    pair = d.Pair(d.coin(0.7), d.coin(0.5))
+    arrays, counts = _random_counts(pair, 10, 5, seed=1)
+    assert set(estimate(counts, 10, arrays, ["plugin_kl"])) == {"plugin_kl"}
+    with pytest.raises(ValueError):
+        estimate(counts, 10, arrays, ["nope"])
+
+
+def test_source_example_hthhtth():
+    r = coin_sequence("HTHHTTH", 0.5, 0.8)
+    assert (r.heads, r.tails, r.n) == (4, 3, 7)
+    assert r.loglik_p == pytest.approx(7 * math.log(0.5))
+    assert r.loglik_q == pytest.approx(4 * math.log(0.8) + 3 * math.log(0.2))
+    assert round(r.llr, 4) == 0.1241
+    assert round(r.kl_pq, 4) == 0.2231
+
+
+def test_coin_sequence_edge_cases():
+    assert coin_sequence("h t", 0.5, 0.5).llr == 0.0
+    assert coin_sequence("HH", 0.5, 1.0).kl_pq == math.inf
+    assert coin_sequence("T", 0.0, 0.5).loglik_p == 0.0
+    for bad in ("", "HTX"):
+        with pytest.raises(ValueError):
+            coin_sequence(bad, 0.5, 0.8)

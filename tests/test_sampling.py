@@ -1,0 +1,84 @@
+"""Exact sampling: count paths against exact Binomial and Multinomial laws."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from sim.sampling import count_paths
+from tests.conftest import ALPHA, assert_matches_pmf, z_crit
+
+R = 20_000
+
+
+def _paths(probs, checkpoints, size, seed, method):
+    rng = np.random.default_rng(seed)
+    return [c.copy() for c in count_paths(np.asarray(probs), checkpoints, size, rng=rng, method=method)]
+
+
+@pytest.mark.parametrize("method", ["counts", "per-sample"])
+def test_coin_heads_follow_the_binomial_law_at_every_checkpoint(method):
+    p, ckpts = 0.7, [3, 10, 25]
+    paths = _paths([p, 1 - p], ckpts, R, seed=11, method=method)
+    for n, c in zip(ckpts, paths, strict=True):
+        assert np.all(c.sum(axis=1) == n)
+        assert_matches_pmf(c[:, 0], stats.binom.pmf(np.arange(n + 1), n, p), alpha=ALPHA / len(ckpts))
+
+
+@pytest.mark.parametrize("method", ["counts", "per-sample"])
+def test_paths_are_nested_with_independent_increments(method):
+    # (heads among the first 3, heads among flips 4..10) must be the product
+    # of Binomial(3, p) and Binomial(7, p): the joint law of one sample path.
+    p = 0.3
+    first, second = _paths([p, 1 - p], [3, 10], R, seed=12, method=method)
+    assert np.all(second >= first)
+    a, b = first[:, 0], second[:, 0] - first[:, 0]
+    joint = np.outer(stats.binom.pmf(np.arange(4), 3, p), stats.binom.pmf(np.arange(8), 7, p)).ravel()
+    assert_matches_pmf(a * 8 + b, joint)
+
+
+@pytest.mark.parametrize("method", ["counts", "per-sample"])
+def test_categorical_counts_follow_the_multinomial_law(method):
+    p, n = np.array([0.4, 0.3, 0.2, 0.1]), 4
+    (counts,) = _paths(p, [n], R, seed=13, method=method)
+    compositions = [c for c in itertools.product(range(n + 1), repeat=4) if sum(c) == n]
+    index = {c: i for i, c in enumerate(compositions)}
+    observed = np.array([index[tuple(row)] for row in counts])
+    pmf = stats.multinomial.pmf(np.array(compositions), n, p)
+    assert_matches_pmf(observed, pmf)
+
+
+def test_large_k_switches_between_observations_and_multinomial_exactly():
+    # K = 50: increments of 5 and 15 are drawn as observations, 980 as a
+    # multinomial.  Category 0's count must be Binomial(N, p_0) throughout.
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(50))
+    p = np.sort(p)[::-1]
+    ckpts = [5, 20, 1000]
+    paths = _paths(p, ckpts, 5000, seed=14, method="counts")
+    for n, c in zip(ckpts, paths, strict=True):
+        assert np.all(c.sum(axis=1) == n)
+        assert_matches_pmf(c[:, 0], stats.binom.pmf(np.arange(n + 1), n, p[0]), alpha=ALPHA / 6)
+        assert_matches_pmf(c[:, 7], stats.binom.pmf(np.arange(n + 1), n, p[7]), alpha=ALPHA / 6)
+
+
+def test_huge_n_without_overflow():
+    p, ckpts, size = 0.3, [10**12, 10**15], 2000
+    paths = _paths([p, 1 - p], ckpts, size, seed=15, method="counts")
+    for n, c in zip(ckpts, paths, strict=True):
+        assert c.dtype == np.int64 and np.all(c.sum(axis=1) == n)
+        freq = c[:, 0] / n
+        se = np.sqrt(p * (1 - p) / n / size)
+        assert abs(freq.mean() - p) <= z_crit(2) * se
+
+
+def test_single_category_and_bad_checkpoints():
+    (c,) = _paths([1.0], [7], 3, seed=0, method="counts")
+    assert np.all(c[:, 0] == 7)
+    with pytest.raises(ValueError, match="increasing"):
+        _paths([0.5, 0.5], [5, 5], 3, seed=0, method="counts")
+    with pytest.raises(ValueError, match="unknown"):
+        _paths([0.5, 0.5], [5], 3, seed=0, method="bogus")
