@@ -96,13 +96,53 @@ def run(configs: tuple[str, ...], out: str, overrides: tuple[str, ...], no_figur
     from .runner import run_experiment
 
     experiments = load_all(resolve_paths(configs), overrides)
+    after = None if no_figures else _draw_figures
     for experiment in experiments:
         t0 = time.perf_counter()
-        report = run_experiment(experiment, out, command=[os.path.basename(sys.argv[0]), *sys.argv[1:]])
+        report = run_experiment(
+            experiment, out, command=[os.path.basename(sys.argv[0]), *sys.argv[1:]], after=after
+        )
         click.echo(
             f"{experiment.name}: {len(experiment.cases)} case(s) × {len(experiment.checkpoints)} sizes × "
             f"{experiment.replicates:,} replicates → {report.path} ({time.perf_counter() - t0:.1f} s)"
         )
+
+
+def _draw_figures(report, folder) -> None:
+    from .figures import draw_figures
+
+    draw_figures(folder)
+
+
+@main.command()
+@click.argument("results", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=str))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["png", "svg", "pdf"]),
+    default="png",
+    show_default=True,
+    help="Image format (PNG at 200 dpi).",
+)
+@_fail_on_library_errors
+def plot(results: tuple[str, ...], fmt: str) -> None:
+    """Redraw the figures of RESULTS folders from their CSVs and config.yaml alone.
+
+    Never re-simulates: reads summary.csv, analytic.csv, replicates.csv.gz and
+    config.yaml, and replaces RESULTS/figures/ once every figure is drawn.
+
+    \b
+    Examples:
+      sim plot results/*
+      sim plot results/coin --format svg
+    """
+    from .figures import draw_figures, load_tables
+
+    for folder in results:
+        load_tables(folder)  # every folder readable before any is redrawn
+    for folder in results:
+        written = draw_figures(folder, fmt=fmt)
+        click.echo(f"{folder}: {len(written)} figures → {os.path.join(folder, 'figures')}")
 
 
 @main.command()

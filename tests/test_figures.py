@@ -1,0 +1,173 @@
+"""Figures: drawn from DataFrames alone, every kind, and `sim plot` from saved results."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib
+import matplotlib.pyplot as plt
+import pytest
+from matplotlib.colors import to_hex
+
+from sim import figures
+from sim.config import parse_config
+from sim.runner import run_experiment
+from tests.conftest import TINY
+
+matplotlib.use("Agg")
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+@pytest.fixture(scope="module")
+def tiny_results(tmp_path_factory):
+    out = tmp_path_factory.mktemp("results")
+    return run_experiment(parse_config(TINY), out).path
+
+
+@pytest.fixture(scope="module")
+def tables(tiny_results):
+    return figures.load_tables(tiny_results)
+
+
+def _visible(fig):
+    return [ax for ax in fig.axes if ax.get_visible()]
+
+
+def test_every_figure_kind_from_dataframes(tables):
+    figs = figures.build_figures(tables)
+    assert list(figs) == list(figures.KINDS)
+    for kind, fig in figs.items():
+        axes = _visible(fig)
+        expected = 3 if kind == "clt" else 2  # clt adds a small-n panel for the coin
+        assert len(axes) == expected, kind
+        titles = " ".join(ax.get_title() for ax in axes)
+        assert "coin: p = 0.7, q = 0.5" in titles, kind
+        assert "die: p = (0.5, 0.25, 0.25, 0), q = uniform(K=4)" in titles.replace("\n", " "), kind
+        if kind != "clt":
+            assert all(ax.get_xscale() == "log" for ax in axes), kind
+            assert all("nats" in ax.get_ylabel() for ax in axes), kind
+        assert fig.legends, kind  # one shared legend
+
+
+def test_axes_level_functions_take_dataframes_and_return_axes(tables):
+    summary, analytic, replicates = tables["summary"], tables["analytic"], tables["replicates"]
+    row = analytic.iloc[0].to_dict()
+    case = summary[summary.case == row["case"]]
+    reps = replicates[replicates.case == row["case"]]
+    for draw, data in [
+        (figures.plot_convergence, case),
+        (figures.plot_error, case),
+        (figures.plot_decomposition, case),
+        (figures.plot_paths, reps),
+        (figures.plot_clt, reps),
+    ]:
+        _, ax = plt.subplots()
+        assert draw(data, row, ax=ax) is ax
+        assert draw(data, row) is plt.gca()  # ax=None draws on the current Axes
+
+
+def test_error_figure_reports_exact_estimators_instead_of_log_zero(tables):
+    fig = figures.error_figure(tables["summary"], tables["analytic"], config=tables["config"])
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    # q is uniform in both TINY cases, so −log q(X) is constant: cross-entropy is exact.
+    assert texts == ["exact, RMSE 0: cross-entropy"] * 2
+    s = tables["summary"].copy()
+    s.loc[s.estimator == "entropy", "rmse"] = 0.0
+    fig = figures.error_figure(s, tables["analytic"], config=tables["config"])
+    assert [t.get_text() for ax in fig.axes for t in ax.texts] == [
+        "exact, RMSE 0: entropy, cross-entropy"
+    ] * 2
+
+
+def test_clt_draws_the_exact_lattice_for_coins(tables):
+    coin = tables["replicates"][tables["replicates"].case == "coin"]
+    row = tables["analytic"].set_index("case").loc["coin"].to_dict() | {"case": "coin"}
+    ax = figures.plot_clt(coin, row, n=10, coin=(0.7, 0.5))
+    labels = ax.get_legend_handles_labels()[1]
+    assert "exact (Binomial lattice)" in labels and "standard normal" in labels
+
+
+def test_estimator_colours_are_fixed_distinct_and_colourblind_safe():
+    palette = {to_hex(c) for c in figures.sns.color_palette("colorblind")}
+    colours = [to_hex(c) for c in figures.COLOURS.values()]
+    assert len(set(colours)) == len(colours)
+    assert set(colours) <= palette
+
+
+def test_twelve_cases_fit_in_a_grid(tmp_path):
+    cases = "\n".join(f"  - {{name: c{i}, p: 0.5, q: {0.05 + 0.075 * i:.3f}}}" for i in range(12))
+    e = parse_config(f"name: many\nreplicates: 20\nn: [1, 10, 100]\ncases:\n{cases}\n")
+    folder = run_experiment(e, tmp_path).path
+    fig = figures.convergence_figure(*(figures.load_tables(folder)[k] for k in ("summary", "analytic")))
+    assert len(_visible(fig)) == 12
+    assert fig.get_size_inches()[0] <= 18  # four columns
+
+
+@pytest.mark.parametrize(
+    ("spec", "text"),
+    [
+        (0.5, "0.5"),
+        ([0.1, 0.9], "(0.1, 0.9)"),
+        ([0.1] * 10, "[10 probabilities]"),
+        ({"uniform": 4}, "uniform(K=4)"),
+        ({"zipf": {"k": 50000, "s": 1.07}}, "Zipf(K=50,000, s=1.07)"),
+        ({"dirichlet": {"k": 20, "alpha": 0.5, "seed": 1}}, "Dirichlet(K=20, α=0.5, seed 1)"),
+    ],
+)
+def test_describe_distribution(spec, text):
+    assert figures.describe_distribution(spec) == text
+
+
+def test_sim_plot_writes_every_figure(cli, tiny_results, tmp_path):
+    folder = tmp_path / "tiny"
+    shutil.copytree(tiny_results, folder)
+    shutil.rmtree(folder / "figures", ignore_errors=True)
+    r = cli("plot", str(folder))
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in (folder / "figures").iterdir()) == sorted(f"{k}.png" for k in figures.KINDS)
+    r = cli("plot", str(folder), "--format", "svg")
+    assert r.exit_code == 0
+    assert sorted(p.suffix for p in (folder / "figures").iterdir()) == [".svg"] * len(figures.KINDS)
+
+
+def test_sim_plot_in_a_fresh_process_needs_only_the_csvs(tiny_results, tmp_path):
+    folder = tmp_path / "copy"
+    folder.mkdir()
+    for name in ("summary.csv", "analytic.csv", "replicates.csv.gz", "config.yaml"):
+        shutil.copy(tiny_results / name, folder / name)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    r = subprocess.run(
+        [sys.executable, "-m", "sim", "plot", str(folder)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    assert {p.stem for p in (folder / "figures").iterdir()} == set(figures.KINDS)
+
+
+def test_sim_plot_refuses_a_folder_that_is_not_results(cli, tiny_results, tmp_path):
+    folder = tmp_path / "partial"
+    folder.mkdir()
+    shutil.copy(tiny_results / "summary.csv", folder)
+    r = cli("plot", str(folder))
+    assert r.exit_code == 2 and "missing analytic.csv" in r.stderr
+    assert not (folder / "figures").exists()
+
+
+def test_run_draws_figures_unless_told_not_to(cli, write_config, tmp_path):
+    cfg = write_config(TINY.replace("replicates: 50", "replicates: 10"))
+    assert cli("run", str(cfg), "--out", str(tmp_path / "a")).exit_code == 0
+    assert {p.stem for p in (tmp_path / "a" / "tiny" / "figures").iterdir()} == set(figures.KINDS)
+    assert cli("run", str(cfg), "--out", str(tmp_path / "b"), "--no-figures").exit_code == 0
+    assert not (tmp_path / "b" / "tiny" / "figures").exists()
