@@ -106,6 +106,42 @@ def run(configs: tuple[str, ...], out: str, overrides: tuple[str, ...], no_figur
             f"{experiment.name}: {len(experiment.cases)} case(s) × {len(experiment.checkpoints)} sizes × "
             f"{experiment.replicates:,} replicates → {report.path} ({time.perf_counter() - t0:.1f} s)"
         )
+        click.echo(f"  {report.check.headline()}", err=not report.check.passed)
+
+
+@main.command()
+@click.argument("results", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=str))
+@click.option(
+    "--alpha",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=1e-3,
+    show_default=True,
+    help="Family-wise false-alarm rate of each folder's tests (Bonferroni-corrected).",
+)
+@_fail_on_library_errors
+def check(results: tuple[str, ...], alpha: float) -> None:
+    """Test RESULTS folders against exact theory; exit 1 if any test fails.
+
+    Reads only summary.csv and config.yaml.  Every row's mean is compared
+    with its exact expectation and every sd with its exact value (z-scores,
+    Bonferroni-corrected across the folder's tests), the llr's coverage95
+    with its exact value for coins; rows whose exact spread is 0 must match
+    up to rounding.
+
+    \b
+    Examples:
+      sim check results/*
+      sim check results/coin --alpha 0.01
+    """
+    from .check import check_results
+
+    reports = [check_results(folder, alpha=alpha) for folder in results]
+    for i, report in enumerate(reports):
+        if i:
+            click.echo()
+        click.echo(report.table())
+    if not all(r.passed for r in reports):
+        sys.exit(1)
 
 
 def _draw_figures(report, folder) -> None:

@@ -76,6 +76,22 @@ def xlog1px_minus_x(r: np.ndarray) -> np.ndarray:
     return out
 
 
+#: Differences within this many ulps of the values compared are rounding, not spread.
+ROUNDING_ULPS = 16
+
+
+def snap_rounding(dev: np.ndarray, scale: np.ndarray | float) -> np.ndarray:
+    """Set to 0 the deviations no larger than the rounding of values of size ``scale``.
+
+    Used where a spread is computed from values that are equal in exact
+    arithmetic but were reached by different roundings, so that a constant
+    quantity has a standard deviation of exactly 0, not 1e-16.
+    """
+    dev = np.array(dev, dtype=float)
+    dev[np.abs(dev) <= ROUNDING_ULPS * np.finfo(float).eps * np.asarray(scale)] = 0.0
+    return dev
+
+
 @dataclass(frozen=True, eq=False)
 class Distribution:
     """A probability vector over K categories.
@@ -131,7 +147,10 @@ def coin(heads: float) -> Distribution:
     if not 0.0 <= h <= 1.0:
         raise ValueError(f"P(heads) must be in [0, 1], got {h!r}")
     probs = np.array([h, 1.0 - h])
-    logs = np.array([math.log(h) if h > 0 else -math.inf, math.log1p(-h) if h < 1 else -math.inf])
+    # log1p keeps precision for small h; for h ≥ ½, 1 − h is exact (Sterbenz) and
+    # log(1 − h) makes a fair coin's two logs bit-for-bit equal.
+    tails = math.log1p(-h) if h < 0.5 else math.log(1.0 - h) if h < 1 else -math.inf
+    logs = np.array([math.log(h) if h > 0 else -math.inf, tails])
     return Distribution("coin", _frozen(probs), _frozen(logs), heads=h)
 
 
@@ -281,8 +300,15 @@ class Pair:
         return self._sd(-self.q.log_probs[self.support], self.cross_entropy)
 
     def _sd(self, values: np.ndarray, mean: float) -> float:
+        """sd under p of ``values`` (on the support) around their exact ``mean``.
+
+        Values that differ from the mean by no more than their own rounding
+        (see :func:`snap_rounding`) are taken as equal to it, so a quantity that is constant in
+        exact arithmetic has sd exactly 0.
+        """
         w = self.p.probs[self.support]
-        return math.sqrt(math.fsum(w * (values - mean) ** 2))
+        dev = snap_rounding(values - mean, np.maximum(np.abs(values), abs(mean)))
+        return math.sqrt(math.fsum(w * dev**2))
 
 
 def _kl(base: np.ndarray, delta: np.ndarray) -> float:

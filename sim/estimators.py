@@ -36,6 +36,7 @@ class SupportArrays:
     log_p: np.ndarray
     log_q: np.ndarray
     log_ratio: np.ndarray
+    index: np.ndarray
     total: float = 1.0
 
     @classmethod
@@ -48,6 +49,7 @@ class SupportArrays:
             log_p=pair.p.log_probs[idx],
             log_q=pair.q.log_probs[idx],
             log_ratio=pair.log_ratio[order],
+            index=idx,
             total=math.fsum(pair.p.probs[idx]),
         )
 
@@ -96,6 +98,23 @@ def estimate(counts: np.ndarray, n: int, arrays: SupportArrays, names=ESTIMATORS
         else:
             raise ValueError(f"unknown estimator {name!r}")
     return out
+
+
+def llr_covered(counts: np.ndarray, n: int, llr: np.ndarray, pair: Pair, arrays: SupportArrays) -> np.ndarray:
+    """Whether |llr − KL| ≤ 1.96 σ/√n, per row: the event behind ``coverage95``.
+
+    For a coin the event is decided on the integer number of heads (see
+    :func:`sim.exact.coin_coverage_bounds`), exactly as in its exact
+    probability; otherwise on the llr values, allowing for rounding.
+    """
+    from .exact import Z95, coin_coverage_bounds
+
+    sigma, kl = pair.llr_sigma, pair.kl_pq
+    if pair.family == "coin" and sigma > 0 and 0.0 < pair.p.heads < 1.0:
+        lo, hi = coin_coverage_bounds(pair.p.heads, n)
+        heads = counts[:, int(np.flatnonzero(arrays.index == 0)[0])]
+        return (heads >= lo) & (heads <= hi)
+    return np.abs(llr - kl) <= Z95 * sigma / math.sqrt(n) + 1e-12 * max(1.0, abs(kl))
 
 
 def _kl_to_p(c, rows, cols, n, size, arrays: SupportArrays) -> np.ndarray:

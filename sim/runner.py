@@ -26,9 +26,10 @@ import pandas as pd
 
 from . import __version__
 from . import results as res
+from .check import CheckReport, check_summary
 from .config import Case, Experiment, dump_config
 from .distributions import to_units
-from .estimators import SupportArrays, estimate
+from .estimators import SupportArrays, estimate, llr_covered
 from .sampling import count_paths
 from .summary import analytic_table, replicates_frame, summarize_case
 
@@ -53,17 +54,22 @@ def block_rng(seed: int, case: str, block: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(case_key(case), block)))
 
 
-def simulate_case(experiment: Experiment, case: Case) -> np.ndarray:
+def simulate_case(experiment: Experiment, case: Case) -> tuple[np.ndarray, np.ndarray]:
     """Simulate every replicate of ``case``.
 
     Returns
     -------
-    numpy.ndarray
+    values : numpy.ndarray
         ``(replicates, checkpoints, estimators)`` in nats.
+    covered : numpy.ndarray
+        ``(replicates, checkpoints)`` booleans: |llr − KL| ≤ 1.96 σ/√n
+        (see :func:`sim.estimators.llr_covered`); all False when ``llr`` is
+        not among the estimators.
     """
     arrays = SupportArrays.from_pair(case.pair)
     reps, ckpts, names = experiment.replicates, experiment.checkpoints, experiment.estimators
     out = np.empty((reps, len(ckpts), len(names)))
+    covered = np.zeros((reps, len(ckpts)), dtype=bool)
     size = block_size(arrays.probs.size)
     for b in range(math.ceil(reps / size)):
         rows = slice(b * size, min(reps, (b + 1) * size))
@@ -73,7 +79,9 @@ def simulate_case(experiment: Experiment, case: Case) -> np.ndarray:
             values = estimate(counts, n, arrays, names)
             for e, name in enumerate(names):
                 out[rows, j, e] = values[name]
-    return out
+            if "llr" in values:
+                covered[rows, j] = llr_covered(counts, n, values["llr"], case.pair, arrays)
+    return out, covered
 
 
 @dataclass
@@ -85,6 +93,7 @@ class RunReport:
     timings: dict[str, float] = field(default_factory=dict)
     summary: pd.DataFrame | None = None
     analytic: pd.DataFrame | None = None
+    check: CheckReport | None = None
 
 
 class _Stopwatch:
@@ -145,13 +154,16 @@ def run_experiment(
     summaries, replicate_frames = [], []
     for case, arow in zip(experiment.cases, analytic.to_dict("records"), strict=True):
         with stage("simulate"):
-            values = to_units(simulate_case(experiment, case), experiment.units)
+            values, covered = simulate_case(experiment, case)
+            values = to_units(values, experiment.units)
         with stage("summarize"):
-            kw = dict(case=case.name, checkpoints=experiment.checkpoints, estimators=experiment.estimators)
-            summaries.append(summarize_case(values, analytic=arow, **kw))
-            replicate_frames.append(replicates_frame(values, **kw))
+            kw = dict(checkpoints=experiment.checkpoints, estimators=experiment.estimators)
+            summaries.append(summarize_case(values, covered, case=case, analytic=arow, **kw))
+            replicate_frames.append(replicates_frame(values, case=case.name, **kw))
     summary = pd.concat(summaries, ignore_index=True)
     report.summary, report.analytic = summary, analytic
+    with stage("check"):
+        report.check = check_summary(summary, experiment, name=experiment.name)
     with res.staged_folder(out, experiment.name) as tmp:
         with stage("write"):
             (tmp / res.CONFIG).write_text(dump_config(experiment), encoding="utf-8")
@@ -162,7 +174,9 @@ def run_experiment(
             with stage("figures"):
                 after(report, tmp)
         report.timings["total"] = time.perf_counter() - t_start
-        res.write_json(_run_info(experiment, command, started, report.timings), tmp / res.RUN)
+        info = _run_info(experiment, command, started, report.timings)
+        info["check"] = {"agrees_with_theory": report.check.passed, "summary": report.check.headline()}
+        res.write_json(info, tmp / res.RUN)
     return report
 
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from . import exact
 from .config import Case, Experiment
 from .distributions import to_units
 
@@ -44,6 +45,12 @@ SUMMARY_COLUMNS = [
     "q50",
     "q95",
     "replicates",
+    "exact_mean",
+    "exact_sd",
+    "z",
+    "coverage95",
+    "coverage95_mcse",
+    "coverage95_exact",
 ]
 
 #: Estimator → (its limit, the per-sample sd of its summands) as analytic columns.
@@ -79,21 +86,25 @@ def analytic_table(experiment: Experiment) -> pd.DataFrame:
 
 def summarize_case(
     values: np.ndarray,
+    covered: np.ndarray | None = None,
     *,
-    case: str,
+    case: Case,
     checkpoints: Sequence[int],
     estimators: Sequence[str],
     analytic: dict,
 ) -> pd.DataFrame:
-    """Summaries of one case's replicates.
+    """Summaries of one case's replicates, with their exact references.
 
     Parameters
     ----------
     values : numpy.ndarray
         ``(replicates, len(checkpoints), len(estimators))``, in the units of
         ``analytic``.
-    case : str
-        The case name.
+    covered : numpy.ndarray, optional
+        ``(replicates, len(checkpoints))``: whether |llr − KL| ≤ 1.96σ/√n;
+        gives the ``coverage95`` columns of the llr rows.
+    case : Case
+        The case (its exact quantities come from ``case.pair``).
     checkpoints, estimators : sequence
         Labels of the second and third axes.
     analytic : dict
@@ -102,9 +113,12 @@ def summarize_case(
     Returns
     -------
     pandas.DataFrame
-        One row per n × estimator with :data:`SUMMARY_COLUMNS`.
+        One row per n × estimator with :data:`SUMMARY_COLUMNS`.  ``exact_mean``
+        and ``exact_sd`` are empty where not known exactly, ``z`` where
+        ``exact_sd`` is empty or 0.
     """
     r = values.shape[0]
+    units = analytic["units"]
     targets = np.array([analytic[REFERENCES[e][0]] for e in estimators])
     mean = values.mean(axis=0)
     sd = values.std(axis=0, ddof=1)
@@ -112,12 +126,19 @@ def summarize_case(
     rmse = np.sqrt(np.mean((values - targets) ** 2, axis=0))
     j, e = np.meshgrid(np.arange(len(checkpoints)), np.arange(len(estimators)), indexing="ij")
     j, e = j.ravel(), e.ravel()
-    return pd.DataFrame(
+    ns = np.asarray(checkpoints, dtype=np.int64)
+    names = np.asarray(estimators, dtype=object)
+    refs = [exact.moments(case.pair, names[b], int(ns[a])) for a, b in zip(j, e, strict=True)]
+    exact_mean = to_units(np.array([m.mean for m in refs]), units)
+    exact_sd = to_units(np.array([m.sd for m in refs]), units)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(exact_sd > 0, (mean[j, e] - exact_mean) / (exact_sd / np.sqrt(r)), np.nan)
+    frame = pd.DataFrame(
         {
-            "case": case,
-            "n": np.asarray(checkpoints, dtype=np.int64)[j],
-            "estimator": np.asarray(estimators, dtype=object)[e],
-            "units": analytic["units"],
+            "case": case.name,
+            "n": ns[j],
+            "estimator": names[e],
+            "units": units,
             "target": targets[e],
             "mean": mean[j, e],
             "sd": sd[j, e],
@@ -128,9 +149,24 @@ def summarize_case(
             "q50": q50[j, e],
             "q95": q95[j, e],
             "replicates": r,
+            "exact_mean": exact_mean,
+            "exact_sd": exact_sd,
+            "z": z,
         },
-        columns=SUMMARY_COLUMNS,
     )
+    cover = np.full(len(frame), np.nan)
+    cover_mcse = np.full(len(frame), np.nan)
+    cover_exact = np.full(len(frame), np.nan)
+    if covered is not None and "llr" in estimators:
+        rows = np.flatnonzero(names[e] == "llr")
+        c = covered.mean(axis=0)[j[rows]]
+        cover[rows] = c
+        cover_mcse[rows] = np.sqrt(c * (1 - c) / r)
+        cover_exact[rows] = [exact.coverage95(case.pair, int(n)) for n in ns[j[rows]]]
+    frame["coverage95"] = cover
+    frame["coverage95_mcse"] = cover_mcse
+    frame["coverage95_exact"] = cover_exact
+    return frame[SUMMARY_COLUMNS]
 
 
 def replicates_frame(

@@ -181,7 +181,7 @@ def test_case_streams_do_not_depend_on_other_cases():
     e2 = parse_config(
         CONFIG.replace("replicates: 4000", "replicates: 50").replace("name: coin", "name: other")
     )
-    np.testing.assert_array_equal(simulate_case(e1, e1.cases[1]), simulate_case(e2, e2.cases[1]))
+    np.testing.assert_array_equal(simulate_case(e1, e1.cases[1])[0], simulate_case(e2, e2.cases[1])[0])
 
 
 def test_both_samplers_agree():
@@ -193,8 +193,8 @@ def test_both_samplers_agree():
     per_sample = parse_config(text + "sampler: per-sample\n")
     z = z_crit(2 * 4)
     for case_c, case_s in zip(counts.cases[:2], per_sample.cases[:2], strict=True):
-        a = simulate_case(counts, case_c)[:, :, 0]
-        b = simulate_case(per_sample, case_s)[:, :, 0]
+        a = simulate_case(counts, case_c)[0][:, :, 0]
+        b = simulate_case(per_sample, case_s)[0][:, :, 0]
         sigma = case_c.pair.llr_sigma / np.sqrt([1, 5, 50, 500])
         diff = np.abs(a.mean(axis=0) - b.mean(axis=0))
         assert np.all(diff <= z * sigma * np.sqrt(2 / 3000))

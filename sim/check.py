@@ -1,0 +1,220 @@
+"""Checking a results folder against exact theory.
+
+:func:`check_summary` tests every row of a summary table against exact values
+recomputed from the experiment (not read from the table's own ``exact_*``
+columns, which are themselves checked):
+
+``mean``
+    z = (mean − exact mean)/(sd/√R), with the exact sd where it is known and
+    the replicates' own sd otherwise (the plug-in KL of a categorical case).
+``sd``
+    z = (sd − exact sd)/se(sd), where Var(s²) = μ4/R − σ⁴(R − 3)/(R(R − 1))
+    uses the exact fourth central moment and se(sd) = √Var(s²)/(2σ).
+``coverage95``
+    z = (c − c_exact)/√(c_exact(1 − c_exact)/R), for coins.
+
+All z-tests of one folder share one Bonferroni correction: with m tests and
+family-wise level α, a test fails when |z| > Φ⁻¹(1 − α/(2m)).  A quantity
+whose exact spread is 0 (p = q, σ = 0, a constant estimator) is not a
+statistical test: it passes when the value equals the exact one up to
+rounding (relative 1e-10) and fails otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from scipy import stats
+
+from . import exact
+from . import results as res
+from .config import Experiment, load_config
+from .errors import ConfigError, ResultsError
+
+#: Default family-wise false-alarm rate of one folder's tests.
+ALPHA = 1e-3
+#: Relative tolerance for quantities that are exact up to rounding.
+ROUNDING = 1e-10
+
+_COLUMNS = ["case", "n", "estimator", "quantity", "observed", "expected", "se", "z", "passed"]
+
+
+@dataclass
+class CheckReport:
+    """The outcome of checking one results table.
+
+    Attributes
+    ----------
+    name : str
+        What was checked (the experiment or folder).
+    tests : pandas.DataFrame
+        One row per test: case, n, estimator, quantity (``mean``, ``sd``,
+        ``coverage95`` or ``exact_mean column``), observed, expected, se, z
+        (empty for exact comparisons) and passed.
+    alpha : float
+        Family-wise level.
+    z_crit : float
+        The Bonferroni critical |z|.
+    """
+
+    name: str
+    tests: pd.DataFrame
+    alpha: float
+    z_crit: float
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.tests.passed.all())
+
+    @property
+    def failures(self) -> pd.DataFrame:
+        return self.tests[~self.tests.passed]
+
+    @property
+    def statistical(self) -> int:
+        """Number of z-tests (the m of the Bonferroni correction)."""
+        return int(self.tests.se.gt(0).sum())
+
+    def headline(self) -> str:
+        """One line: does it agree with theory?"""
+        z = self.tests.z.abs()
+        worst = f"; largest |z| = {z.max():.2f}" if z.notna().any() else ""
+        basis = (
+            f"{len(self.tests)} tests, {self.statistical} of them z-tests at family-wise "
+            f"α = {self.alpha:g} (Bonferroni: |z| ≤ {self.z_crit:.2f}){worst}"
+        )
+        if self.passed:
+            return f"{self.name}: agrees with theory ({basis})"
+        return f"{self.name}: DISAGREES with theory: {len(self.failures)} of {basis} fail"
+
+    def table(self) -> str:
+        """A readable table: tests per case × estimator × quantity, then every failure."""
+        t = self.tests
+        grouped = (
+            t.assign(absz=t.z.abs(), failed=~t.passed)
+            .groupby(["case", "estimator", "quantity"], sort=False)
+            .agg(tests=("passed", "size"), max_abs_z=("absz", "max"), failed=("failed", "sum"))
+            .reset_index()
+        )
+        grouped["max_abs_z"] = grouped.max_abs_z.map(lambda v: "exact" if pd.isna(v) else f"{v:.2f}")
+        lines = [self.headline(), "", grouped.to_string(index=False)]
+        if not self.passed:
+            lines += ["", "Failures:"]
+            for _, row in self.failures.iterrows():
+                z = "" if pd.isna(row.z) else f", z = {row.z:+.2f}"
+                lines.append(
+                    f"  case {row.case}, n = {row.n:,}, {row.estimator} {row.quantity}: "
+                    f"{row.observed:.10g} vs exact {row.expected:.10g}{z}"
+                )
+        return "\n".join(lines)
+
+
+def check_summary(
+    summary: pd.DataFrame, experiment: Experiment, *, alpha: float = ALPHA, name: str = ""
+) -> CheckReport:
+    """Test a summary table against the exact theory of ``experiment``."""
+    cases = {c.name: c for c in experiment.cases}
+    units = experiment.units
+    scale = 1.0 if units == "nats" else 1.0 / math.log(2.0)
+    rows: list[dict] = []
+    for _, row in summary.iterrows():
+        case = cases.get(row.case)
+        if case is None:
+            raise ResultsError(f"summary.csv names case {row.case!r}, which config.yaml does not define")
+        n, est, r = int(row.n), str(row.estimator), int(row.replicates)
+        m = exact.moments(case.pair, est, n)
+        mean, sd, mu4 = m.mean * scale, m.sd * scale, m.mu4 * scale**4
+        key = {"case": row.case, "n": n, "estimator": est}
+        if "exact_mean" in row and not _close(row.exact_mean, mean):
+            rows.append(key | _exact("exact_mean column", row.exact_mean, mean))
+        spread = sd if not math.isnan(sd) else row.sd
+        if math.isnan(sd) and row.sd <= ROUNDING * max(1.0, abs(mean)):
+            spread = 0.0  # replicates equal up to rounding: compare exactly
+        if spread > 0:
+            rows.append(key | _z("mean", row["mean"], mean, spread / math.sqrt(r)))
+        else:
+            rows.append(key | _exact("mean", row["mean"], mean))
+        if not math.isnan(sd):
+            if sd > 0:
+                var_s2 = mu4 / r - sd**4 * (r - 3) / (r * (r - 1))
+                rows.append(key | _z("sd", row.sd, sd, math.sqrt(max(var_s2, 0.0)) / (2 * sd)))
+            else:
+                rows.append(key | _exact("sd", row.sd, 0.0, reference=abs(mean)))
+        if est == "llr" and "coverage95" in row and not pd.isna(row.coverage95):
+            c = exact.coverage95(case.pair, n)
+            if not math.isnan(c):
+                if 0.0 < c < 1.0:
+                    rows.append(key | _z("coverage95", row.coverage95, c, math.sqrt(c * (1 - c) / r)))
+                else:
+                    rows.append(key | _exact("coverage95", row.coverage95, c))
+    tests = pd.DataFrame(rows, columns=_COLUMNS)
+    m_tests = max(1, int(tests.se.gt(0).sum()))
+    z_crit = float(stats.norm.isf(alpha / (2 * m_tests)))
+    stochastic = tests.se.gt(0)
+    tests.loc[stochastic, "passed"] = tests.loc[stochastic, "z"].abs() <= z_crit
+    tests["passed"] = tests.passed.astype(bool)
+    return CheckReport(name or experiment.name, tests, alpha, z_crit)
+
+
+def _z(quantity: str, observed: float, expected: float, se: float) -> dict:
+    return {
+        "quantity": quantity,
+        "observed": observed,
+        "expected": expected,
+        "se": se,
+        "z": (observed - expected) / se,
+        "passed": True,  # decided once the number of tests is known
+    }
+
+
+def _exact(quantity: str, observed: float, expected: float, *, reference: float | None = None) -> dict:
+    ref = abs(expected) if reference is None else reference
+    return {
+        "quantity": quantity,
+        "observed": observed,
+        "expected": expected,
+        "se": 0.0,
+        "z": math.nan,
+        "passed": _close(observed, expected, ref),
+    }
+
+
+def _close(observed: float, expected: float, reference: float | None = None) -> bool:
+    """Equal up to rounding; two nans (unknown) are equal."""
+    if pd.isna(observed) and pd.isna(expected):
+        return True
+    if pd.isna(observed) or pd.isna(expected):
+        return False
+    ref = abs(expected) if reference is None else reference
+    return abs(observed - expected) <= ROUNDING * max(1.0, ref)
+
+
+def check_results(folder: str | Path, *, alpha: float = ALPHA) -> CheckReport:
+    """Check the results folder ``folder`` (its ``summary.csv`` and ``config.yaml``).
+
+    Raises
+    ------
+    sim.errors.ResultsError
+        If the folder lacks those files or they cannot be read.
+    """
+    folder = Path(folder)
+    for name in (res.SUMMARY, res.CONFIG):
+        if not (folder / name).is_file():
+            raise ResultsError(f"{folder}: missing {name} (is it a results folder written by sim run?)")
+    try:
+        experiment = load_config(folder / res.CONFIG)
+    except ConfigError as exc:
+        raise ResultsError(f"{folder}: its config.yaml is not valid:\n{exc}") from None
+    try:
+        summary = res.read_csv(folder / res.SUMMARY)
+    except (OSError, ValueError) as exc:
+        raise ResultsError(f"{folder}: cannot read summary.csv: {exc}") from None
+    needed = {"case", "n", "estimator", "mean", "sd", "replicates"}
+    if not needed <= set(summary.columns):
+        raise ResultsError(
+            f"{folder}: summary.csv lacks columns {', '.join(sorted(needed - set(summary.columns)))}"
+        )
+    return check_summary(summary, experiment, alpha=alpha, name=str(folder))

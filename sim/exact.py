@@ -1,0 +1,160 @@
+"""Exact sampling distributions of the estimators at sample size n.
+
+Everything here is in nats and exact up to double-precision rounding; where a
+quantity is not known exactly it is ``nan`` (never an approximation).
+
+``llr``, ``cross_entropy``, ``entropy``
+    Means of n i.i.d. terms: mean = the target, sd = σ/√n, and the fourth
+    central moment (μ4 + 3(n − 1)σ⁴)/n³ from the per-sample moments.
+``plugin_kl``
+    E[KL(p̂‖q)] = KL(p‖q) + Σ_k E[p_k h(C_k/(n p_k) − 1)] with each count
+    C_k ~ Binomial(n, p_k) marginally; every summand is non-negative, so the
+    bias is exact to rounding.  For coins the whole law of the estimator is a
+    function of the number of heads, so its sd and fourth moment are exact too.
+``coverage95`` (llr)
+    For a coin, llr − KL = (H − np)(ℓ_H − ℓ_T)/n, so |llr − KL| ≤ 1.96σ/√n
+    exactly when |H − np| ≤ 1.96·√(np(1 − p)): a Binomial probability over
+    integer head counts, with no rounded floats deciding ties.
+
+Binomial sums
+-------------
+A sum E[g(C)] over C ~ Binomial(n, p) is taken over C within 12 sd (+15) of
+np, where the omitted tails weigh less than 1e-30.  When the sd is large the
+summand is smooth on the scale of the sd, and the sum is evaluated on every
+s-th integer (s = ⌊sd/40⌋) and multiplied by s: by Poisson summation the
+error of that is of order exp(−2π²·40²), far below rounding, so n = 10¹⁵
+costs what n = 10⁴ costs.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from .distributions import Pair, snap_rounding, xlog1px_minus_x
+
+WINDOW_SD = 12.0
+WINDOW_PAD = 15
+STRIDE_PER_SD = 40
+Z95 = 1.96
+
+
+@dataclass(frozen=True)
+class Moments:
+    """Exact mean, sd and fourth central moment of an estimator at one n (nats)."""
+
+    mean: float
+    sd: float
+    mu4: float
+
+
+def _grid(n: int, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lattice points and weights covering Binomial(n, p_k) for each k.
+
+    Returns ``(owner, c, w)``: the category index of each point, the count
+    and its weight pmf(c)·stride, so that Σ w g(c) over a category's points
+    is E[g(C_k)].
+    """
+    p = np.asarray(p, dtype=float)
+    mean = n * p
+    sd = np.sqrt(n * p * (1.0 - p))
+    half = np.ceil(WINDOW_SD * sd + WINDOW_PAD)
+    lo = np.maximum(0.0, np.floor(mean - half))
+    hi = np.minimum(float(n), np.ceil(mean + half))
+    stride = np.maximum(1.0, np.floor(sd / STRIDE_PER_SD))
+    counts = (np.floor((hi - lo) / stride) + 1).astype(np.int64)
+    owner = np.repeat(np.arange(p.size), counts)
+    start = np.cumsum(counts) - counts
+    step = np.arange(counts.sum()) - np.repeat(start, counts)
+    c = lo[owner] + step * stride[owner]
+    w = stats.binom.pmf(c, n, p[owner]) * stride[owner]
+    return owner, c, w
+
+
+def plugin_bias(pair: Pair, n: int) -> float:
+    """E[KL(p̂_n‖q)] − KL(p‖q) = E[KL(p̂_n‖p)], exactly (nats).
+
+    Categories with equal p_k are summed once and weighted by their number.
+    """
+    probs = pair.p.probs[pair.support]
+    values, multiplicity = np.unique(probs, return_counts=True)
+    owner, c, w = _grid(n, values)
+    pk = values[owner]
+    terms = w * pk * xlog1px_minus_x((c - n * pk) / (n * pk))
+    per_value = np.bincount(owner, weights=terms, minlength=values.size)
+    return math.fsum(per_value * multiplicity)
+
+
+def coin_plugin_moments(pair: Pair, n: int) -> Moments:
+    """Exact mean, sd and μ4 of KL(p̂_n‖q) for a coin, from the law of the heads."""
+    p = pair.p.heads
+    if p in (0.0, 1.0):
+        return Moments(pair.kl_pq, 0.0, 0.0)
+    _, c, w = _grid(n, np.array([p]))
+    f = c / n
+    lh, lt = pair.log_ratio  # support is both categories when 0 < p < 1
+    llr = f * lh + (1.0 - f) * lt
+    to_p = p * xlog1px_minus_x((f - p) / p) + (1.0 - p) * xlog1px_minus_x((p - f) / (1.0 - p))
+    values = llr + to_p
+    mean = pair.kl_pq + plugin_bias(pair, n)
+    dev = snap_rounding(values - mean, np.maximum(np.abs(values), abs(mean)))
+    var = math.fsum(w * dev**2)
+    return Moments(mean, math.sqrt(var), math.fsum(w * dev**4))
+
+
+def per_sample(pair: Pair, estimator: str) -> tuple[float, float, float]:
+    """Mean, variance and fourth central moment of one summand (nats)."""
+    s = pair.support
+    w = pair.p.probs[s]
+    if estimator == "llr":
+        values, mean = pair.log_ratio, pair.kl_pq
+    elif estimator == "cross_entropy":
+        values, mean = -pair.q.log_probs[s], pair.cross_entropy
+    elif estimator == "entropy":
+        values, mean = -pair.p.log_probs[s], pair.entropy_p
+    else:
+        raise ValueError(f"{estimator!r} is not a mean of i.i.d. terms")
+    dev = snap_rounding(values - mean, np.maximum(np.abs(values), abs(mean)))
+    return mean, math.fsum(w * dev**2), math.fsum(w * dev**4)
+
+
+@functools.lru_cache(maxsize=4096)
+def moments(pair: Pair, estimator: str, n: int) -> Moments:
+    """Exact moments of ``estimator`` at sample size ``n``; nan where unknown.
+
+    Cached per (pair, estimator, n): a run's summary and its check share them.
+    """
+    if estimator == "plugin_kl":
+        if pair.family == "coin":
+            return coin_plugin_moments(pair, n)
+        return Moments(pair.kl_pq + plugin_bias(pair, n), math.nan, math.nan)
+    mean, var, mu4 = per_sample(pair, estimator)
+    return Moments(mean, math.sqrt(var / n), (mu4 + 3 * (n - 1) * var**2) / n**3)
+
+
+def coin_coverage_bounds(p: float, n: int) -> tuple[int, int]:
+    """Head counts h with |llr_n − KL| ≤ 1.96 σ/√n form the integer range [lo, hi].
+
+    For a coin llr − KL = (h − np)(ℓ_H − ℓ_T)/n and σ = √(p(1 − p))·|ℓ_H − ℓ_T|,
+    so the event is |h − np| ≤ 1.96·√(np(1 − p)), whatever q is (σ > 0).
+    """
+    half = Z95 * math.sqrt(n * p * (1.0 - p))
+    return math.ceil(n * p - half), math.floor(n * p + half)
+
+
+def coverage95(pair: Pair, n: int) -> float:
+    """P(|llr_n − KL| ≤ 1.96 σ/√n) exactly for a coin; nan for other families.
+
+    A coin with σ = 0 (p = q, or p ∈ {0, 1}) has llr = KL always: coverage 1.
+    """
+    if pair.family != "coin":
+        return math.nan
+    p = pair.p.heads
+    if pair.llr_sigma == 0.0 or p in (0.0, 1.0):
+        return 1.0
+    lo, hi = coin_coverage_bounds(p, n)
+    return float(stats.binom.cdf(hi, n, p) - stats.binom.cdf(lo - 1, n, p))

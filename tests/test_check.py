@@ -1,0 +1,153 @@
+"""`sim check` and the exact-reference columns of summary.csv."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import sim.runner
+from sim.check import check_results
+from sim.config import parse_config
+from sim.runner import run_experiment
+
+CONFIG = """
+name: exactness
+seed: 4
+replicates: 400
+n: [1, 4, 30, 1000, 1000000]
+cases:
+  - {name: coin, p: 0.7, q: 0.5}
+  - {name: die, p: [0.4, 0.3, 0.2, 0.1], q: [0.1, 0.2, 0.3, 0.4]}
+  - {name: same, p: [0.2, 0.3, 0.5], q: [0.2, 0.3, 0.5]}
+  - {name: flat, p: [0.5, 0.5, 0.0], q: {uniform: 3}}
+  - {name: close, p: 0.3, q: 0.300000001}
+"""
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return run_experiment(parse_config(CONFIG), tmp_path_factory.mktemp("out")).path
+
+
+@pytest.fixture
+def copy(folder, tmp_path):
+    target = tmp_path / "copy"
+    shutil.copytree(folder, target)
+    return target
+
+
+def test_a_correct_run_passes_and_says_so(folder, cli):
+    report = check_results(folder)
+    assert report.passed, report.table()
+    assert "agrees with theory" in report.headline() and "Bonferroni" in report.headline()
+    r = cli("check", str(folder))
+    assert r.exit_code == 0 and "agrees with theory" in r.stdout
+
+
+def test_summary_has_exact_references(folder):
+    s = pd.read_csv(folder / "summary.csv")
+    for col in ("exact_mean", "exact_sd", "z", "coverage95", "coverage95_mcse", "coverage95_exact"):
+        assert col in s.columns
+    llr = s[s.estimator == "llr"]
+    np.testing.assert_allclose(llr.exact_mean, llr.target, rtol=1e-14)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (s["mean"] - s.exact_mean) / (s.exact_sd / np.sqrt(s.replicates))
+    z = z.where(s.exact_sd > 0)
+    np.testing.assert_allclose(s.z, z, rtol=1e-12, equal_nan=True)
+    plugin = s[(s.estimator == "plugin_kl") & (s.case == "die")]
+    assert plugin.exact_mean.notna().all() and plugin.exact_sd.isna().all()  # sd unknown: empty
+    assert s[s.estimator != "llr"].coverage95.isna().all()
+    assert llr[llr.case == "coin"].coverage95_exact.notna().all()
+    assert llr[llr.case == "die"].coverage95_exact.isna().all()
+    coin = llr[llr.case == "coin"]
+    np.testing.assert_allclose(coin.coverage95_mcse, np.sqrt(coin.coverage95 * (1 - coin.coverage95) / 400))
+
+
+def test_zero_spread_rows_pass_without_dividing_by_zero(folder):
+    s = pd.read_csv(folder / "summary.csv")
+    for case in ("same", "flat"):
+        rows = s[(s.case == case) & (s.estimator == "llr")]
+        assert (rows.exact_sd == 0).all() and rows.z.isna().all()
+    a = pd.read_csv(folder / "analytic.csv").set_index("case")
+    assert a.loc["same", "kl_pq"] == 0.0 and a.loc["flat", "llr_sigma"] == 0.0
+    assert a.loc["close", "kl_pq"] == pytest.approx(2.3809525e-18, rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("case", "estimator"), [("coin", "llr"), ("die", "plugin_kl"), ("coin", "plugin_kl")]
+)
+def test_a_mean_moved_by_a_few_mcse_fails_naming_the_row(copy, cli, case, estimator):
+    s = pd.read_csv(copy / "summary.csv")
+    i = s.index[(s.case == case) & (s.estimator == estimator) & (s.n == 30)][0]
+    s.loc[i, "mean"] += 6 * s.loc[i, "mcse"]
+    s.to_csv(copy / "summary.csv", index=False)
+    r = cli("check", str(copy))
+    assert r.exit_code == 1
+    assert "DISAGREES with theory" in r.stdout
+    assert f"case {case}, n = 30, {estimator} mean" in r.stdout
+
+
+@pytest.mark.parametrize("case", ["same", "flat"])
+def test_an_exact_row_fails_when_changed_at_all(copy, case):
+    s = pd.read_csv(copy / "summary.csv")
+    i = s.index[(s.case == case) & (s.estimator == "llr") & (s.n == 4)][0]
+    s.loc[i, "mean"] += 1e-7
+    s.to_csv(copy / "summary.csv", index=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no division by zero anywhere
+        report = check_results(copy)
+    assert not report.passed
+    assert list(report.failures[["case", "estimator", "quantity"]].iloc[0]) == [case, "llr", "mean"]
+
+
+def test_a_tampered_exact_column_is_caught(copy):
+    s = pd.read_csv(copy / "summary.csv")
+    s.loc[s.index[(s.case == "coin") & (s.estimator == "plugin_kl")][0], "exact_mean"] *= 1.01
+    s.to_csv(copy / "summary.csv", index=False)
+    report = check_results(copy)
+    assert not report.passed and "exact_mean column" in set(report.failures.quantity)
+
+
+def test_a_biased_sampler_is_caught(monkeypatch, tmp_path, cli):
+    real = sim.runner.count_paths
+
+    def biased(probs, *args, **kwargs):
+        p = np.asarray(probs, dtype=float).copy()
+        p[0] += 0.02  # the most likely category a little too likely
+        return real(p / p.sum(), *args, **kwargs)
+
+    monkeypatch.setattr(sim.runner, "count_paths", biased)
+    text = "name: biased\nseed: 1\nreplicates: 400\nn: [10, 1000, 100000]\ncases:\n  - {name: coin, p: 0.7, q: 0.5}\n"
+    report = run_experiment(parse_config(text), tmp_path)
+    assert not report.check.passed
+    r = cli("check", str(report.path))
+    assert r.exit_code == 1 and "coin" in r.stdout
+
+
+def test_bits_are_nats_over_ln2(tmp_path):
+    nats = run_experiment(parse_config(CONFIG), tmp_path / "n").summary
+    bits_report = run_experiment(parse_config(CONFIG + "units: bits\n"), tmp_path / "b")
+    bits = bits_report.summary
+    assert bits_report.check.passed
+    for col in ("target", "mean", "sd", "exact_mean", "exact_sd", "q50"):
+        # atol: constant estimators carry ~1e-15 of rounding noise in their sd
+        np.testing.assert_allclose(bits[col], nats[col] / math.log(2), rtol=1e-12, atol=1e-13, equal_nan=True)
+    np.testing.assert_allclose(bits.z, nats.z, rtol=1e-8, atol=1e-6, equal_nan=True)
+    np.testing.assert_array_equal(bits.coverage95, nats.coverage95)
+
+
+def test_check_refuses_a_folder_without_results(cli, tmp_path):
+    r = cli("check", str(tmp_path))
+    assert r.exit_code == 2 and "missing summary.csv" in r.stderr
+
+
+def test_run_reports_agreement_in_one_line(cli, write_config, tmp_path):
+    cfg = write_config(CONFIG)
+    r = cli("run", str(cfg), "--out", str(tmp_path), "--no-figures")
+    assert r.exit_code == 0
+    assert "exactness: agrees with theory" in r.stdout
