@@ -58,7 +58,14 @@ __all__ = [
 ESTIMATORS = ("llr", "cross_entropy", "entropy", "plugin_kl")
 UNITS = ("nats", "bits")
 SAMPLERS = ("counts", "per-sample")
-KINDS = ("convergence",)
+KINDS = ("convergence", "fit")
+FIT_ESTIMATORS = ("kl_fitted", "train_cross_entropy", "test_cross_entropy")
+#: Largest number of cells (inputs × classes) and of parameters of a fit experiment.
+MAX_CELLS = 10_000
+MAX_PARAMETERS = 400
+#: Largest sample size of a fit experiment: its optimiser's error (~1e-13 in KL)
+#: must stay far below the statistical error d/(2N) (see sim.fitting).
+FIT_MAX_N = 10**7
 
 #: Largest sample size: counts stay exact integers in float64 below 2**53.
 MAX_N = 2**53
@@ -88,6 +95,8 @@ _TOP_KEYS = (
     "cases",
 )
 _CASE_KEYS = ("name", "description", "p", "q")
+_FIT_KEYS = (*(k for k in _TOP_KEYS if k != "cases"), "smoothing", "inputs", "truth", "trajectory", "cases")
+_FIT_CASE_KEYS = ("name", "description", "model")
 _GENERATORS = {
     "uniform": ("k",),
     "zipf": ("k", "s"),
@@ -172,7 +181,69 @@ class Experiment:
         }
 
 
-def dump_config(experiment: Experiment) -> str:
+@dataclass(frozen=True, eq=False)
+class FitCase:
+    """One model family fitted in a ``kind: fit`` experiment."""
+
+    name: str
+    model: str
+    description: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"name": self.name}
+        if self.description:
+            d["description"] = self.description
+        d["model"] = self.model
+        return d
+
+
+@dataclass(frozen=True, eq=False)
+class FitExperiment:
+    """A validated ``kind: fit`` experiment (see :mod:`sim.fitting`).
+
+    ``truth`` is the built data-generating process; ``inputs`` and
+    ``truth_spec`` are the keys as written (defaults filled in).
+    """
+
+    name: str
+    cases: tuple[FitCase, ...]
+    n: Any
+    checkpoints: tuple[int, ...]
+    truth: Any
+    inputs: dict[str, Any]
+    truth_spec: dict[str, Any]
+    smoothing: float
+    trajectory: dict[str, int]
+    seed: int = 0
+    replicates: int = 1000
+    units: str = "nats"
+    estimators: tuple[str, ...] = FIT_ESTIMATORS
+    sampler: str = "counts"
+    kind: str = "fit"
+    description: str = ""
+    source: str = field(default="<config>", compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fully resolved config: every key, every default filled in."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "kind": self.kind,
+            "seed": self.seed,
+            "replicates": self.replicates,
+            "units": self.units,
+            "n": self.n,
+            "estimators": list(self.estimators),
+            "sampler": self.sampler,
+            "smoothing": self.smoothing,
+            "inputs": self.inputs,
+            "truth": self.truth_spec,
+            "trajectory": self.trajectory,
+            "cases": [c.to_dict() for c in self.cases],
+        }
+
+
+def dump_config(experiment: Experiment | FitExperiment) -> str:
     """The resolved config as YAML text; loading it reproduces the experiment."""
     return yaml.safe_dump(
         experiment.to_dict(),
@@ -557,60 +628,221 @@ def _case(value: Any, path: Path_, ck: _Checker) -> Case | None:
     return Case(name, p_raw, q_raw, dist.Pair(p_dist, q_dist), desc)
 
 
-def _experiment(data: Any, ck: _Checker) -> Experiment | None:
+def _experiment(data: Any, ck: _Checker) -> Experiment | FitExperiment | None:
     if data is None:
         ck.error((), "the config is empty; it needs at least 'name', 'n' and 'cases'")
         return None
-    top = ck.mapping(data, (), _TOP_KEYS, "experiment keys")
+    kind = ck.choice(
+        data.get("kind", "convergence") if isinstance(data, dict) else "convergence", ("kind",), KINDS
+    )
+    fit = kind == "fit"
+    top = ck.mapping(data, (), _FIT_KEYS if fit else _TOP_KEYS, "experiment keys")
     if top is None:
         return None
-    for key in ("name", "n", "cases"):
+    for key in ("name", "n", "cases") + (("truth",) if fit else ()):
         if key not in top:
             ck.error((), f"missing key '{key}'")
-    name = ck.name(top["name"], ("name",)) if "name" in top else None
-    desc = ck.text(top.get("description", ""), ("description",))
-    if desc is not None and "\n" in desc.strip():
+    common = {
+        "name": ck.name(top["name"], ("name",)) if "name" in top else None,
+        "description": ck.text(top.get("description", ""), ("description",)),
+        "seed": ck.integer(top.get("seed", 0), ("seed",), 0, 2**63 - 1),
+        "replicates": ck.integer(top.get("replicates", 1000), ("replicates",), 2, MAX_REPLICATES),
+        "units": ck.choice(top.get("units", "nats"), ("units",), UNITS),
+        "sampler": ck.choice(top.get("sampler", "counts"), ("sampler",), SAMPLERS),
+    }
+    if common["description"] is not None and "\n" in common["description"].strip():
         ck.error(("description",), "must be one line")
-    kind = ck.choice(top.get("kind", "convergence"), ("kind",), KINDS)
-    seed = ck.integer(top.get("seed", 0), ("seed",), 0, 2**63 - 1)
-    reps = ck.integer(top.get("replicates", 1000), ("replicates",), 2, MAX_REPLICATES)
-    units = ck.choice(top.get("units", "nats"), ("units",), UNITS)
-    sampler = ck.choice(top.get("sampler", "counts"), ("sampler",), SAMPLERS)
     grid = _checkpoints(top["n"], ("n",), ck) if "n" in top else None
-    estimators = _estimators(top.get("estimators", list(ESTIMATORS)), ck)
-    cases = _cases(top["cases"], ck) if "cases" in top else None
-    if sampler == "per-sample" and grid is not None and grid[1][-1] > PER_SAMPLE_MAX_N:
+    names = FIT_ESTIMATORS if fit else ESTIMATORS
+    estimators = _estimators(top.get("estimators", list(names)), ck, names)
+    if common["sampler"] == "per-sample" and grid is not None and grid[1][-1] > PER_SAMPLE_MAX_N:
         ck.error(
             ("sampler",),
             f"per-sample draws every observation; N up to {grid[1][-1]:,} exceeds its limit of "
             f"{PER_SAMPLE_MAX_N:,}: use sampler: counts",
         )
+    if fit:
+        if grid is not None and grid[1][-1] > FIT_MAX_N:
+            ck.error(
+                ("n",),
+                f"a fit experiment goes up to N = {FIT_MAX_N:,}, not {grid[1][-1]:,} (see sim.fitting)",
+            )
+        return _fit_experiment(top, ck, common, grid, estimators)
+    cases = _cases(top["cases"], ck) if "cases" in top else None
     if ck.issues:
         return None
+    common["description"] = common["description"].strip()
     return Experiment(
-        name=name,
         cases=cases,
         n=grid[0],
         checkpoints=grid[1],
-        seed=seed,
-        replicates=reps,
-        units=units,
         estimators=estimators,
-        sampler=sampler,
         kind=kind,
-        description=desc.strip(),
         source=ck.source,
+        **common,
     )
 
 
-def _estimators(value: Any, ck: _Checker) -> tuple[str, ...] | None:
+def _fit_experiment(top: dict, ck: _Checker, common: dict, grid, estimators) -> FitExperiment | None:
+    from . import fitting
+
+    smoothing = ck.real(top.get("smoothing", 0.0), ("smoothing",), 0.0, 1e6)
+    truth = _truth(top.get("inputs"), top.get("truth"), ck) if "truth" in top else None
+    cases = _fit_cases(top["cases"], ck) if "cases" in top else None
+    trajectory = None
+    if grid is not None and common["replicates"] is not None:
+        spec = top.get("trajectory", {})
+        spec = ck.mapping(spec, ("trajectory",), ("replicate", "n"), "replicate and n")
+        if spec is not None:
+            rep = ck.integer(
+                spec.get("replicate", 0), ("trajectory", "replicate"), 0, common["replicates"] - 1
+            )
+            n = ck.integer(spec.get("n", grid[1][-1]), ("trajectory", "n"), 1, MAX_N)
+            if n is not None and n not in grid[1]:
+                ck.error(("trajectory", "n"), f"{n:,} is not one of the sample sizes n")
+            trajectory = {"replicate": rep, "n": n}
+    if truth is not None and cases is not None:
+        built = truth[2]
+        for i, c in enumerate(cases):
+            d = fitting.parameters(c.model, built)
+            if d > MAX_PARAMETERS:
+                ck.error(("cases", i, "model"), f"{d} parameters; at most {MAX_PARAMETERS} are supported")
+    if ck.issues:
+        return None
+    common["description"] = common["description"].strip()
+    return FitExperiment(
+        cases=cases,
+        n=grid[0],
+        checkpoints=grid[1],
+        truth=truth[2],
+        inputs=truth[0],
+        truth_spec=truth[1],
+        smoothing=smoothing,
+        trajectory=trajectory,
+        estimators=estimators,
+        source=ck.source,
+        **common,
+    )
+
+
+def _numbers(
+    value: Any, path: Path_, ck: _Checker, lo: float, hi: float, length: int | None = None
+) -> list | None:
+    if not isinstance(value, list) or not value:
+        ck.error(path, f"must be a non-empty list of numbers, got {_describe(value)}")
+        return None
+    if length is not None and len(value) != length:
+        ck.error(path, f"must have {length} entries, got {len(value)}")
+        return None
+    out = [ck.real(v, (*path, i), lo, hi) for i, v in enumerate(value)]
+    return None if any(v is None for v in out) else out
+
+
+def _truth(inputs: Any, truth: Any, ck: _Checker):
+    """Read ``inputs`` and ``truth`` into (inputs as resolved, truth as written, Truth)."""
+    from . import fitting
+
+    spec = ck.mapping(truth, ("truth",), ("table", "weights"), "table or weights")
+    ispec = ck.mapping(
+        inputs if inputs is not None else {}, ("inputs",), ("probs", "features"), "probs and features"
+    )
+    if spec is None or ispec is None:
+        return None
+    if len(spec) != 1:
+        ck.error(("truth",), "give exactly one of 'table' (p(y|x) per input) or 'weights' (softmax weights)")
+        return None
+    features = None
+    if "features" in ispec:
+        rows = ispec["features"]
+        if not isinstance(rows, list) or not rows:
+            ck.error(("inputs", "features"), "must be a list of feature vectors, one per input")
+            return None
+        first = len(rows[0]) if isinstance(rows[0], list) else None
+        features = [_numbers(r, ("inputs", "features", i), ck, -1e6, 1e6, first) for i, r in enumerate(rows)]
+        if any(f is None for f in features):
+            return None
+    if "table" in spec:
+        rows = spec["table"]
+        if not isinstance(rows, list) or not rows or not all(isinstance(r, list) for r in rows):
+            ck.error(("truth", "table"), "must be a list of probability lists, one per input")
+            return None
+        table = [_distribution(r, ("truth", "table", i), ck) for i, r in enumerate(rows)]
+        if any(t is None for t in table):
+            return None
+        if len({t[1].k for t in table}) != 1:
+            ck.error(("truth", "table"), "every input must have the same number of classes")
+            return None
+        matrix = np.array([t[1].probs for t in table])
+        raw_truth = {"table": [t[0] for t in table]}
+    else:
+        f = len(features[0]) if features else 0
+        rows = spec["weights"]
+        if not isinstance(rows, list) or len(rows) < 2:
+            ck.error(("truth", "weights"), "must be a list of K ≥ 2 weight rows, one per class")
+            return None
+        weights = [_numbers(r, ("truth", "weights", i), ck, -100.0, 100.0, 1 + f) for i, r in enumerate(rows)]
+        if any(w is None for w in weights):
+            return None
+        phi = np.hstack([np.ones((len(features) if features else 1, 1)), np.array(features or [[]] * 1)])
+        matrix = np.exp(fitting.log_softmax(phi @ np.array(weights).T))
+        raw_truth = {"weights": weights}
+    x, k = matrix.shape
+    if features is not None and len(features) != x:
+        ck.error(("inputs", "features"), f"has {len(features)} rows but the truth has {x} inputs")
+        return None
+    if k < 2 or x * k > MAX_CELLS:
+        ck.error(("truth",), f"needs 2 or more classes and at most {MAX_CELLS:,} cells (inputs × classes)")
+        return None
+    if "probs" in ispec:
+        probs = _numbers(ispec["probs"], ("inputs", "probs"), ck, 0.0, 1.0, x)
+        if probs is None:
+            return None
+        if min(probs) <= 0 or abs(math.fsum(probs) - 1.0) > SUM_TOLERANCE:
+            ck.error(("inputs", "probs"), "input probabilities must be positive and sum to 1")
+            return None
+    else:
+        probs = [1.0 / x] * x
+    pi = np.array(probs) / math.fsum(probs)
+    phi = np.array(features) if features is not None else np.zeros((x, 0))
+    resolved_inputs = {"probs": probs} | ({"features": features} if features is not None else {})
+    return resolved_inputs, raw_truth, fitting.Truth(pi, matrix, phi)
+
+
+def _fit_cases(value: Any, ck: _Checker) -> tuple[FitCase, ...] | None:
+    from .fitting import FAMILIES
+
+    if not isinstance(value, list) or not value:
+        ck.error(("cases",), f"must be a non-empty list of models, got {_describe(value)}")
+        return None
+    out, seen = [], {}
+    for i, v in enumerate(value):
+        path = ("cases", i)
+        spec = ck.mapping(v, path, _FIT_CASE_KEYS, "name and model")
+        if spec is None:
+            out.append(None)
+            continue
+        for key in ("name", "model"):
+            if key not in spec:
+                ck.error(path, f"missing key '{key}'")
+        name = ck.name(spec["name"], (*path, "name")) if "name" in spec else None
+        model = ck.choice(spec["model"], (*path, "model"), FAMILIES) if "model" in spec else None
+        desc = ck.text(spec["description"], (*path, "description")) if "description" in spec else None
+        if name in seen:
+            ck.error((*path, "name"), f"case name '{name}' is already used by cases[{seen[name]}]")
+        if name is not None:
+            seen.setdefault(name, i)
+        out.append(FitCase(name, model, desc) if name and model else None)
+    return None if any(c is None for c in out) else tuple(out)
+
+
+def _estimators(value: Any, ck: _Checker, names: Sequence[str] = ESTIMATORS) -> tuple[str, ...] | None:
     path: Path_ = ("estimators",)
     if not isinstance(value, list) or not value:
-        ck.error(path, f"must be a non-empty list of {', '.join(ESTIMATORS)}, got {_describe(value)}")
+        ck.error(path, f"must be a non-empty list of {', '.join(names)}, got {_describe(value)}")
         return None
     out = []
     for i, v in enumerate(value):
-        e = ck.choice(v, path + (i,), ESTIMATORS)
+        e = ck.choice(v, path + (i,), names)
         if e is not None and e in out:
             ck.error(path + (i,), f"'{e}' is listed twice")
         elif e is not None:

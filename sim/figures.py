@@ -35,12 +35,14 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from scipy import stats
 
 from . import results as res
 from .errors import ResultsError
 
 KINDS = ("convergence", "paths", "error", "clt", "decomposition")
+FIT_KINDS = ("fit_trajectory", "fit_convergence")
 FORMATS = ("png", "svg", "pdf")
 DPI = 200
 
@@ -385,6 +387,108 @@ def plot_decomposition(
     return ax
 
 
+def plot_fit_trajectory(trajectory: pd.DataFrame, *, ax: Axes | None = None, title: str = "") -> Axes:
+    """Along the optimiser's steps: H(p, q_θ), KL(p‖q_θ), the empirical loss, and H(p).
+
+    The gap H(p, q_θ) − KL(p‖q_θ) is drawn as points on the H(p) line: it
+    does not move, because H(p) does not depend on θ.
+    """
+    ax = _ax(ax)
+    t = trajectory.sort_values("step")
+    units = str(t.attrs.get("units", "nats"))
+    ax.plot(
+        t.step,
+        t.cross_entropy,
+        color=COLOURS["cross_entropy"],
+        marker="s",
+        markersize=4,
+        label="H(p, q_θ): population cross-entropy",
+    )
+    ax.plot(
+        t.step,
+        t.empirical_cross_entropy,
+        color=COLOURS["cross_entropy"],
+        linestyle=":",
+        marker="s",
+        markerfacecolor="none",
+        markersize=4,
+        label="empirical cross-entropy (the loss minimised)",
+    )
+    ax.plot(t.step, t.kl, color=COLOURS["llr"], marker="o", markersize=4, label="KL(p‖q_θ)")
+    ax.axhline(
+        float(t.entropy.iloc[0]), color=COLOURS["entropy"], linestyle="--", linewidth=1.2, label="H(p)"
+    )
+    ax.plot(
+        t.step,
+        t.gap,
+        linestyle="none",
+        color=COLOURS["entropy"],
+        marker="D",
+        markersize=5,
+        markerfacecolor="white",
+        label="gap H(p, q_θ) − KL(p‖q_θ)",
+    )
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("optimiser step (Newton)")
+    ax.set_ylabel(units)
+    worst = float(np.max(np.abs(t.gap - t.entropy)))
+    _title(ax, title or str(t.case.iloc[0]), f"  [n = {int(t.n.iloc[0]):,}; max |gap − H(p)| = {worst:.1e}]")
+    return ax
+
+
+def plot_fit_convergence(
+    summary: pd.DataFrame, analytic: Mapping, *, ax: Axes | None = None, title: str = ""
+) -> Axes:
+    """KL of the fitted model against N, log–log, with floor + d/(2N) and the floor."""
+    ax = _ax(ax)
+    s = summary[summary.estimator == "kl_fitted"].sort_values("n")
+    finite = np.isfinite(s["mean"])
+    ax.fill_between(
+        s.n[finite],
+        s.q05[finite],
+        s.q95[finite],
+        color=COLOURS["llr"],
+        alpha=0.2,
+        linewidth=0,
+        label="5–95% of replicates",
+    )
+    ax.plot(
+        s.n[finite], s["mean"][finite], color=COLOURS["llr"], marker="o", markersize=3, label="mean KL(p‖q_θ̂)"
+    )
+    if "exact_mean" in s.columns and s.exact_mean.notna().any():
+        ax.plot(
+            s.n,
+            s.exact_mean,
+            linestyle="none",
+            marker="+",
+            color="black",
+            markersize=7,
+            label="exact expectation",
+        )
+    n = s.n.to_numpy(dtype=float)
+    floor, d = float(analytic["kl_floor"]), int(analytic["parameters"])
+    scale = 1.0 if analytic.get("units", "nats") == "nats" else 1.0 / math.log(2)
+    ax.plot(n, floor + scale * d / (2 * n), label="floor + d/(2N)", **THEORY)
+    if floor > 1e-12:
+        ax.axhline(floor, color="0.35", linestyle=":", linewidth=1.4, label="misspecification floor (exact)")
+    if "infinite_fraction" in s.columns and (s.infinite_fraction > 0).any():
+        worst = s.loc[s.infinite_fraction.idxmax()]
+        ax.text(
+            0.02,
+            0.03,
+            f"fit at infinity (KL = ∞) in {worst.infinite_fraction:.0%} of replicates at n = {int(worst.n):,}",
+            transform=ax.transAxes,
+            fontsize=7,
+            color="0.3",
+        )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("sample size N")
+    ax.set_ylabel(f"KL(p‖q_θ̂) ({_units(s)})")
+    _title(ax, title or str(analytic["case"]), f"  [{analytic['model']}, d = {d}]")
+    return ax
+
+
 # --------------------------------------------------------------------------
 # Figure level: cases as facets
 
@@ -515,6 +619,37 @@ def decomposition_figure(
     )
 
 
+def fit_trajectory_figure(
+    trajectory: pd.DataFrame, *, config: Config | None = None, units: str = "nats"
+) -> Figure:
+    """One panel per model: :func:`plot_fit_trajectory`."""
+    cases = list(dict.fromkeys(trajectory.case))
+
+    def draw(ax: Axes, case: str) -> None:
+        t = trajectory[trajectory.case == case].copy()
+        t.attrs["units"] = units
+        plot_fit_trajectory(t, ax=ax, title=case)
+
+    return _facets(
+        cases,
+        draw,
+        suptitle=_suptitle("Minimising cross-entropy minimises KL: the gap is H(p), whatever θ", config),
+    )
+
+
+def fit_convergence_figure(
+    summary: pd.DataFrame, analytic: pd.DataFrame, *, config: Config | None = None
+) -> Figure:
+    """One panel per model: :func:`plot_fit_convergence`."""
+    return _facets(
+        _rows(analytic),
+        lambda ax, a: plot_fit_convergence(summary[summary.case == a["case"]], a, ax=ax, title=a["case"]),
+        suptitle=_suptitle(
+            "KL of the fitted model: to 0 when the family contains p, to its floor when not", config
+        ),
+    )
+
+
 def _suptitle(text: str, config: Config | None) -> str:
     if not config:
         return text
@@ -529,8 +664,9 @@ def _suptitle(text: str, config: Config | None) -> str:
 def load_tables(folder: str | Path) -> dict[str, Any]:
     """Read what the figures need from a results folder.
 
-    Returns a dict with ``summary``, ``analytic``, ``replicates`` (DataFrames)
-    and ``config`` (the resolved config as a mapping).
+    Returns a dict with ``summary``, ``analytic``, ``replicates`` (DataFrames),
+    ``trajectory`` for a fit experiment, and ``config`` (the resolved config as
+    a mapping).
 
     Raises
     ------
@@ -548,6 +684,8 @@ def load_tables(folder: str | Path) -> dict[str, Any]:
         "replicates": res.REPLICATES,
         "config": res.CONFIG,
     }
+    if (folder / res.TRAJECTORY).is_file():
+        names["trajectory"] = res.TRAJECTORY
     missing = [f for f in names.values() if not (folder / f).is_file()]
     if missing:
         raise ResultsError(
@@ -555,14 +693,18 @@ def load_tables(folder: str | Path) -> dict[str, Any]:
         )
     tables: dict[str, Any] = {}
     try:
-        for key in ("summary", "analytic", "replicates"):
-            tables[key] = res.read_csv(folder / names[key])
+        for key in names:
+            if key != "config":
+                tables[key] = res.read_csv(folder / names[key])
         tables["config"] = yaml.safe_load((folder / res.CONFIG).read_text(encoding="utf-8"))
     except (OSError, ValueError, yaml.YAMLError) as exc:
         raise ResultsError(f"{folder}: cannot read its tables: {exc}") from None
+    fit = isinstance(tables["config"], dict) and tables["config"].get("kind") == "fit"
+    if fit and "trajectory" not in tables:
+        raise ResultsError(f"{folder}: missing {res.TRAJECTORY} (a fit experiment's results)")
     needed = {
         "summary": {"case", "n", "estimator", "mean", "q05", "q95", "rmse", "target"},
-        "analytic": {"case", "kl_pq", "llr_sigma"},
+        "analytic": {"case", "kl_floor", "parameters"} if fit else {"case", "kl_pq", "llr_sigma"},
         "replicates": {"case", "replicate", "n"},
     }
     for key, cols in needed.items():
@@ -577,6 +719,12 @@ def build_figures(tables: Mapping[str, Any]) -> dict[str, Figure]:
     summary, analytic, replicates, config = (
         tables[k] for k in ("summary", "analytic", "replicates", "config")
     )
+    if config.get("kind") == "fit":
+        units = str(config.get("units", "nats"))
+        return {
+            "fit_trajectory": fit_trajectory_figure(tables["trajectory"], config=config, units=units),
+            "fit_convergence": fit_convergence_figure(summary, analytic, config=config),
+        }
     estimators = set(summary.estimator)
     figures: dict[str, Figure] = {}
     if "llr" in estimators:

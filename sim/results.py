@@ -30,6 +30,7 @@ ANALYTIC = "analytic.csv"
 SUMMARY = "summary.csv"
 REPLICATES = "replicates.csv.gz"
 RUN = "run.json"
+TRAJECTORY = "trajectory.csv"
 FIGURES = "figures"
 
 

@@ -26,12 +26,12 @@ import pandas as pd
 
 from . import __version__
 from . import results as res
-from .check import CheckReport, check_summary
-from .config import Case, Experiment, dump_config
+from .check import CheckReport, check_summary, check_trajectory
+from .config import Case, Experiment, FitExperiment, dump_config
 from .distributions import to_units
 from .estimators import SupportArrays, estimate, llr_covered
 from .sampling import count_paths
-from .summary import analytic_table, replicates_frame, summarize_case
+from .summary import analytic_table, replicates_frame, summarize_case, summarize_fit_case
 
 #: Counts held in memory per block (rows × categories), which bounds a block's size.
 BLOCK_CELLS = 1 << 21
@@ -114,7 +114,7 @@ class _Stopwatch:
 
 
 def run_experiment(
-    experiment: Experiment,
+    experiment: Experiment | FitExperiment,
     out: str | Path = "results",
     *,
     command: Sequence[str] | None = None,
@@ -149,6 +149,31 @@ def run_experiment(
     out = res.prepare_output(Path(out))
     report = RunReport(experiment, out / experiment.name)
     stage = _Stopwatch(report.timings)
+    tables = (
+        _fit_tables(experiment, stage) if experiment.kind == "fit" else _convergence_tables(experiment, stage)
+    )
+    analytic, summary = tables[res.ANALYTIC], tables[res.SUMMARY]
+    report.summary, report.analytic = summary, analytic
+    with stage("check"):
+        report.check = check_summary(summary, experiment, name=experiment.name)
+        if res.TRAJECTORY in tables:
+            report.check = report.check.extended(check_trajectory(tables[res.TRAJECTORY]))
+    with res.staged_folder(out, experiment.name) as tmp:
+        with stage("write"):
+            (tmp / res.CONFIG).write_text(dump_config(experiment), encoding="utf-8")
+            for name, frame in tables.items():
+                res.write_csv(frame, tmp / name)
+        if after is not None:
+            with stage("figures"):
+                after(report, tmp)
+        report.timings["total"] = time.perf_counter() - t_start
+        info = _run_info(experiment, command, started, report.timings)
+        info["check"] = {"agrees_with_theory": report.check.passed, "summary": report.check.headline()}
+        res.write_json(info, tmp / res.RUN)
+    return report
+
+
+def _convergence_tables(experiment: Experiment, stage) -> dict[str, pd.DataFrame]:
     with stage("analytic"):
         analytic = analytic_table(experiment)
     summaries, replicate_frames = [], []
@@ -160,24 +185,42 @@ def run_experiment(
             kw = dict(checkpoints=experiment.checkpoints, estimators=experiment.estimators)
             summaries.append(summarize_case(values, covered, case=case, analytic=arow, **kw))
             replicate_frames.append(replicates_frame(values, case=case.name, **kw))
-    summary = pd.concat(summaries, ignore_index=True)
-    report.summary, report.analytic = summary, analytic
-    with stage("check"):
-        report.check = check_summary(summary, experiment, name=experiment.name)
-    with res.staged_folder(out, experiment.name) as tmp:
-        with stage("write"):
-            (tmp / res.CONFIG).write_text(dump_config(experiment), encoding="utf-8")
-            res.write_csv(analytic, tmp / res.ANALYTIC)
-            res.write_csv(summary, tmp / res.SUMMARY)
-            res.write_csv(pd.concat(replicate_frames, ignore_index=True), tmp / res.REPLICATES)
-        if after is not None:
-            with stage("figures"):
-                after(report, tmp)
-        report.timings["total"] = time.perf_counter() - t_start
-        info = _run_info(experiment, command, started, report.timings)
-        info["check"] = {"agrees_with_theory": report.check.passed, "summary": report.check.headline()}
-        res.write_json(info, tmp / res.RUN)
-    return report
+    return {
+        res.ANALYTIC: analytic,
+        res.SUMMARY: pd.concat(summaries, ignore_index=True),
+        res.REPLICATES: pd.concat(replicate_frames, ignore_index=True),
+    }
+
+
+def _fit_tables(experiment: FitExperiment, stage) -> dict[str, pd.DataFrame]:
+    from . import fit_experiment as fx
+
+    with stage("analytic"):
+        analytic = fx.analytic_table(experiment)
+    with stage("simulate"):
+        values, trajectory = fx.simulate(experiment)
+    summaries, replicate_frames = [], []
+    with stage("summarize"):
+        order = {"kl_fitted": 0, "train_cross_entropy": 1, "test_cross_entropy": 2}
+        for case, arow in zip(experiment.cases, analytic.to_dict("records"), strict=True):
+            v = to_units(values[case.name], experiment.units)
+            summaries.append(summarize_fit_case(v, case=case, experiment=experiment, analytic=arow))
+            chosen = v[:, :, [order[e] for e in experiment.estimators]]
+            replicate_frames.append(
+                replicates_frame(
+                    chosen,
+                    case=case.name,
+                    checkpoints=experiment.checkpoints,
+                    estimators=experiment.estimators,
+                )
+            )
+    in_units = [c for c in fx.TRAJECTORY_COLUMNS if c not in ("case", "replicate", "n", "step")]
+    return {
+        res.ANALYTIC: analytic,
+        res.SUMMARY: pd.concat(summaries, ignore_index=True),
+        res.REPLICATES: pd.concat(replicate_frames, ignore_index=True),
+        res.TRAJECTORY: fx.convert(trajectory, experiment.units, in_units),
+    }
 
 
 def _run_info(experiment: Experiment, command, started: str, timings: dict[str, float]) -> dict:

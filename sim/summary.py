@@ -120,10 +120,7 @@ def summarize_case(
     r = values.shape[0]
     units = analytic["units"]
     targets = np.array([analytic[REFERENCES[e][0]] for e in estimators])
-    mean = values.mean(axis=0)
-    sd = values.std(axis=0, ddof=1)
-    q05, q50, q95 = np.quantile(values, [0.05, 0.5, 0.95], axis=0)
-    rmse = np.sqrt(np.mean((values - targets) ** 2, axis=0))
+    mean, sd, q05, q50, q95, rmse = describe(values, targets)
     j, e = np.meshgrid(np.arange(len(checkpoints)), np.arange(len(estimators)), indexing="ij")
     j, e = j.ravel(), e.ravel()
     ns = np.asarray(checkpoints, dtype=np.int64)
@@ -167,6 +164,90 @@ def summarize_case(
     frame["coverage95_mcse"] = cover_mcse
     frame["coverage95_exact"] = cover_exact
     return frame[SUMMARY_COLUMNS]
+
+
+def describe(values: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Mean, sd (ddof 1), 5/50/95% quantiles and RMSE over the first axis.
+
+    Quantiles interpolate linearly, except in columns holding infinite
+    values (fits at infinity), where the nearest order statistic is used so
+    that no inf − inf arises.
+    """
+    with np.errstate(invalid="ignore"):
+        mean = values.mean(axis=0)
+        sd = values.std(axis=0, ddof=1)
+        rmse = np.sqrt(np.mean((values - targets) ** 2, axis=0))
+    finite = np.isfinite(values).all(axis=0)
+    quantiles = np.where(
+        finite,
+        np.quantile(np.where(np.isfinite(values), values, 0.0), [0.05, 0.5, 0.95], axis=0),
+        np.quantile(values, [0.05, 0.5, 0.95], axis=0, method="nearest"),
+    )
+    return mean, sd, quantiles[0], quantiles[1], quantiles[2], rmse
+
+
+FIT_SUMMARY_COLUMNS = [*SUMMARY_COLUMNS[: SUMMARY_COLUMNS.index("coverage95")], "infinite_fraction"]
+
+
+def summarize_fit_case(
+    values: np.ndarray,
+    *,
+    case,
+    experiment,
+    analytic: dict,
+) -> pd.DataFrame:
+    """Summaries of one model of a fit experiment (values in ``analytic``'s units).
+
+    ``exact_mean`` is filled where :func:`sim.fitting.exact_means` knows it
+    (saturated and constant models with smoothing > 0); ``exact_sd`` and
+    ``z`` are empty, since the sd of a fitted model's KL is not known
+    exactly.  ``infinite_fraction`` is the share of replicates whose fit is
+    at infinity (KL infinite: a class never seen and no smoothing).
+    """
+    from . import fitting
+
+    r = values.shape[0]
+    units = analytic["units"]
+    estimators, ckpts = experiment.estimators, experiment.checkpoints
+    order = {"kl_fitted": 0, "train_cross_entropy": 1, "test_cross_entropy": 2}
+    values = values[:, :, [order[e] for e in estimators]]
+    targets = np.array(
+        [analytic["kl_floor" if e == "kl_fitted" else "cross_entropy_floor"] for e in estimators]
+    )
+    mean, sd, q05, q50, q95, rmse = describe(values, targets)
+    j, e = np.meshgrid(np.arange(len(ckpts)), np.arange(len(estimators)), indexing="ij")
+    j, e = j.ravel(), e.ravel()
+    ns = np.asarray(ckpts, dtype=np.int64)
+    names = np.asarray(estimators, dtype=object)
+    exact_rows = {
+        int(n): fitting.exact_means(experiment.truth, case.model, experiment.smoothing, int(n)) for n in ns
+    }
+    exact_mean = to_units(
+        np.array([exact_rows[int(ns[a])][names[b]] for a, b in zip(j, e, strict=True)]), units
+    )
+    frame = pd.DataFrame(
+        {
+            "case": case.name,
+            "n": ns[j],
+            "estimator": names[e],
+            "units": units,
+            "target": targets[e],
+            "mean": mean[j, e],
+            "sd": sd[j, e],
+            "mcse": sd[j, e] / np.sqrt(r),
+            "bias": mean[j, e] - targets[e],
+            "rmse": rmse[j, e],
+            "q05": q05[j, e],
+            "q50": q50[j, e],
+            "q95": q95[j, e],
+            "replicates": r,
+            "exact_mean": exact_mean,
+            "exact_sd": np.nan,
+            "z": np.nan,
+            "infinite_fraction": (~np.isfinite(values)).mean(axis=0)[j, e],
+        }
+    )
+    return frame[FIT_SUMMARY_COLUMNS]
 
 
 def replicates_frame(

@@ -1,0 +1,203 @@
+"""Running a ``kind: fit`` experiment: samples, fits, trajectory and tables.
+
+Every model of the experiment is fitted to the *same* samples (common random
+numbers), so differences between models are not sampling noise.  Samples are
+nested sample paths as in convergence experiments: the (x, y) cell counts at
+N_j are a prefix of those at N_{j+1}, drawn by :func:`sim.sampling.count_paths`
+over the cells' probabilities π(x) p(y|x), in blocks of replicates whose
+generators are ``SeedSequence(seed, spawn_key=(key("fit-data"), block))``.
+
+Per replicate and N the estimators are (nats, converted to the config's
+units on output):
+
+``kl_fitted``            KL(p‖q_θ̂), inf when the fit is at infinity
+``train_cross_entropy``  −(1/N) Σ c_xy log q_θ̂(y|x), the training loss
+``test_cross_entropy``   H(p, q_θ̂), the loss on the population
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from . import fitting
+from .config import FitCase, FitExperiment
+from .distributions import to_units
+from .sampling import count_paths
+
+TRAJECTORY_COLUMNS = [
+    "case",
+    "replicate",
+    "n",
+    "step",
+    "empirical_cross_entropy",
+    "empirical_kl",
+    "empirical_entropy",
+    "cross_entropy",
+    "kl",
+    "entropy",
+    "gap",
+    "grad_norm_empirical_cross_entropy",
+    "grad_norm_empirical_kl",
+]
+
+ANALYTIC_COLUMNS = [
+    "case",
+    "model",
+    "parameters",
+    "inputs",
+    "classes",
+    "units",
+    "entropy_p",
+    "kl_floor",
+    "cross_entropy_floor",
+]
+
+TARGETS = {
+    "kl_fitted": "kl_floor",
+    "train_cross_entropy": "cross_entropy_floor",
+    "test_cross_entropy": "cross_entropy_floor",
+}
+
+
+def analytic_table(experiment: FitExperiment) -> pd.DataFrame:
+    """``analytic.csv`` of a fit experiment: one row per model."""
+    truth, units = experiment.truth, experiment.units
+    rows = []
+    for case in experiment.cases:
+        floor = fitting.floor(truth, case.model)
+        rows.append(
+            {
+                "case": case.name,
+                "model": case.model,
+                "parameters": fitting.parameters(case.model, truth),
+                "inputs": truth.inputs,
+                "classes": truth.classes,
+                "units": units,
+                "entropy_p": to_units(truth.entropy, units),
+                "kl_floor": to_units(floor, units),
+                "cross_entropy_floor": to_units(truth.entropy + floor, units),
+            }
+        )
+    return pd.DataFrame(rows, columns=ANALYTIC_COLUMNS)
+
+
+def _cells(experiment: FitExperiment) -> tuple[np.ndarray, np.ndarray]:
+    joint = experiment.truth.joint.ravel()
+    support = np.flatnonzero(joint > 0)
+    return support, joint[support]
+
+
+def _full_counts(counts: np.ndarray, support: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    full = np.zeros((counts.shape[0], shape[0] * shape[1]), dtype=np.int64)
+    full[:, support] = counts
+    return full.reshape(counts.shape[0], *shape)
+
+
+def evaluate(
+    truth: fitting.Truth, counts: np.ndarray, log_q: np.ndarray, converged: np.ndarray
+) -> np.ndarray:
+    """(rows, 3) kl_fitted, train and test cross-entropy of fitted ``log_q`` (nats)."""
+    n = counts.sum(axis=(1, 2))
+    with np.errstate(invalid="ignore"):
+        train = -np.sum(np.where(counts > 0, counts * log_q, 0.0), axis=(1, 2)) / n
+    kl = np.where(converged, truth.kl(log_q), np.inf)
+    test = np.where(converged, truth.cross_entropy(log_q), np.inf)
+    return np.stack([kl, train, test], axis=1)
+
+
+def simulate(experiment: FitExperiment) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
+    """Fit every model to every replicate at every N.
+
+    Returns
+    -------
+    values : dict of str to numpy.ndarray
+        Per case, ``(replicates, checkpoints, 3)`` in nats, estimators in
+        :data:`sim.config.FIT_ESTIMATORS` order.
+    trajectory : pandas.DataFrame
+        The optimisation path of the chosen replicate at the chosen N, for
+        every model (:data:`TRAJECTORY_COLUMNS`, nats).
+    """
+    from .runner import block_rng, block_size
+
+    truth = experiment.truth
+    support, probs = _cells(experiment)
+    shape = truth.table.shape
+    designs = {c.name: fitting.design(c.model, truth) for c in experiment.cases}
+    reps, ckpts = experiment.replicates, experiment.checkpoints
+    values = {c.name: np.empty((reps, len(ckpts), 3)) for c in experiment.cases}
+    size = block_size(truth.inputs * truth.classes)
+    tr_rep, tr_n = experiment.trajectory["replicate"], experiment.trajectory["n"]
+    trajectory: list[pd.DataFrame] = []
+    for b in range(math.ceil(reps / size)):
+        rows = slice(b * size, min(reps, (b + 1) * size))
+        rng = block_rng(experiment.seed, "fit-data", b)
+        paths = count_paths(probs, ckpts, rows.stop - rows.start, rng=rng, method=experiment.sampler)
+        for j, (n, flat) in enumerate(zip(ckpts, paths, strict=True)):
+            counts = _full_counts(flat, support, shape)
+            for case in experiment.cases:
+                result = fitting.fit(counts, designs[case.name], smoothing=experiment.smoothing)
+                values[case.name][rows, j] = evaluate(truth, counts, result.log_q, result.converged)
+            if n == tr_n and rows.start <= tr_rep < rows.stop:
+                one = counts[tr_rep - rows.start : tr_rep - rows.start + 1]
+                for case in experiment.cases:
+                    trajectory.append(_trajectory(experiment, case, designs[case.name], one, tr_rep))
+    return values, pd.concat(trajectory, ignore_index=True)
+
+
+def _trajectory(
+    experiment: FitExperiment, case: FitCase, a: np.ndarray, counts: np.ndarray, replicate: int
+) -> pd.DataFrame:
+    """The Newton path of one fit, with the quantities of the source's identity.
+
+    The empirical distribution p̂ is that of the (smoothed) counts the fit
+    minimises; its KL to q_θ and its entropy are computed from p̂ itself, and
+    the gradient of KL(p̂‖q_θ) from Σ_x π̂(x) A(x)ᵀ(q_θ(·|x) − p̂(·|x)), not
+    from the counts, so that their agreement with the cross-entropy's is a
+    check, not a tautology.
+    """
+    truth = experiment.truth
+    result = fitting.fit(counts, a, smoothing=experiment.smoothing, record=True)
+    weights = counts[0].astype(float) + experiment.smoothing
+    total = weights.sum()
+    joint_hat = weights / total
+    pi_hat = joint_hat.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        table_hat = np.where(pi_hat[:, None] > 0, joint_hat / pi_hat[:, None], 1.0 / truth.classes)
+    empirical = fitting.Truth(pi_hat, table_hat, truth.features)
+    rows = []
+    for step, point in enumerate(result.path):
+        log_q = point["log_q"]
+        q = np.exp(log_q)
+        grad_kl = np.einsum("xkd,xk->d", a, pi_hat[:, None] * q - joint_hat)
+        with np.errstate(invalid="ignore"):
+            objective = -np.sum(np.where(weights > 0, weights * log_q, 0.0)) / total
+        ce, kl = float(truth.cross_entropy(log_q)), float(truth.kl(log_q))
+        rows.append(
+            {
+                "case": case.name,
+                "replicate": replicate,
+                "n": int(counts.sum()),
+                "step": step,
+                "empirical_cross_entropy": objective,
+                "empirical_kl": float(empirical.kl(log_q)),
+                "empirical_entropy": empirical.entropy,
+                "cross_entropy": ce,
+                "kl": kl,
+                "entropy": truth.entropy,
+                "gap": ce - kl,
+                "grad_norm_empirical_cross_entropy": float(np.linalg.norm(point["grad"])),
+                "grad_norm_empirical_kl": float(np.linalg.norm(grad_kl)),
+            }
+        )
+    return pd.DataFrame(rows, columns=TRAJECTORY_COLUMNS)
+
+
+def convert(frame: pd.DataFrame, units: str, columns) -> pd.DataFrame:
+    """Convert the named columns from nats to ``units``."""
+    out = frame.copy()
+    for col in columns:
+        out[col] = to_units(out[col], units)
+    return out
