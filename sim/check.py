@@ -14,7 +14,8 @@ columns, which are themselves checked):
     z = (c − c_exact)/√(c_exact(1 − c_exact)/R), for coins.
 
 All z-tests of one folder share one Bonferroni correction: with m tests and
-family-wise level α, a test fails when |z| > Φ⁻¹(1 − α/(2m)).  A quantity
+family-wise level α, a test fails when |z| > Φ⁻¹(1 − α/(2m)); no standard
+error is taken below the values' rounding (relative 1e-10).  A quantity
 whose exact spread is 0 (p = q, σ = 0, a constant estimator) is not a
 statistical test: it passes when the value equals the exact one up to
 rounding (relative 1e-10) and fails otherwise.
@@ -156,20 +157,20 @@ def check_summary(
         if math.isnan(sd) and row.sd <= ROUNDING * max(1.0, abs(mean)):
             spread = 0.0  # replicates equal up to rounding: compare exactly
         if spread > 0:
-            rows.append(key | _z("mean", row["mean"], mean, spread / math.sqrt(r)))
+            rows.append(key | _z("mean", row["mean"], mean, spread / math.sqrt(r), mean))
         else:
             rows.append(key | _exact("mean", row["mean"], mean))
         if not math.isnan(sd):
             if sd > 0:
                 var_s2 = mu4 / r - sd**4 * (r - 3) / (r * (r - 1))
-                rows.append(key | _z("sd", row.sd, sd, math.sqrt(max(var_s2, 0.0)) / (2 * sd)))
+                rows.append(key | _z("sd", row.sd, sd, math.sqrt(max(var_s2, 0.0)) / (2 * sd), mean))
             else:
                 rows.append(key | _exact("sd", row.sd, 0.0, reference=abs(mean)))
         if est == "llr" and "coverage95" in row and not pd.isna(row.coverage95):
             c = exact.coverage95(case.pair, n)
             if not math.isnan(c):
                 if 0.0 < c < 1.0:
-                    rows.append(key | _z("coverage95", row.coverage95, c, math.sqrt(c * (1 - c) / r)))
+                    rows.append(key | _z("coverage95", row.coverage95, c, math.sqrt(c * (1 - c) / r), 1.0))
                 else:
                     rows.append(key | _exact("coverage95", row.coverage95, c))
     tests = pd.DataFrame(rows, columns=_COLUMNS)
@@ -181,7 +182,14 @@ def check_summary(
     return CheckReport(name or experiment.name, tests, alpha, z_crit)
 
 
-def _z(quantity: str, observed: float, expected: float, se: float) -> dict:
+def _z(quantity: str, observed: float, expected: float, se: float, scale: float) -> dict:
+    """A z-test whose standard error is never below the values' rounding.
+
+    ``se`` is combined with ROUNDING·max(1, scale), the precision to which
+    values of size ``scale`` are evaluated in floating point, so a spread
+    smaller than rounding (σ/√n at n = 10¹⁵) is not mistaken for an error.
+    """
+    se = math.hypot(se, ROUNDING * max(1.0, abs(scale)))
     return {
         "quantity": quantity,
         "observed": observed,

@@ -10,6 +10,7 @@ so that ``sim --help`` answers at once.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 
@@ -39,7 +40,7 @@ def _fail_on_library_errors(func):
         except SimError as exc:
             raise click.ClickException(str(exc)) from None
         except KeyboardInterrupt:
-            click.echo("Interrupted: no partial results were kept.", err=True)
+            click.echo("Interrupted: no partial results were kept; earlier results are untouched.", err=True)
             sys.exit(130)
 
     return wrapper
@@ -77,8 +78,15 @@ def main() -> None:
     help="Override a config key (dotted path, value parsed as YAML); repeatable.",
 )
 @click.option("--no-figures", is_flag=True, help="Write the tables only, no figures.")
+@click.option(
+    "--no-overwrite",
+    is_flag=True,
+    help="Refuse (before running anything) if a results folder of the same name exists.",
+)
 @_fail_on_library_errors
-def run(configs: tuple[str, ...], out: str, overrides: tuple[str, ...], no_figures: bool) -> None:
+def run(
+    configs: tuple[str, ...], out: str, overrides: tuple[str, ...], no_figures: bool, no_overwrite: bool
+) -> None:
     """Run experiments: every CONFIG, or all configs/*.yaml when none is given.
 
     Every config is validated before anything runs or is written.  Results go
@@ -93,14 +101,23 @@ def run(configs: tuple[str, ...], out: str, overrides: tuple[str, ...], no_figur
       sim run my.yaml --out /tmp/results --set seed=3
     """
     from .config import load_all, resolve_paths
+    from .errors import OutputError
     from .runner import run_experiment
 
     experiments = load_all(resolve_paths(configs), overrides)
+    existing = [os.path.join(out, e.name) for e in experiments if os.path.exists(os.path.join(out, e.name))]
+    if no_overwrite and existing:
+        raise OutputError(f"{', '.join(existing)}: exists, and overwriting was refused (--no-overwrite)")
+    signal.signal(signal.SIGTERM, _interrupt)
     after = None if no_figures else _draw_figures
     for experiment in experiments:
         t0 = time.perf_counter()
         report = run_experiment(
-            experiment, out, command=[os.path.basename(sys.argv[0]), *sys.argv[1:]], after=after
+            experiment,
+            out,
+            command=[os.path.basename(sys.argv[0]), *sys.argv[1:]],
+            after=after,
+            overwrite=not no_overwrite,
         )
         click.echo(
             f"{experiment.name}: {len(experiment.cases)} case(s) × {len(experiment.checkpoints)} sizes × "
@@ -142,6 +159,11 @@ def check(results: tuple[str, ...], alpha: float) -> None:
         click.echo(report.table())
     if not all(r.passed for r in reports):
         sys.exit(1)
+
+
+def _interrupt(signum, frame) -> None:
+    """SIGTERM ends a run as Ctrl-C does: cleanly, keeping the previous results."""
+    raise KeyboardInterrupt
 
 
 def _draw_figures(report, folder) -> None:

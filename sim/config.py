@@ -75,8 +75,10 @@ MAX_K = 10**7
 PER_SAMPLE_MAX_N = 10**7
 #: Largest number of replicates.
 MAX_REPLICATES = 10**9
-#: Explicit probabilities may miss a sum of 1 by this much (then renormalised).
-SUM_TOLERANCE = 1e-9
+#: Explicit probabilities may miss a sum of 1 by this much, as decimals like
+#: 0.333333 or float32 roundings do; they are then renormalised, and the
+#: resolved config says so in ``notes``.
+SUM_TOLERANCE = 1e-5
 
 DEFAULT_POINTS = 20
 
@@ -93,9 +95,18 @@ _TOP_KEYS = (
     "estimators",
     "sampler",
     "cases",
+    "notes",
 )
 _CASE_KEYS = ("name", "description", "p", "q")
-_FIT_KEYS = (*(k for k in _TOP_KEYS if k != "cases"), "smoothing", "inputs", "truth", "trajectory", "cases")
+_FIT_KEYS = (
+    *(k for k in _TOP_KEYS if k not in ("cases", "notes")),
+    "smoothing",
+    "inputs",
+    "truth",
+    "trajectory",
+    "cases",
+    "notes",
+)
 _FIT_CASE_KEYS = ("name", "description", "model")
 _GENERATORS = {
     "uniform": ("k",),
@@ -163,6 +174,7 @@ class Experiment:
     sampler: str = "counts"
     kind: str = "convergence"
     description: str = ""
+    notes: tuple[str, ...] = ()
     source: str = field(default="<config>", compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -178,7 +190,7 @@ class Experiment:
             "estimators": list(self.estimators),
             "sampler": self.sampler,
             "cases": [c.to_dict() for c in self.cases],
-        }
+        } | _notes(self.notes)
 
 
 @dataclass(frozen=True, eq=False)
@@ -221,6 +233,7 @@ class FitExperiment:
     sampler: str = "counts"
     kind: str = "fit"
     description: str = ""
+    notes: tuple[str, ...] = ()
     source: str = field(default="<config>", compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -240,18 +253,26 @@ class FitExperiment:
             "truth": self.truth_spec,
             "trajectory": self.trajectory,
             "cases": [c.to_dict() for c in self.cases],
-        }
+        } | _notes(self.notes)
+
+
+def _notes(notes: tuple[str, ...]) -> dict[str, Any]:
+    """The ``notes`` key of a resolved config: what was accepted but adjusted.
+
+    It is informational; a config that has it is read as if it had not (the
+    notes are derived again).
+    """
+    return {"notes": list(notes)} if notes else {}
 
 
 def dump_config(experiment: Experiment | FitExperiment) -> str:
     """The resolved config as YAML text; loading it reproduces the experiment."""
-    return yaml.safe_dump(
-        experiment.to_dict(),
-        sort_keys=False,
-        allow_unicode=True,
-        default_flow_style=None,
-        width=100,
-    )
+    resolved = experiment.to_dict()
+    notes = resolved.pop("notes", None)
+    text = yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True, default_flow_style=None, width=100)
+    if notes:
+        text += yaml.safe_dump({"notes": notes}, allow_unicode=True, default_flow_style=False, width=1000)
+    return text
 
 
 def checkpoint_grid(lo: int, hi: int, points: int) -> tuple[int, ...]:
@@ -390,6 +411,7 @@ class _Checker:
         self.overrides = overrides
         self.skip = skip  # paths already reported while reading the YAML
         self.issues: list[ConfigIssue] = []
+        self.notes: list[str] = []  # what was accepted but adjusted, for the resolved config
 
     def error(self, path: Path_, message: str) -> None:
         if any(path[:i] in self.skip for i in range(1, len(path) + 1)):
@@ -546,8 +568,10 @@ def _distribution(value: Any, path: Path_, ck: _Checker) -> tuple[Any, dist.Dist
             return None
         total = math.fsum(probs)
         if abs(total - 1.0) > SUM_TOLERANCE:
-            ck.error(path, f"probabilities sum to {total!r}, not 1 (tolerance {SUM_TOLERANCE:g})")
+            ck.error(path, f"probabilities sum to {total:.12g}, not 1 (tolerance {SUM_TOLERANCE:g})")
             return None
+        if abs(total - 1.0) > 1e-12:
+            ck.notes.append(f"{format_path(path)}: probabilities summed to {total:.15g}; divided by that sum")
         return probs, dist.categorical(probs)
     if isinstance(value, dict):
         if len(value) != 1 or next(iter(value)) not in _GENERATORS:
@@ -678,6 +702,7 @@ def _experiment(data: Any, ck: _Checker) -> Experiment | FitExperiment | None:
         checkpoints=grid[1],
         estimators=estimators,
         kind=kind,
+        notes=tuple(ck.notes),
         source=ck.source,
         **common,
     )
@@ -720,6 +745,7 @@ def _fit_experiment(top: dict, ck: _Checker, common: dict, grid, estimators) -> 
         smoothing=smoothing,
         trajectory=trajectory,
         estimators=estimators,
+        notes=tuple(ck.notes),
         source=ck.source,
         **common,
     )
@@ -798,8 +824,15 @@ def _truth(inputs: Any, truth: Any, ck: _Checker):
         if probs is None:
             return None
         if min(probs) <= 0 or abs(math.fsum(probs) - 1.0) > SUM_TOLERANCE:
-            ck.error(("inputs", "probs"), "input probabilities must be positive and sum to 1")
+            ck.error(
+                ("inputs", "probs"),
+                f"input probabilities must be positive and sum to 1 (tolerance {SUM_TOLERANCE:g})",
+            )
             return None
+        if abs(math.fsum(probs) - 1.0) > 1e-12:
+            ck.notes.append(
+                f"inputs.probs: probabilities summed to {math.fsum(probs)!r}; divided by that sum"
+            )
     else:
         probs = [1.0 / x] * x
     pi = np.array(probs) / math.fsum(probs)

@@ -256,9 +256,18 @@ class Pair:
 
     @cached_property
     def log_ratio(self) -> np.ndarray:
-        """log p_k/q_k on the support of p, as ``log1p((p − q)/q)``."""
+        """log p_k/q_k on the support of p.
+
+        ``log1p((p − q)/q)`` where p and q are close (|p/q − 1| < ½), which keeps
+        the digits of a small ratio; ``log p − log q`` elsewhere, where the
+        ratio itself may be far below double precision (p = 1e-250, q = ½).
+        """
         s = self.support
-        return _frozen(np.log1p(self.delta[s] / self.q.probs[s]))
+        r = self.delta[s] / self.q.probs[s]
+        close = np.abs(r) < 0.5
+        with np.errstate(divide="ignore"):
+            near = np.log1p(np.where(close, r, 0.0))
+        return _frozen(np.where(close, near, self.p.log_probs[s] - self.q.log_probs[s]))
 
     @cached_property
     def kl_pq(self) -> float:

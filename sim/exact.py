@@ -52,27 +52,79 @@ class Moments:
     mu4: float
 
 
-def _grid(n: int, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Lattice points and weights covering Binomial(n, p_k) for each k.
+#: Binomials with sd up to this are summed by a pmf recurrence, wider ones by scipy.
+RECURRENCE_SD = 30.0
+#: Lattice points evaluated at once (bounds memory whatever K is).
+CHUNK_POINTS = 1 << 21
 
-    Returns ``(owner, c, w)``: the category index of each point, the count
-    and its weight pmf(c)·stride, so that Σ w g(c) over a category's points
-    is E[g(C_k)].
-    """
-    p = np.asarray(p, dtype=float)
+
+def _window(n: int, p: np.ndarray):
     mean = n * p
     sd = np.sqrt(n * p * (1.0 - p))
     half = np.ceil(WINDOW_SD * sd + WINDOW_PAD)
     lo = np.maximum(0.0, np.floor(mean - half))
     hi = np.minimum(float(n), np.ceil(mean + half))
+    return sd, lo, hi
+
+
+def expect(n: int, probs: np.ndarray, g) -> np.ndarray:
+    """E[g(C_k, k)] for C_k ~ Binomial(n, p_k), for every k (see the module notes).
+
+    ``g(c, k)`` receives float counts and category indices of equal shape.
+    Narrow binomials (sd ≤ ``RECURRENCE_SD``) take their pmf from one scipy
+    value at the window's start and the exact ratio pmf(c+1)/pmf(c) =
+    (n − c)p/((c + 1)(1 − p)) accumulated in log space (relative error about
+    the window's length times 1e-16); wide ones take scipy's pmf on a stride.
+    Work proceeds in chunks of at most ``CHUNK_POINTS`` lattice points.
+    """
+    p = np.asarray(probs, dtype=float)
+    out = np.zeros(p.size)
+    sd, lo, hi = _window(n, p)
+    narrow = np.flatnonzero(sd <= RECURRENCE_SD)
+    width = (hi - lo + 1).astype(np.int64)
+    start = 0
+    while start < narrow.size:
+        w_max = int(width[narrow[start]])
+        stop = start
+        while (
+            stop < narrow.size and (stop - start + 1) * max(w_max, int(width[narrow[stop]])) <= CHUNK_POINTS
+        ):
+            w_max = max(w_max, int(width[narrow[stop]]))
+            stop += 1
+        stop = max(stop, start + 1)
+        ks = narrow[start:stop]
+        out[ks] = _expect_narrow(n, p[ks], lo[ks], hi[ks], ks, int(width[ks].max()), g)
+        start = stop
+    wide = np.flatnonzero(sd > RECURRENCE_SD)
+    for chunk in (
+        np.array_split(wide, max(1, math.ceil(width[wide].sum() / CHUNK_POINTS))) if wide.size else []
+    ):
+        out[chunk] = _expect_wide(n, p[chunk], sd[chunk], lo[chunk], hi[chunk], chunk, g)
+    return out
+
+
+def _expect_narrow(n, p, lo, hi, ks, width, g) -> np.ndarray:
+    c = lo[:, None] + np.arange(width)[None, :]
+    valid = c <= hi[:, None]
+    cc = np.minimum(c, hi[:, None])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_ratio = np.log(n - cc[:, :-1]) - np.log(cc[:, :-1] + 1) + (np.log(p) - np.log1p(-p))[:, None]
+        log_pmf = np.empty(c.shape)
+        log_pmf[:, 0] = stats.binom.logpmf(lo, n, p)
+        log_pmf[:, 1:] = log_pmf[:, :1] + np.cumsum(np.where(valid[:, 1:], log_ratio, 0.0), axis=1)
+        terms = np.where(valid, np.exp(log_pmf) * g(cc, np.broadcast_to(ks[:, None], c.shape)), 0.0)
+    return terms.sum(axis=1)
+
+
+def _expect_wide(n, p, sd, lo, hi, ks, g) -> np.ndarray:
     stride = np.maximum(1.0, np.floor(sd / STRIDE_PER_SD))
     counts = (np.floor((hi - lo) / stride) + 1).astype(np.int64)
     owner = np.repeat(np.arange(p.size), counts)
-    start = np.cumsum(counts) - counts
-    step = np.arange(counts.sum()) - np.repeat(start, counts)
+    first = np.cumsum(counts) - counts
+    step = np.arange(counts.sum()) - np.repeat(first, counts)
     c = lo[owner] + step * stride[owner]
     w = stats.binom.pmf(c, n, p[owner]) * stride[owner]
-    return owner, c, w
+    return np.bincount(owner, weights=w * g(c, ks[owner]), minlength=p.size)
 
 
 def plugin_bias(pair: Pair, n: int) -> float:
@@ -82,11 +134,12 @@ def plugin_bias(pair: Pair, n: int) -> float:
     """
     probs = pair.p.probs[pair.support]
     values, multiplicity = np.unique(probs, return_counts=True)
-    owner, c, w = _grid(n, values)
-    pk = values[owner]
-    terms = w * pk * xlog1px_minus_x((c - n * pk) / (n * pk))
-    per_value = np.bincount(owner, weights=terms, minlength=values.size)
-    return math.fsum(per_value * multiplicity)
+
+    def term(c, k):
+        pk = values[k]
+        return pk * xlog1px_minus_x((c - n * pk) / (n * pk))
+
+    return math.fsum(expect(n, values, term) * multiplicity)
 
 
 def coin_plugin_moments(pair: Pair, n: int) -> Moments:
@@ -94,16 +147,18 @@ def coin_plugin_moments(pair: Pair, n: int) -> Moments:
     p = pair.p.heads
     if p in (0.0, 1.0):
         return Moments(pair.kl_pq, 0.0, 0.0)
-    _, c, w = _grid(n, np.array([p]))
-    f = c / n
     lh, lt = pair.log_ratio  # support is both categories when 0 < p < 1
-    llr = f * lh + (1.0 - f) * lt
-    to_p = p * xlog1px_minus_x((f - p) / p) + (1.0 - p) * xlog1px_minus_x((p - f) / (1.0 - p))
-    values = llr + to_p
     mean = pair.kl_pq + plugin_bias(pair, n)
-    dev = snap_rounding(values - mean, np.maximum(np.abs(values), abs(mean)))
-    var = math.fsum(w * dev**2)
-    return Moments(mean, math.sqrt(var), math.fsum(w * dev**4))
+
+    def deviation(c, _k):
+        f = c / n
+        to_p = p * xlog1px_minus_x((f - p) / p) + (1.0 - p) * xlog1px_minus_x((p - f) / (1.0 - p))
+        value = f * lh + (1.0 - f) * lt + to_p
+        return snap_rounding(value - mean, np.maximum(np.abs(value), abs(mean)))
+
+    var = float(expect(n, np.array([p]), lambda c, k: deviation(c, k) ** 2)[0])
+    mu4 = float(expect(n, np.array([p]), lambda c, k: deviation(c, k) ** 4)[0])
+    return Moments(mean, math.sqrt(var), mu4)
 
 
 def per_sample(pair: Pair, estimator: str) -> tuple[float, float, float]:

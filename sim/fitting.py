@@ -53,7 +53,7 @@ from functools import cached_property
 import numpy as np
 
 from .distributions import xlog1px_minus_x
-from .exact import _grid
+from .exact import expect
 
 FAMILIES = ("saturated", "linear", "constant", "ordinal")
 TOLERANCE = 1e-26
@@ -277,9 +277,11 @@ def _expect_log(n: int, p: float, shift: float, *, times_c: bool = False) -> flo
     """E[log(C + shift)] (or E[C log(C + shift)]) for C ~ Binomial(n, p)."""
     if p <= 0.0:
         return 0.0 if times_c else math.log(shift)
-    _, c, w = _grid(n, np.array([min(p, 1.0)]))
-    values = np.log(c + shift)
-    return math.fsum(w * (c * values if times_c else values))
+
+    def g(c, _k):
+        return c * np.log(c + shift) if times_c else np.log(c + shift)
+
+    return float(expect(n, np.array([min(p, 1.0)]), g)[0])
 
 
 def exact_means(truth: Truth, family: str, smoothing: float, n: int) -> dict[str, float]:

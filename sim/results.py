@@ -13,6 +13,7 @@ Files are written so that the same data give the same bytes: CSVs with
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import gzip
 import json
 import os
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import OutputError
+from .errors import OutputError, RunError
 
 CONFIG = "config.yaml"
 ANALYTIC = "analytic.csv"
@@ -77,6 +78,48 @@ def prepare_output(out: Path) -> Path:
     except OSError as exc:
         raise OutputError(f"{out}: cannot write results here ({exc.strerror})") from None
     return out
+
+
+@contextlib.contextmanager
+def exclusive(out: Path, name: str) -> Iterator[None]:
+    """Hold the lock of results folder ``out/name`` for a whole run.
+
+    The lock is an advisory ``flock`` on ``out/.<name>.lock``, released by the
+    operating system even when the process is killed.  Holding it, leftovers
+    of a run that was killed outright (SIGKILL, power loss) are cleaned up
+    first: its temporary folder is removed, and if it died between moving the
+    previous results aside and moving the new ones in, the previous results
+    are put back.
+
+    Raises
+    ------
+    sim.errors.RunError
+        If another run holds the lock.
+    """
+    with open(Path(out) / f".{name}.lock", "a+", encoding="utf-8") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunError(
+                f"{Path(out) / name}: another sim run is writing these results right now; "
+                "wait for it to finish, or write elsewhere with --out"
+            ) from None
+        try:
+            _recover(Path(out), name)
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _recover(out: Path, name: str) -> None:
+    """Undo what a killed run left behind (call only while holding the lock)."""
+    final = out / name
+    for old in sorted(out.glob(f".{name}.old-*")):
+        if not final.exists() and (old / name).is_dir():
+            os.rename(old / name, final)
+        shutil.rmtree(old, ignore_errors=True)
+    for tmp in out.glob(f".{name}.tmp-*"):
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -29,6 +29,7 @@ from . import results as res
 from .check import CheckReport, check_summary, check_trajectory
 from .config import Case, Experiment, FitExperiment, dump_config
 from .distributions import to_units
+from .errors import OutputError
 from .estimators import SupportArrays, estimate, llr_covered
 from .sampling import count_paths
 from .summary import analytic_table, replicates_frame, summarize_case, summarize_fit_case
@@ -119,6 +120,7 @@ def run_experiment(
     *,
     command: Sequence[str] | None = None,
     after: Callable[[RunReport, Path], None] | None = None,
+    overwrite: bool = True,
 ) -> RunReport:
     """Simulate ``experiment`` and publish its results folder ``out/<name>/``.
 
@@ -134,6 +136,9 @@ def run_experiment(
         Called as ``after(report, folder)`` with the staged folder once the
         tables are written, before it is published; used to draw figures.
         Its time is recorded as the ``figures`` stage.
+    overwrite : bool
+        Replace an existing ``out/<name>/`` (only once the run has
+        succeeded); with False, refuse before simulating.
 
     Returns
     -------
@@ -142,11 +147,23 @@ def run_experiment(
     Raises
     ------
     sim.errors.OutputError
-        If ``out`` cannot be written (checked before simulating).
+        If ``out`` cannot be written, or the results exist and ``overwrite``
+        is False (checked before simulating).
+    sim.errors.RunError
+        If another run is writing the same results folder.
     """
+    out = res.prepare_output(Path(out))
+    with res.exclusive(out, experiment.name):
+        if not overwrite and (out / experiment.name).exists():
+            raise OutputError(
+                f"{out / experiment.name}: exists, and overwriting was refused (--no-overwrite)"
+            )
+        return _run_locked(experiment, out, command, after)
+
+
+def _run_locked(experiment, out: Path, command, after) -> RunReport:
     t_start = time.perf_counter()
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    out = res.prepare_output(Path(out))
     report = RunReport(experiment, out / experiment.name)
     stage = _Stopwatch(report.timings)
     tables = (

@@ -18,6 +18,11 @@ from tests.conftest import TINY
 FILES = {"config.yaml", "analytic.csv", "summary.csv", "replicates.csv.gz", "run.json"}
 
 
+def _entries(folder: Path) -> list[str]:
+    """What a results parent holds, less the runs' lock files (.<name>.lock)."""
+    return sorted(p.name for p in folder.iterdir() if not p.name.endswith(".lock"))
+
+
 def test_run_writes_every_file(cli, write_config, tmp_path):
     cfg = write_config(TINY)
     out = tmp_path / "out"
@@ -25,7 +30,7 @@ def test_run_writes_every_file(cli, write_config, tmp_path):
     assert r.exit_code == 0, r.output
     assert "tiny: 2 case(s)" in r.stdout
     assert {p.name for p in (out / "tiny").iterdir()} >= FILES
-    assert [p.name for p in out.iterdir()] == ["tiny"]  # no temporary folders left
+    assert _entries(out) == ["tiny"]  # no temporary folders left
     summary = pd.read_csv(out / "tiny" / "summary.csv")
     assert set(summary.case) == {"coin", "die"} and set(summary.n) == {1, 10, 100}
 
@@ -133,7 +138,7 @@ def test_runtime_failure_exits_1_and_keeps_previous_results(cli, write_config, t
     r = cli("run", str(cfg), "--out", str(out), "--set", "seed=99")
     assert r.exit_code == 1 and "the sampler broke" in r.stderr
     assert (out / "tiny" / "summary.csv").read_bytes() == before
-    assert sorted(p.name for p in out.iterdir()) == ["tiny"]
+    assert _entries(out) == ["tiny"]
 
 
 def test_interrupt_exits_130_and_leaves_nothing_partial(cli, write_config, tmp_path, monkeypatch):
@@ -152,7 +157,7 @@ def test_interrupt_exits_130_and_leaves_nothing_partial(cli, write_config, tmp_p
     monkeypatch.setattr(sim.runner, "run_experiment", run)
     r = cli("run", str(cfg), "--out", str(tmp_path / "out"))
     assert r.exit_code == 130 and "Interrupted" in r.stderr
-    assert list((tmp_path / "out").iterdir()) == []
+    assert _entries(tmp_path / "out") == []
 
 
 def test_validate(cli, write_config):
