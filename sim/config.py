@@ -81,6 +81,10 @@ MAX_REPLICATES = 10**9
 SUM_TOLERANCE = 1e-5
 
 DEFAULT_POINTS = 20
+#: A YAML document may expand (through aliases) to at most this many values …
+MAX_NODES = 2_000_000
+#: … nested at most this deep.
+MAX_DEPTH = 100
 
 _NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
 _NUMBER_RE = re.compile(r"[+-]?(\d[\d_]*\.?\d*|\.\d+)([eE][+-]?\d+)?")
@@ -313,6 +317,9 @@ def _compose(text: str, source: str) -> tuple[Any, dict[Path_, int], list[Config
     lines: dict[Path_, int] = {}
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        issues.append(ConfigIssue(source, None, "", "invalid YAML: nested too deeply"))
+        return None, lines, issues
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -325,11 +332,18 @@ def _compose(text: str, source: str) -> tuple[Any, dict[Path_, int], list[Config
     if node is None:
         return None, lines, issues
     constructor = yaml.constructor.SafeConstructor()
+    budget = [MAX_NODES]
+
+    class TooLarge(Exception):
+        pass
 
     def issue(n: yaml.Node, path: Path_, msg: str) -> None:
         issues.append(ConfigIssue(source, n.start_mark.line + 1, format_path(path), msg))
 
     def convert(n: yaml.Node, path: Path_) -> Any:
+        budget[0] -= 1
+        if budget[0] < 0 or len(path) > MAX_DEPTH:
+            raise TooLarge(n)
         lines.setdefault(path, n.start_mark.line + 1)
         if isinstance(n, yaml.MappingNode):
             if n.tag != _STD + "map":
@@ -368,7 +382,16 @@ def _compose(text: str, source: str) -> tuple[Any, dict[Path_, int], list[Config
             issue(n, path, f"cannot read {n.value!r}: {exc}")
             return None
 
-    return convert(node, ()), lines, issues
+    try:
+        return convert(node, ()), lines, issues
+    except TooLarge as exc:
+        at = exc.args[0].start_mark.line + 1
+        what = f"more than {MAX_NODES:,} values (aliases expand)" if budget[0] < 0 else "nested too deeply"
+        return (
+            None,
+            lines,
+            [ConfigIssue(source, at, "", f"the document holds {what}; a config is far smaller")],
+        )
 
 
 def format_path(path: Iterable[str | int]) -> str:

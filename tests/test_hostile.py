@@ -66,6 +66,16 @@ def test_yaml_traps(snippet, message):
     )
 
 
+def test_documents_that_would_exhaust_memory_or_the_stack_are_refused():
+    deep = "name: " + "[" * 3000 + "]" * 3000 + "\n"
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        parse_config(deep, "deep.yaml")
+    laughs = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    laughs += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 12)]
+    with pytest.raises(ConfigError, match=r"laughs.yaml:1: the document holds more than 2,000,000 values"):
+        parse_config("\n".join(laughs) + "\n", "laughs.yaml")
+
+
 def test_every_error_at_once_with_file_line_and_key():
     text = "name: x\nreplicats: 10\nunits: nat\nn: [10, 5]\ncases:\n  - {name: c, p: 0.5, q: 1.0}\n  - {name: c, p: 0.5, q: 0.5}\n"
     with pytest.raises(ConfigError) as info:
