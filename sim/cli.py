@@ -83,31 +83,70 @@ def main() -> None:
     is_flag=True,
     help="Refuse (before running anything) if a results folder of the same name exists.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Local worker processes (default: 1 for small runs, every core otherwise).",
+)
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "dask"]),
+    default="local",
+    show_default=True,
+    help="local processes, or a Dask cluster (needs the [dask] extra).",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    default=None,
+    help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (default: a LocalCluster).",
+)
+@click.option(
+    "--resume", is_flag=True, help="Continue an interrupted run of the same config where it stopped."
+)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
 @_fail_on_library_errors
 def run(
-    configs: tuple[str, ...], out: str, overrides: tuple[str, ...], no_figures: bool, no_overwrite: bool
+    configs: tuple[str, ...],
+    out: str,
+    overrides: tuple[str, ...],
+    no_figures: bool,
+    no_overwrite: bool,
+    workers: int | None,
+    executor: str,
+    scheduler: str | None,
+    resume: bool,
+    quiet: bool,
 ) -> None:
     """Run experiments: every CONFIG, or all configs/*.yaml when none is given.
 
     Every config is validated before anything runs or is written.  Results go
     to OUT/<name>/: config.yaml (resolved), analytic.csv, summary.csv,
     replicates.csv.gz and run.json.  A results folder is replaced only when
-    its run completes.
+    its run completes.  Blocks of replicates run on local processes
+    (--workers) or a Dask cluster (--executor dask) with byte-identical
+    results; an interrupted run continues with --resume.
 
     \b
     Examples:
       sim run                                  # all shipped experiments
       sim run configs/coin.yaml --set replicates=500 --set n.max=1000
       sim run my.yaml --out /tmp/results --set seed=3
+      sim run big.yaml --workers 2 --resume
+      sim run big.yaml --executor dask --scheduler tcp://127.0.0.1:8786
     """
     from .config import load_all, resolve_paths
     from .errors import OutputError
-    from .runner import run_experiment
+    from .runner import Execution, run_experiment
 
     experiments = load_all(resolve_paths(configs), overrides)
     existing = [os.path.join(out, e.name) for e in experiments if os.path.exists(os.path.join(out, e.name))]
     if no_overwrite and existing:
         raise OutputError(f"{', '.join(existing)}: exists, and overwriting was refused (--no-overwrite)")
+    if scheduler and executor != "dask":
+        raise click.UsageError("--scheduler goes with --executor dask")
+    execution = Execution(executor, workers, scheduler, resume, quiet)
     signal.signal(signal.SIGTERM, _interrupt)
     after = None if no_figures else _draw_figures
     for experiment in experiments:
@@ -118,6 +157,7 @@ def run(
             command=[os.path.basename(sys.argv[0]), *sys.argv[1:]],
             after=after,
             overwrite=not no_overwrite,
+            execution=execution,
         )
         click.echo(
             f"{experiment.name}: {len(experiment.cases)} case(s) × {len(experiment.checkpoints)} sizes × "

@@ -98,12 +98,13 @@ _TOP_KEYS = (
     "n",
     "estimators",
     "sampler",
+    "save_replicates",
     "cases",
     "notes",
 )
 _CASE_KEYS = ("name", "description", "p", "q")
 _FIT_KEYS = (
-    *(k for k in _TOP_KEYS if k not in ("cases", "notes")),
+    *(k for k in _TOP_KEYS if k not in ("cases", "notes", "save_replicates")),
     "smoothing",
     "inputs",
     "truth",
@@ -178,6 +179,7 @@ class Experiment:
     sampler: str = "counts"
     kind: str = "convergence"
     description: str = ""
+    save_replicates: bool = True
     notes: tuple[str, ...] = ()
     source: str = field(default="<config>", compare=False)
 
@@ -193,6 +195,7 @@ class Experiment:
             "n": self.n,
             "estimators": list(self.estimators),
             "sampler": self.sampler,
+            "save_replicates": self.save_replicates,
             "cases": [c.to_dict() for c in self.cases],
         } | _notes(self.notes)
 
@@ -716,10 +719,14 @@ def _experiment(data: Any, ck: _Checker) -> Experiment | FitExperiment | None:
             )
         return _fit_experiment(top, ck, common, grid, estimators)
     cases = _cases(top["cases"], ck) if "cases" in top else None
+    save = top.get("save_replicates", True)
+    if not isinstance(save, bool):
+        ck.error(("save_replicates",), f"must be true or false, got {_describe(save)}")
     if ck.issues:
         return None
     common["description"] = common["description"].strip()
     return Experiment(
+        save_replicates=save,
         cases=cases,
         n=grid[0],
         checkpoints=grid[1],

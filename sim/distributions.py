@@ -61,8 +61,16 @@ def xlog1px_minus_x(r: np.ndarray) -> np.ndarray:
         ``h(r)``, non-negative, with full relative precision near ``r = 0``.
     """
     r = np.asarray(r, dtype=float)
-    out = np.empty_like(r)
     small = np.abs(r) < _SERIES_RADIUS
+    if small.all():  # the common case at large n: no masking, and only the terms needed
+        top = float(np.max(np.abs(r), initial=0.0))
+        terms = _SERIES.size if top <= 0 else int(min(_SERIES.size, max(1, math.ceil(-37.0 / math.log(top)))))
+        acc = np.zeros_like(r)
+        for c in _SERIES[terms - 1 :: -1]:
+            acc *= r
+            acc += c
+        return acc * r * r
+    out = np.empty_like(r)
     rs = r[small]
     acc = np.zeros_like(rs)
     for c in _SERIES[::-1]:
@@ -272,14 +280,14 @@ class Pair:
     @cached_property
     def kl_pq(self) -> float:
         """KL(p‖q) = Σ p log(p/q), never negative, accurate when p ≈ q."""
-        return _kl(self.q.probs, self.delta)
+        return _kl(self.q, self.p, self.delta)
 
     @cached_property
     def kl_qp(self) -> float:
         """KL(q‖p); ``inf`` where q has mass on categories that p lacks."""
         if np.any((self.q.probs > 0) & (self.p.probs <= 0)):
             return math.inf
-        return _kl(self.p.probs, -self.delta)
+        return _kl(self.p, self.q, -self.delta)
 
     @cached_property
     def entropy_p(self) -> float:
@@ -320,9 +328,19 @@ class Pair:
         return math.sqrt(math.fsum(w * dev**2))
 
 
-def _kl(base: np.ndarray, delta: np.ndarray) -> float:
-    """Σ base_k h(delta_k / base_k) over base_k > 0: KL(base + delta ‖ base)."""
-    m = base > 0
-    b = base[m]
-    r = np.maximum(delta[m] / b, -1.0)
-    return math.fsum(b * xlog1px_minus_x(r))
+def _kl(base: Distribution, other: Distribution, delta: np.ndarray) -> float:
+    """KL(other‖base) with ``delta`` = other − base (exact for coins).
+
+    Terms with |delta/base| < ½ are base·h(delta/base), non-negative and exact
+    near equality; the rest are other·(log other − log base) − other + base
+    from the logarithms, which cannot overflow when base is tiny (1e-308).
+    """
+    m = base.probs > 0
+    b, a, d = base.probs[m], other.probs[m], delta[m]
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        r = d / b
+        close = np.abs(r) < 0.5
+        near = b * xlog1px_minus_x(np.where(close, r, 0.0))
+        la, lb = other.log_probs[m], base.log_probs[m]
+        far = np.where(a > 0, a * (la - lb), 0.0) - a + b
+    return math.fsum(np.where(close, near, np.maximum(far, 0.0)))

@@ -77,6 +77,8 @@ def estimate(counts: np.ndarray, n: int, arrays: SupportArrays, names=ESTIMATORS
     dict of str to numpy.ndarray
         One ``(rows,)`` array per requested estimator.
     """
+    if counts.shape[1] <= DENSE_K:
+        return _estimate_dense(counts, n, arrays, names)
     rows, cols = np.nonzero(counts)
     c = counts[rows, cols].astype(float)
     size = counts.shape[0]
@@ -95,6 +97,42 @@ def estimate(counts: np.ndarray, n: int, arrays: SupportArrays, names=ESTIMATORS
         elif name == "plugin_kl":
             llr = out["llr"] if "llr" in out else row_sum(c * arrays.log_ratio[cols]) / n
             out[name] = llr + _kl_to_p(c, rows, cols, n, size, arrays)
+        else:
+            raise ValueError(f"unknown estimator {name!r}")
+    return out
+
+
+#: Up to this many categories the estimators use dense matrix products; beyond
+#: it only the non-zero counts are visited.
+DENSE_K = 64
+
+
+def _estimate_dense(counts: np.ndarray, n: int, arrays: SupportArrays, names) -> dict[str, np.ndarray]:
+    """:func:`estimate` for small K: the same sums as products with all counts."""
+    c = counts.astype(float)
+    if c.shape[1] == 2:  # a coin: two columns, cheaper than a matrix product
+
+        def dot(c, v):
+            return c[:, 0] * v[0] + c[:, 1] * v[1]
+    else:
+
+        def dot(c, v):
+            return c @ v
+
+    out: dict[str, np.ndarray] = {}
+    llr = None
+    for name in names:
+        if name in ("llr", "plugin_kl") and llr is None:
+            llr = dot(c, arrays.log_ratio) / n
+        if name == "llr":
+            out[name] = llr
+        elif name == "cross_entropy":
+            out[name] = -dot(c, arrays.log_q) / n
+        elif name == "entropy":
+            out[name] = -dot(c, arrays.log_p) / n
+        elif name == "plugin_kl":
+            expected = n * arrays.probs
+            out[name] = llr + dot(xlog1px_minus_x((c - expected) / expected), arrays.probs)
         else:
             raise ValueError(f"unknown estimator {name!r}")
     return out

@@ -49,7 +49,7 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
     data = csv_bytes(frame)
     with open(path, "wb") as fh:
         if path.name.endswith(".gz"):
-            with gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0) as gz:
+            with gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0, compresslevel=6) as gz:
                 gz.write(data)
         else:
             fh.write(data)

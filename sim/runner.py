@@ -31,13 +31,21 @@ from .config import Case, Experiment, FitExperiment, dump_config
 from .distributions import to_units
 from .errors import OutputError
 from .estimators import SupportArrays, estimate, llr_covered
+from .parallel import Progress, ResumeStore, Task, default_workers, execute, fingerprint, plan
 from .sampling import count_paths
-from .summary import analytic_table, replicates_frame, summarize_case, summarize_fit_case
+from .streaming import Accumulator, Ranges
+from .summary import (
+    analytic_table,
+    replicates_frame,
+    summarize_case,
+    summarize_fit_case,
+    summarize_stream,
+)
 
 #: Counts held in memory per block (rows × categories), which bounds a block's size.
 BLOCK_CELLS = 1 << 21
 #: Most replicates in one block.
-MAX_BLOCK = 1024
+MAX_BLOCK = 8192
 
 
 def block_size(k_support: int) -> int:
@@ -55,8 +63,28 @@ def block_rng(seed: int, case: str, block: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(case_key(case), block)))
 
 
+def simulate_block(
+    experiment: Experiment, case: Case, arrays: SupportArrays, block: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Simulate block ``block`` of ``case``: (values in nats, coverage flags)."""
+    reps, ckpts, names = experiment.replicates, experiment.checkpoints, experiment.estimators
+    size = block_size(arrays.probs.size)
+    rows = min(reps, (block + 1) * size) - block * size
+    out = np.empty((rows, len(ckpts), len(names)))
+    covered = np.zeros((rows, len(ckpts)), dtype=bool)
+    rng = block_rng(experiment.seed, case.name, block)
+    paths = count_paths(arrays.probs, ckpts, rows, rng=rng, method=experiment.sampler)
+    for j, (n, counts) in enumerate(zip(ckpts, paths, strict=True)):
+        values = estimate(counts, n, arrays, names)
+        for e, name in enumerate(names):
+            out[:, j, e] = values[name]
+        if "llr" in values:
+            covered[:, j] = llr_covered(counts, n, values["llr"], case.pair, arrays)
+    return out, covered
+
+
 def simulate_case(experiment: Experiment, case: Case) -> tuple[np.ndarray, np.ndarray]:
-    """Simulate every replicate of ``case``.
+    """Simulate every replicate of ``case``, serially.
 
     Returns
     -------
@@ -68,21 +96,63 @@ def simulate_case(experiment: Experiment, case: Case) -> tuple[np.ndarray, np.nd
         not among the estimators.
     """
     arrays = SupportArrays.from_pair(case.pair)
-    reps, ckpts, names = experiment.replicates, experiment.checkpoints, experiment.estimators
-    out = np.empty((reps, len(ckpts), len(names)))
-    covered = np.zeros((reps, len(ckpts)), dtype=bool)
-    size = block_size(arrays.probs.size)
-    for b in range(math.ceil(reps / size)):
-        rows = slice(b * size, min(reps, (b + 1) * size))
-        rng = block_rng(experiment.seed, case.name, b)
-        paths = count_paths(arrays.probs, ckpts, rows.stop - rows.start, rng=rng, method=experiment.sampler)
-        for j, (n, counts) in enumerate(zip(ckpts, paths, strict=True)):
-            values = estimate(counts, n, arrays, names)
-            for e, name in enumerate(names):
-                out[rows, j, e] = values[name]
-            if "llr" in values:
-                covered[rows, j] = llr_covered(counts, n, values["llr"], case.pair, arrays)
-    return out, covered
+    blocks = math.ceil(experiment.replicates / block_size(arrays.probs.size))
+    parts = [simulate_block(experiment, case, arrays, b) for b in range(blocks)]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def run_task(experiment: Experiment, task: Task) -> dict[str, np.ndarray]:
+    """Simulate one task's blocks, in the experiment's units.
+
+    Returns the values and coverage flags, or with ``save_replicates: false``
+    the state of a :class:`sim.streaming.Accumulator`.
+    """
+    case = experiment.cases[task.case]
+    arrays = SupportArrays.from_pair(case.pair)
+    shape = (len(experiment.checkpoints), len(experiment.estimators))
+    acc = None if experiment.save_replicates else Accumulator.empty(shape)
+    ranges = None if acc is None else _ranges(experiment, task.case)
+    values, covered = [], []
+    for b in range(task.first, task.first + task.blocks):
+        v, c = simulate_block(experiment, case, arrays, b)
+        v = to_units(v, experiment.units)
+        if acc is None:
+            values.append(v)
+            covered.append(c)
+        else:
+            acc.add(v, c, ranges)
+    if acc is not None:
+        return acc.arrays()
+    return {"values": np.concatenate(values), "covered": np.concatenate(covered)}
+
+
+_RANGES: dict = {}
+
+
+def _ranges(experiment: Experiment, case: int) -> Ranges:
+    """Histogram ranges of a case, cached for the case being worked on."""
+    key = (experiment.name, experiment.seed, case)
+    if key not in _RANGES:
+        c = experiment.cases[case]
+        _RANGES.clear()
+        _RANGES[key] = Ranges.for_case(
+            c.pair, experiment.checkpoints, experiment.estimators, experiment.units
+        )
+    return _RANGES[key]
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How to run a convergence experiment's tasks (see :mod:`sim.parallel`).
+
+    ``workers`` None chooses serial for small runs and every core otherwise.
+    """
+
+    executor: str = "local"
+    workers: int | None = None
+    scheduler: str | None = None
+    resume: bool = False
+    quiet: bool = False
 
 
 @dataclass
@@ -121,6 +191,7 @@ def run_experiment(
     command: Sequence[str] | None = None,
     after: Callable[[RunReport, Path], None] | None = None,
     overwrite: bool = True,
+    execution: Execution | None = None,
 ) -> RunReport:
     """Simulate ``experiment`` and publish its results folder ``out/<name>/``.
 
@@ -139,6 +210,9 @@ def run_experiment(
     overwrite : bool
         Replace an existing ``out/<name>/`` (only once the run has
         succeeded); with False, refuse before simulating.
+    execution : Execution, optional
+        Executor, workers, resume and progress (convergence experiments;
+        fit experiments run serially).
 
     Returns
     -------
@@ -158,17 +232,19 @@ def run_experiment(
             raise OutputError(
                 f"{out / experiment.name}: exists, and overwriting was refused (--no-overwrite)"
             )
-        return _run_locked(experiment, out, command, after)
+        return _run_locked(experiment, out, command, after, execution or Execution())
 
 
-def _run_locked(experiment, out: Path, command, after) -> RunReport:
+def _run_locked(experiment, out: Path, command, after, execution: Execution) -> RunReport:
     t_start = time.perf_counter()
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     report = RunReport(experiment, out / experiment.name)
     stage = _Stopwatch(report.timings)
-    tables = (
-        _fit_tables(experiment, stage) if experiment.kind == "fit" else _convergence_tables(experiment, stage)
-    )
+    if experiment.kind == "fit":
+        tables = _fit_tables(experiment, stage)
+    else:
+        tables = _convergence_tables(experiment, stage, out, execution)
+    store = tables.pop("_store", None)
     analytic, summary = tables[res.ANALYTIC], tables[res.SUMMARY]
     report.summary, report.analytic = summary, analytic
     with stage("check"):
@@ -187,26 +263,76 @@ def _run_locked(experiment, out: Path, command, after) -> RunReport:
         info = _run_info(experiment, command, started, report.timings)
         info["check"] = {"agrees_with_theory": report.check.passed, "summary": report.check.headline()}
         res.write_json(info, tmp / res.RUN)
+    if store is not None:
+        store.discard()
     return report
 
 
-def _convergence_tables(experiment: Experiment, stage) -> dict[str, pd.DataFrame]:
+def _convergence_tables(experiment: Experiment, stage, out: Path, execution: Execution) -> dict:
     with stage("analytic"):
         analytic = analytic_table(experiment)
+    tasks = plan(experiment, block_size)
+    mode = "replicates" if experiment.save_replicates else "streaming"
+    store = ResumeStore(
+        out, experiment.name, fingerprint(dump_config(experiment), mode), resume=execution.resume
+    )
+    stored = {t: store.load(t) for t in tasks} if execution.resume else dict.fromkeys(tasks)
+    pending = [t for t in tasks if stored[t] is None]
+    progress = Progress(len(tasks), experiment.name, quiet=execution.quiet)
+    progress.update(len(tasks) - len(pending))
+
+    def done(task, result) -> None:
+        store.save(task, result)
+        progress.update()
+
+    workers = execution.workers or default_workers(experiment)
+    kind = "dask" if execution.executor == "dask" else ("processes" if workers > 1 else "serial")
+    results = execute(
+        run_task,
+        experiment,
+        pending,
+        executor=kind,
+        workers=workers,
+        scheduler=execution.scheduler,
+        on_done=done,
+    )
+    per_case: dict[int, list] = {c: [] for c in range(len(experiment.cases))}
+    with stage("simulate"):
+        try:
+            for task in tasks:
+                arrays = stored.pop(task)
+                if arrays is None:
+                    arrays = next(results)[1]
+                parts = per_case[task.case]
+                if experiment.save_replicates or not parts:
+                    parts.append(arrays)
+                else:  # fold into the running accumulator, in task order
+                    merged = Accumulator.from_arrays(parts[0])
+                    merged.merge(Accumulator.from_arrays(arrays))
+                    parts[0] = merged.arrays()
+        finally:
+            results.close()
+            progress.close()
     summaries, replicate_frames = [], []
-    for case, arow in zip(experiment.cases, analytic.to_dict("records"), strict=True):
-        with stage("simulate"):
-            values, covered = simulate_case(experiment, case)
-            values = to_units(values, experiment.units)
-        with stage("summarize"):
-            kw = dict(checkpoints=experiment.checkpoints, estimators=experiment.estimators)
-            summaries.append(summarize_case(values, covered, case=case, analytic=arow, **kw))
-            replicate_frames.append(replicates_frame(values, case=case.name, **kw))
-    return {
-        res.ANALYTIC: analytic,
-        res.SUMMARY: pd.concat(summaries, ignore_index=True),
-        res.REPLICATES: pd.concat(replicate_frames, ignore_index=True),
-    }
+    kw = dict(checkpoints=experiment.checkpoints, estimators=experiment.estimators)
+    with stage("summarize"):
+        for c, (case, arow) in enumerate(zip(experiment.cases, analytic.to_dict("records"), strict=True)):
+            parts = per_case[c]
+            if experiment.save_replicates:
+                values = np.concatenate([p["values"] for p in parts])
+                covered = np.concatenate([p["covered"] for p in parts])
+                summaries.append(summarize_case(values, covered, case=case, analytic=arow, **kw))
+                replicate_frames.append(replicates_frame(values, case=case.name, **kw))
+            else:
+                acc = Accumulator.from_arrays(parts[0])
+                summaries.append(
+                    summarize_stream(acc, _ranges(experiment, c), case=case, analytic=arow, **kw)
+                )
+    tables = {res.ANALYTIC: analytic, res.SUMMARY: pd.concat(summaries, ignore_index=True)}
+    if experiment.save_replicates:
+        tables[res.REPLICATES] = pd.concat(replicate_frames, ignore_index=True)
+    tables["_store"] = store
+    return tables
 
 
 def _fit_tables(experiment: FitExperiment, stage) -> dict[str, pd.DataFrame]:

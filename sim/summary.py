@@ -117,10 +117,18 @@ def summarize_case(
         and ``exact_sd`` are empty where not known exactly, ``z`` where
         ``exact_sd`` is empty or 0.
     """
-    r = values.shape[0]
-    units = analytic["units"]
     targets = np.array([analytic[REFERENCES[e][0]] for e in estimators])
     mean, sd, q05, q50, q95, rmse = describe(values, targets)
+    rate = covered.mean(axis=0) if covered is not None else None
+    stats = {"mean": mean, "sd": sd, "q05": q05, "q50": q50, "q95": q95, "rmse": rmse}
+    return _summary_frame(
+        case, analytic["units"], checkpoints, estimators, values.shape[0], targets, stats, rate
+    )
+
+
+def _summary_frame(case, units, checkpoints, estimators, r, targets, stats, coverage_rate) -> pd.DataFrame:
+    """Assemble summary rows from (n, estimator)-shaped statistics, with exact references."""
+    mean, sd = stats["mean"], stats["sd"]
     j, e = np.meshgrid(np.arange(len(checkpoints)), np.arange(len(estimators)), indexing="ij")
     j, e = j.ravel(), e.ravel()
     ns = np.asarray(checkpoints, dtype=np.int64)
@@ -141,10 +149,10 @@ def summarize_case(
             "sd": sd[j, e],
             "mcse": sd[j, e] / np.sqrt(r),
             "bias": mean[j, e] - targets[e],
-            "rmse": rmse[j, e],
-            "q05": q05[j, e],
-            "q50": q50[j, e],
-            "q95": q95[j, e],
+            "rmse": stats["rmse"][j, e],
+            "q05": stats["q05"][j, e],
+            "q50": stats["q50"][j, e],
+            "q95": stats["q95"][j, e],
             "replicates": r,
             "exact_mean": exact_mean,
             "exact_sd": exact_sd,
@@ -154,9 +162,9 @@ def summarize_case(
     cover = np.full(len(frame), np.nan)
     cover_mcse = np.full(len(frame), np.nan)
     cover_exact = np.full(len(frame), np.nan)
-    if covered is not None and "llr" in estimators:
+    if coverage_rate is not None and "llr" in estimators:
         rows = np.flatnonzero(names[e] == "llr")
-        c = covered.mean(axis=0)[j[rows]]
+        c = coverage_rate[j[rows]]
         cover[rows] = c
         cover_mcse[rows] = np.sqrt(c * (1 - c) / r)
         cover_exact[rows] = [exact.coverage95(case.pair, int(n)) for n in ns[j[rows]]]
@@ -164,6 +172,39 @@ def summarize_case(
     frame["coverage95_mcse"] = cover_mcse
     frame["coverage95_exact"] = cover_exact
     return frame[SUMMARY_COLUMNS]
+
+
+def summarize_stream(
+    acc,
+    ranges,
+    *,
+    case: Case,
+    checkpoints: Sequence[int],
+    estimators: Sequence[str],
+    analytic: dict,
+) -> pd.DataFrame:
+    """Summaries from a :class:`sim.streaming.Accumulator` (``save_replicates: false``).
+
+    Means, sds, MCSEs, biases, RMSEs and coverage are exact up to rounding;
+    quantiles are within ``quantile_error`` (an extra column) of the exact
+    ones (see :mod:`sim.streaming`).
+    """
+    r = acc.count
+    targets = np.array([analytic[REFERENCES[e][0]] for e in estimators])
+    (q05, q50, q95), errors = ranges.quantiles(acc, [0.05, 0.5, 0.95])
+    stats = {
+        "mean": acc.mean,
+        "sd": np.sqrt(acc.m2 / (r - 1)),
+        "rmse": np.sqrt(acc.m2 / r + (acc.mean - targets) ** 2),
+        "q05": q05,
+        "q50": q50,
+        "q95": q95,
+    }
+    frame = _summary_frame(
+        case, analytic["units"], checkpoints, estimators, r, targets, stats, acc.covered / r
+    )
+    frame["quantile_error"] = errors.max(axis=0).ravel()
+    return frame
 
 
 def describe(values: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, ...]:

@@ -19,8 +19,8 @@ FILES = {"config.yaml", "analytic.csv", "summary.csv", "replicates.csv.gz", "run
 
 
 def _entries(folder: Path) -> list[str]:
-    """What a results parent holds, less the runs' lock files (.<name>.lock)."""
-    return sorted(p.name for p in folder.iterdir() if not p.name.endswith(".lock"))
+    """What a results parent holds, less locks and resume data (.<name>.lock, .<name>.resume)."""
+    return sorted(p.name for p in folder.iterdir() if not p.name.endswith((".lock", ".resume")))
 
 
 def test_run_writes_every_file(cli, write_config, tmp_path):
@@ -134,7 +134,7 @@ def test_runtime_failure_exits_1_and_keeps_previous_results(cli, write_config, t
     def broken(*args, **kwargs):
         raise RunError("the sampler broke")
 
-    monkeypatch.setattr(sim.runner, "simulate_case", broken)
+    monkeypatch.setattr(sim.runner, "simulate_block", broken)
     r = cli("run", str(cfg), "--out", str(out), "--set", "seed=99")
     assert r.exit_code == 1 and "the sampler broke" in r.stderr
     assert (out / "tiny" / "summary.csv").read_bytes() == before

@@ -257,7 +257,7 @@ def test_ctrl_c_stops_within_a_second_and_keeps_previous_results(tmp_path, sig):
         "Interrupted: no partial results were kept; earlier results are untouched."
     ]
     assert (tmp_path / "out" / "slow" / "summary.csv").read_bytes() == before
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".slow.lock", "slow"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".slow.lock", ".slow.resume", "slow"]
 
 
 def test_kill_minus_nine_leaves_previous_results_recoverable(tmp_path):
@@ -269,7 +269,7 @@ def test_kill_minus_nine_leaves_previous_results_recoverable(tmp_path):
     assert (tmp_path / "out" / "slow" / "summary.csv").read_bytes() == before
     with res.exclusive(tmp_path / "out", "slow"):  # what the next run does first
         pass
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".slow.lock", "slow"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".slow.lock", ".slow.resume", "slow"]
 
 
 # --------------------------------------------------------------------------

@@ -203,6 +203,6 @@ def test_both_samplers_agree():
 
 
 def test_block_size_bounds_memory():
-    assert block_size(2) == 1024
+    assert block_size(2) == 8192
     assert block_size(50_000) * 50_000 <= 1 << 21
     assert block_size(10**7) == 1

@@ -1,0 +1,192 @@
+"""Summaries accumulated block by block, in memory that does not grow with replicates.
+
+With ``save_replicates: false`` the replicates are never held together.  Each
+task folds its blocks into an :class:`Accumulator`, and accumulators merge in
+task order (so the result does not depend on how tasks were scheduled):
+
+- counts, means and sums of squared deviations merge exactly by Chan et al.'s
+  pairwise formulas, minima and maxima and coverage counts trivially;
+- quantiles come from two fixed-bin histograms per (n, estimator): a fine one
+  over the exact mean ± 12 exact sd (where the exact sd is known and positive)
+  and a coarse one over the estimator's a-priori range (llr lies between the
+  smallest and largest log p/q, and so on).  A quantile is reported as the
+  middle of the smallest interval known to contain it, and ``quantile_error``
+  in ``summary.csv`` is that interval's half-width: an upper bound on the
+  distance to the exact quantile (numpy's linear interpolation).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import exact
+from .distributions import Pair, to_units
+
+BINS = 2048
+WINDOW_SD = 12.0
+
+
+@dataclass
+class Accumulator:
+    """Streaming statistics of values shaped (replicates, n, estimators)."""
+
+    count: int
+    mean: np.ndarray
+    m2: np.ndarray
+    minimum: np.ndarray
+    maximum: np.ndarray
+    fine: np.ndarray
+    coarse: np.ndarray
+    covered: np.ndarray
+
+    @classmethod
+    def empty(cls, shape: tuple[int, int]) -> Accumulator:
+        return cls(
+            0,
+            np.zeros(shape),
+            np.zeros(shape),
+            np.full(shape, np.inf),
+            np.full(shape, -np.inf),
+            np.zeros((*shape, BINS + 2), dtype=np.int64),  # + below, above the window
+            np.zeros((*shape, BINS), dtype=np.int64),
+            np.zeros(shape[0], dtype=np.int64),
+        )
+
+    def add(self, values: np.ndarray, covered: np.ndarray, ranges: Ranges) -> None:
+        """Fold a block of values (rows, n, estimators) and its coverage flags in."""
+        block = Accumulator.empty(values.shape[1:])
+        block.count = values.shape[0]
+        block.mean = values.mean(axis=0)
+        block.m2 = ((values - block.mean) ** 2).sum(axis=0)
+        block.minimum = values.min(axis=0)
+        block.maximum = values.max(axis=0)
+        block.fine = ranges.histogram_fine(values)
+        block.coarse = ranges.histogram_coarse(values)
+        block.covered = covered.sum(axis=0)
+        self.merge(block)
+
+    def merge(self, other: Accumulator) -> None:
+        """Chan's pairwise update: exact up to rounding, deterministic in order."""
+        if other.count == 0:
+            return
+        if self.count == 0:
+            self.__dict__.update(
+                {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in other.__dict__.items()}
+            )
+            return
+        n_a, n_b = self.count, other.count
+        n = n_a + n_b
+        delta = other.mean - self.mean
+        self.mean = self.mean + delta * (n_b / n)
+        self.m2 = self.m2 + other.m2 + delta**2 * (n_a * n_b / n)
+        self.count = n
+        self.minimum = np.minimum(self.minimum, other.minimum)
+        self.maximum = np.maximum(self.maximum, other.maximum)
+        self.fine += other.fine
+        self.coarse += other.coarse
+        self.covered += other.covered
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The state as arrays (for storage when resuming)."""
+        return {k: np.asarray(v) for k, v in self.__dict__.items()}
+
+    @classmethod
+    def from_arrays(cls, arrays) -> Accumulator:
+        return cls(
+            **{k: (int(arrays[k]) if k == "count" else np.array(arrays[k])) for k in cls.__dataclass_fields__}
+        )
+
+
+@dataclass(frozen=True)
+class Ranges:
+    """Histogram ranges per (n, estimator), in the experiment's units."""
+
+    fine_lo: np.ndarray
+    fine_hi: np.ndarray
+    coarse_lo: np.ndarray
+    coarse_hi: np.ndarray
+
+    @classmethod
+    def for_case(cls, pair: Pair, checkpoints, estimators, units: str) -> Ranges:
+        s = pair.support
+        ell, lq, lp = pair.log_ratio, -pair.q.log_probs[s], -pair.p.log_probs[s]
+        bounds = {
+            "llr": (ell.min(), ell.max()),
+            "cross_entropy": (lq.min(), lq.max()),
+            "entropy": (lp.min(), lp.max()),
+            "plugin_kl": (0.0, max(lq.max(), 0.0)),
+        }
+        shape = (len(checkpoints), len(estimators))
+        fine_lo, fine_hi = np.zeros(shape), np.zeros(shape)
+        coarse_lo, coarse_hi = np.zeros(shape), np.zeros(shape)
+        for e, est in enumerate(estimators):
+            lo, hi = bounds[est]
+            coarse_lo[:, e], coarse_hi[:, e] = lo, hi
+            for j, n in enumerate(checkpoints):
+                m = exact.moments(pair, est, int(n))
+                if m.sd > 0:
+                    fine_lo[j, e] = max(lo, m.mean - WINDOW_SD * m.sd)
+                    fine_hi[j, e] = min(hi, m.mean + WINDOW_SD * m.sd)
+                else:
+                    fine_lo[j, e], fine_hi[j, e] = lo, hi
+        return cls(*(to_units(a, units) for a in (fine_lo, fine_hi, coarse_lo, coarse_hi)))
+
+    @staticmethod
+    def _bins(values, lo, hi):
+        width = np.where(hi > lo, hi - lo, 1.0)
+        return np.floor((values - lo) / width * BINS)
+
+    def histogram_fine(self, values: np.ndarray) -> np.ndarray:
+        idx = self._bins(values, self.fine_lo, self.fine_hi)
+        idx = np.where(
+            values < self.fine_lo, -1, np.where(values > self.fine_hi, BINS, np.clip(idx, 0, BINS - 1))
+        )
+        return _count(idx.astype(np.int64) + 1, BINS + 2)
+
+    def histogram_coarse(self, values: np.ndarray) -> np.ndarray:
+        idx = np.clip(self._bins(values, self.coarse_lo, self.coarse_hi), 0, BINS - 1).astype(np.int64)
+        return _count(idx, BINS)
+
+    def quantiles(self, acc: Accumulator, probs) -> tuple[np.ndarray, np.ndarray]:
+        """Quantile estimates and their error bounds, shaped (len(probs), n, estimators)."""
+        count = acc.count
+        shape = acc.mean.shape
+        est = np.zeros((len(probs), *shape))
+        err = np.zeros((len(probs), *shape))
+        fine_width = (self.fine_hi - self.fine_lo) / BINS
+        coarse_width = (self.coarse_hi - self.coarse_lo) / BINS
+        cum_fine = np.cumsum(acc.fine, axis=-1)
+        cum_coarse = np.cumsum(acc.coarse, axis=-1)
+        for i, q in enumerate(probs):
+            pos = (count - 1) * q
+            ranks = (math.floor(pos), math.ceil(pos))
+            lo = np.full(shape, np.inf)
+            hi = np.full(shape, -np.inf)
+            for rank in ranks:
+                # rank-th order statistic (0-based): first bin whose cumulative count exceeds it
+                b_f = np.argmax(cum_fine > rank, axis=-1)
+                in_window = (b_f >= 1) & (b_f <= BINS)
+                f_lo = self.fine_lo + (b_f - 1) * fine_width
+                b_c = np.argmax(cum_coarse > rank, axis=-1)
+                c_lo = self.coarse_lo + b_c * coarse_width
+                left = np.where(in_window, f_lo, c_lo)
+                right = np.where(in_window, f_lo + fine_width, c_lo + coarse_width)
+                lo = np.minimum(lo, left)
+                hi = np.maximum(hi, right)
+            lo = np.clip(lo, acc.minimum, acc.maximum)
+            hi = np.clip(hi, acc.minimum, acc.maximum)
+            est[i] = (lo + hi) / 2
+            err[i] = (hi - lo) / 2
+        return est, err
+
+
+def _count(idx: np.ndarray, bins: int) -> np.ndarray:
+    """Counts of bin indices along the first axis, for each trailing position."""
+    rows, *shape = idx.shape
+    flat = idx.reshape(rows, -1)
+    offsets = np.arange(flat.shape[1]) * bins
+    counts = np.bincount((flat + offsets).ravel(), minlength=flat.shape[1] * bins)
+    return counts.reshape(*shape, bins)
