@@ -1,6 +1,6 @@
 """Tasks, executors, progress and resume for convergence experiments.
 
-A run is split into tasks of ``BLOCKS_PER_TASK`` consecutive replicate blocks
+A run is split into tasks of ``BLOCKS_PER_TASK`` (4) consecutive replicate blocks
 of one case.  Blocks and tasks depend only on the experiment, never on how
 many workers run them; each block draws from its own generator (see
 :func:`sim.runner.block_rng`), and results merge in task order, so serial,
@@ -39,7 +39,7 @@ import numpy as np
 
 from .errors import ConfigError, ConfigIssue, RunError
 
-BLOCKS_PER_TASK = 16
+BLOCKS_PER_TASK = 4
 EXECUTORS = ("serial", "processes", "dask")
 
 
