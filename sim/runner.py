@@ -30,7 +30,7 @@ from .check import CheckReport, check_summary, check_trajectory
 from .config import Case, Experiment, FitExperiment, dump_config
 from .distributions import to_units
 from .errors import OutputError
-from .estimators import SupportArrays, estimate, llr_covered
+from .estimators import DENSE_K, SparseSums, SupportArrays, estimate, llr_covered
 from .parallel import Progress, ResumeStore, Task, default_workers, execute, fingerprint, plan
 from .sampling import count_paths
 from .streaming import Accumulator, Ranges
@@ -73,9 +73,10 @@ def simulate_block(
     out = np.empty((rows, len(ckpts), len(names)))
     covered = np.zeros((rows, len(ckpts)), dtype=bool)
     rng = block_rng(experiment.seed, case.name, block)
-    paths = count_paths(arrays.probs, ckpts, rows, rng=rng, method=experiment.sampler)
-    for j, (n, counts) in enumerate(zip(ckpts, paths, strict=True)):
-        values = estimate(counts, n, arrays, names)
+    paths = count_paths(arrays.probs, ckpts, rows, rng=rng, method=experiment.sampler, with_delta=True)
+    sums = SparseSums(rows, arrays) if arrays.probs.size > DENSE_K else None
+    for j, (n, (counts, delta)) in enumerate(zip(ckpts, paths, strict=True)):
+        values = estimate(counts, n, arrays, names) if sums is None else sums.update(counts, delta, n, names)
         for e, name in enumerate(names):
             out[:, j, e] = values[name]
         if "llr" in values:

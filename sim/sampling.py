@@ -31,7 +31,9 @@ import numpy as np
 #: Uniforms drawn at once by the per-observation path (bounds temporary memory).
 CHUNK = 1 << 20
 
-METHODS = ("counts", "per-sample")
+#: ``multinomial`` draws every increment as a Multinomial, whatever its size:
+#: the plain method the benchmarks compare ``counts`` against.
+METHODS = ("counts", "per-sample", "multinomial")
 
 
 def count_paths(
@@ -41,6 +43,7 @@ def count_paths(
     *,
     rng: np.random.Generator,
     method: str = "counts",
+    with_delta: bool = False,
 ) -> Iterator[np.ndarray]:
     """Yield the cumulative counts of ``size`` sample paths at each checkpoint.
 
@@ -57,12 +60,19 @@ def count_paths(
     method : {"counts", "per-sample"}
         How increments are drawn (see the module notes).
 
+    with_delta : bool
+        Also yield what changed since the previous checkpoint (see below).
+
     Yields
     ------
     numpy.ndarray
         ``(size, K)`` int64 counts of each category among the first N_j
         observations; row sums equal N_j.  The same array object is updated
-        in place and yielded each time: copy it to keep it.
+        in place and yielded each time: copy it to keep it.  With
+        ``with_delta``, pairs ``(counts, delta)``: ``delta`` is None when the
+        increment was drawn as whole count vectors, else ``(cells, before)``:
+        the flat indices of the cells that changed (sorted) and their counts
+        before the change.
     """
     if method not in METHODS:
         raise ValueError(f"unknown sampling method {method!r}")
@@ -78,29 +88,40 @@ def count_paths(
         previous = int(n)
         if m <= 0:
             raise ValueError("checkpoints must be strictly increasing and positive")
+        delta = None
         if k == 1:
             counts[:, 0] += m
-        elif method == "per-sample" or m < k:
-            _add_observations(counts, m, cdf, rng)
+        elif method == "per-sample" or (method == "counts" and m < k):
+            delta = _add_observations(counts, m, cdf, rng)
         elif k == 2:
             heads = rng.binomial(m, p[0], size=size)
             counts[:, 0] += heads
             counts[:, 1] += m - heads
         else:
             counts += rng.multinomial(m, p, size=size)
-        yield counts
+        yield (counts, delta) if with_delta else counts
 
 
-def _add_observations(counts: np.ndarray, m: int, cdf: np.ndarray, rng: np.random.Generator) -> None:
-    """Draw ``m`` observations for each row by inverse CDF and count them."""
+def _add_observations(counts: np.ndarray, m: int, cdf: np.ndarray, rng: np.random.Generator):
+    """Draw ``m`` observations for each row by inverse CDF and count them.
+
+    Returns ``(cells, before)``: the flat indices of the cells that changed and
+    their counts before (O(m log m) work, not O(K)), or None when the
+    observations were so many that every cell was recounted.
+    """
     size, k = counts.shape
     flat = counts.reshape(-1)
     offsets = (np.arange(size, dtype=np.int64) * k)[:, None]
     per_chunk = max(1, CHUNK // size)
+    touched = []
     done = 0
     while done < m:
         c = min(per_chunk, m - done)
         u = rng.random((size, c))
         idx = np.minimum(np.searchsorted(cdf, u, side="right"), k - 1)
-        flat += np.bincount((idx + offsets).ravel(), minlength=size * k)
+        touched.append((idx + offsets).ravel())
         done += c
+    cells, amounts = np.unique(np.concatenate(touched), return_counts=True)
+    before = flat[cells].copy()
+    flat[cells] += amounts
+    return cells, before

@@ -1,0 +1,278 @@
+"""Benchmarks of sim, measured in one process and one run; prints a table and writes a CSV.
+
+Usage::
+
+    python benchmarks/benchmark.py                # about three minutes on 2 cores
+    python benchmarks/benchmark.py --quick        # smaller sizes, under a minute
+    python benchmarks/benchmark.py --csv out.csv
+
+Every comparison is a ratio of two timings taken here, one after the other, so
+the machine's speed cancels out.  Targets (issue 7):
+
+- the marginal cost of a replicate is at most 3× numpy drawing its increments;
+- N_max = 10^12 costs at most 1.2× what N_max = 10^3 costs;
+- a 50,000-token Zipf run is at least 2× faster than plain Multinomial increments;
+- two local workers give at least 1.7× on a sampling-bound run;
+- 10^7 coin replicates × 10 checkpoints × 4 estimators stay under 1 GiB (streaming);
+- ``sim --help`` answers in under 0.3 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sim.config import parse_config  # noqa: E402
+from sim.parallel import plan  # noqa: E402
+from sim.runner import Execution, block_size, run_experiment, run_task  # noqa: E402
+
+
+def best(fn, repeat: int = 3) -> float:
+    """Best of ``repeat`` wall-clock timings of ``fn()`` (seconds)."""
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def coin(replicates: int, n_max: int, points: int = 10, save: bool = True) -> str:
+    return (
+        f"name: bench\nseed: 1\nreplicates: {replicates}\nsave_replicates: {str(save).lower()}\n"
+        f"n: {{min: 1, max: {n_max}, points: {points}}}\ncases: [{{name: coin, p: 0.7, q: 0.5}}]\n"
+    )
+
+
+def simulate_all(experiment) -> None:
+    for task in plan(experiment, block_size):
+        run_task(experiment, task)
+
+
+def raw_draws(experiment) -> None:
+    """numpy drawing the same Binomial increments, and nothing else."""
+    rng = np.random.default_rng(0)
+    increments = np.diff([0, *experiment.checkpoints])
+    size = block_size(2)
+    for _ in range(-(-experiment.replicates // size)):
+        for m in increments:
+            rng.binomial(int(m), 0.7, size=size)
+
+
+def per_sample_numpy(replicates: int, checkpoints) -> None:
+    """The straightforward way: draw every flip, accumulate the log-likelihood ratio."""
+    rng = np.random.default_rng(0)
+    lh, lt = np.log(0.7 / 0.5), np.log(0.3 / 0.5)
+    n_max = checkpoints[-1]
+    idx = np.asarray(checkpoints) - 1
+    chunk = max(1, 2_000_000 // n_max)
+    for start in range(0, replicates, chunk):
+        rows = min(chunk, replicates - start)
+        heads = rng.random((rows, n_max)) < 0.7
+        llr = np.cumsum(np.where(heads, lh, lt), axis=1)[:, idx] / np.asarray(checkpoints)
+        del llr
+
+
+def peak_memory_kb(config: str, workers: int) -> tuple[int, float]:
+    """Peak RSS (VmHWM, kB) and wall time of a streaming run in a fresh process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "mem.yaml"
+        path.write_text(config)
+        code = (
+            "import re, sys; from sim.cli import main\n"
+            "try:\n    main(sys.argv[1:], standalone_mode=False)\n"
+            "finally:\n    print(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))\n"
+        )
+        t0 = time.perf_counter()
+        args = [sys.executable, "-c", code, "run", str(path), "--out", tmp, "--no-figures", "--quiet"]
+        args += ["--workers", str(workers)]
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        out = subprocess.run(args, capture_output=True, text=True, env=env, check=True).stdout
+        return int(out.strip().splitlines()[-1]), time.perf_counter() - t0
+
+
+def help_seconds() -> float:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return best(
+        lambda: subprocess.run(
+            [sys.executable, "-m", "sim", "--help"], capture_output=True, env=env, check=True
+        ),
+        5,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes")
+    parser.add_argument("--csv", default=str(ROOT / "benchmarks" / "results.csv"))
+    args = parser.parse_args()
+    q = args.quick
+    rows: list[dict] = []
+
+    def record(name: str, value: float, unit: str, target: str, ok: bool | None, detail: str) -> None:
+        rows.append(
+            {"benchmark": name, "value": value, "unit": unit, "target": target, "met": ok, "detail": detail}
+        )
+        flag = "" if ok is None else ("yes" if ok else "NO")
+        print(f"{name:<44} {value:>10.3g} {unit:<10} {target:<10} {flag:<4} {detail}", flush=True)
+
+    print(f"{'benchmark':<44} {'value':>10} {'unit':<10} {'target':<10} met")
+
+    # (a) against a straightforward per-sample numpy implementation
+    r_a, ckpts = (500, [10, 100, 1000, 10000]) if q else (2000, [10, 100, 1000, 10000, 20000])
+    e = parse_config(
+        f"name: a\nseed: 1\nreplicates: {r_a}\nn: {ckpts}\ncases: [{{name: coin, p: 0.7, q: 0.5}}]\n"
+    )
+    ours, naive = best(lambda: simulate_all(e)), best(lambda: per_sample_numpy(r_a, ckpts), 1)
+    record(
+        "speed-up over per-sample numpy",
+        naive / ours,
+        "×",
+        "",
+        None,
+        f"{r_a} replicates to N = {ckpts[-1]:,}",
+    )
+
+    # (b) marginal cost of a replicate against numpy's draws alone
+    r1, r2 = (50_000, 200_000) if q else (200_000, 1_000_000)
+    for save in (True, False):
+        e1, e2 = parse_config(coin(r1, 10**9, save=save)), parse_config(coin(r2, 10**9, save=save))
+        t1, t2 = best(lambda e1=e1: simulate_all(e1)), best(lambda e2=e2: simulate_all(e2))
+        d1, d2 = best(lambda e1=e1: raw_draws(e1)), best(lambda e2=e2: raw_draws(e2))
+        ratio = (t2 - t1) / (d2 - d1)
+        mode = "replicates kept" if save else "streaming"
+        record(
+            f"marginal cost / raw draws ({mode})",
+            ratio,
+            "×",
+            "≤ 3",
+            ratio <= 3,
+            "coin, 10 checkpoints, 4 estimators",
+        )
+
+    # (c) scaling in N, replicates, K and workers
+    r_c = 50_000 if q else 200_000
+    small, huge = parse_config(coin(r_c, 10**3)), parse_config(coin(r_c, 10**12))
+    t_small, t_huge = best(lambda: simulate_all(small)), best(lambda: simulate_all(huge))
+    record(
+        "time(N_max = 1e12) / time(N_max = 1e3)",
+        t_huge / t_small,
+        "×",
+        "≤ 1.2",
+        t_huge / t_small <= 1.2,
+        f"{r_c:,} replicates",
+    )
+    t_more = best(lambda: simulate_all(parse_config(coin(4 * r_c, 10**3))), 1)
+    record("time(4× replicates) / time(1×)", t_more / t_small, "×", "≈ 4", None, "linear in replicates")
+    r_k = 20 if q else 100
+    vocab = f"name: v\nseed: 1\nreplicates: {r_k}\nn: {{min: 10, max: 1000000, points: 11}}\ncases: [{{name: z, p: {{zipf: {{k: 50000, s: 1.07}}}}, q: {{uniform: 50000}}}}]\n"
+    ve = parse_config(vocab)
+    vm = parse_config(vocab + "sampler: counts\n")
+    import sim.sampling as sampling
+
+    t_ours = best(lambda: simulate_all(ve), 2)
+    real = sampling.count_paths
+
+    def plain(*a, **k):
+        return real(*a, **{**k, "method": "multinomial"})
+
+    import sim.runner as runner
+
+    runner.count_paths = plain
+    try:
+        t_plain = best(lambda: simulate_all(vm), 2)
+    finally:
+        runner.count_paths = real
+    record(
+        "Zipf K=50,000: plain multinomial / ours",
+        t_plain / t_ours,
+        "×",
+        "≥ 2",
+        t_plain / t_ours >= 2,
+        f"{r_k} replicates, 11 checkpoints",
+    )
+    # numpy's multinomial stops once nothing remains to distribute, so over
+    # categories already sorted by decreasing probability (a Zipf law) the
+    # plain method is itself nearly O(min(m, K)); over shuffled categories it
+    # is O(K) for every increment.
+    shuffled = np.random.default_rng(0).permutation(50_000)
+
+    def plain_shuffled(probs, *a, **k):
+        return real(np.asarray(probs)[shuffled], *a, **{**k, "method": "multinomial"})
+
+    runner.count_paths = plain_shuffled
+    try:
+        t_shuffled = best(lambda: simulate_all(vm), 2)
+    finally:
+        runner.count_paths = real
+    record(
+        "Zipf K=50,000: shuffled multinomial / ours",
+        t_shuffled / t_ours,
+        "×",
+        "",
+        None,
+        "categories in random order",
+    )
+    r_w = 1_000_000 if q else 3_000_000
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = coin(r_w, 10**9, save=False)
+        t1 = best(
+            lambda: run_experiment(
+                parse_config(cfg), Path(tmp) / "1", execution=Execution(workers=1, quiet=True)
+            ),
+            1,
+        )
+        t2 = best(
+            lambda: run_experiment(
+                parse_config(cfg), Path(tmp) / "2", execution=Execution(workers=2, quiet=True)
+            ),
+            1,
+        )
+    record(
+        "speed-up of 2 workers over 1",
+        t1 / t2,
+        "×",
+        "≥ 1.7",
+        t1 / t2 >= 1.7,
+        f"{r_w:,} replicates, streaming",
+    )
+
+    # (d) peak memory, and start-up
+    r_m = 2_000_000 if q else 10_000_000
+    kb, seconds = peak_memory_kb(coin(r_m, 10**9, save=False), workers=2)
+    record(
+        "peak RSS, streaming coin run",
+        kb / 1024,
+        "MiB",
+        "< 1024",
+        kb < 1024 * 1024,
+        f"{r_m:,} replicates × 10 × 4, 2 workers, {seconds:.0f} s",
+    )
+    h = help_seconds()
+    record("sim --help", h, "s", "< 0.3", h < 0.3, "best of 5, fresh process")
+
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}"
+    print(f"\nmachine: {machine}")
+    print("met: yes/NO against the target; no target: for information")
+    with open(args.csv, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=[*rows[0], "machine"])
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "machine": machine})
+    print(f"written: {args.csv}")
+
+
+if __name__ == "__main__":
+    main()
