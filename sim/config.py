@@ -185,19 +185,14 @@ class Experiment:
 
     def to_dict(self) -> dict[str, Any]:
         """The fully resolved config: every key, every default filled in."""
-        return {
-            "name": self.name,
-            "description": self.description,
-            "kind": self.kind,
-            "seed": self.seed,
-            "replicates": self.replicates,
-            "units": self.units,
-            "n": self.n,
-            "estimators": list(self.estimators),
-            "sampler": self.sampler,
-            "save_replicates": self.save_replicates,
-            "cases": [c.to_dict() for c in self.cases],
-        } | _notes(self.notes)
+        return (
+            _common(self)
+            | {
+                "save_replicates": self.save_replicates,
+                "cases": [c.to_dict() for c in self.cases],
+            }
+            | _notes(self.notes)
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -245,22 +240,32 @@ class FitExperiment:
 
     def to_dict(self) -> dict[str, Any]:
         """The fully resolved config: every key, every default filled in."""
-        return {
-            "name": self.name,
-            "description": self.description,
-            "kind": self.kind,
-            "seed": self.seed,
-            "replicates": self.replicates,
-            "units": self.units,
-            "n": self.n,
-            "estimators": list(self.estimators),
-            "sampler": self.sampler,
-            "smoothing": self.smoothing,
-            "inputs": self.inputs,
-            "truth": self.truth_spec,
-            "trajectory": self.trajectory,
-            "cases": [c.to_dict() for c in self.cases],
-        } | _notes(self.notes)
+        return (
+            _common(self)
+            | {
+                "smoothing": self.smoothing,
+                "inputs": self.inputs,
+                "truth": self.truth_spec,
+                "trajectory": self.trajectory,
+                "cases": [c.to_dict() for c in self.cases],
+            }
+            | _notes(self.notes)
+        )
+
+
+def _common(experiment) -> dict[str, Any]:
+    """The resolved keys every kind of experiment has, in their order."""
+    return {
+        "name": experiment.name,
+        "description": experiment.description,
+        "kind": experiment.kind,
+        "seed": experiment.seed,
+        "replicates": experiment.replicates,
+        "units": experiment.units,
+        "n": experiment.n,
+        "estimators": list(experiment.estimators),
+        "sampler": experiment.sampler,
+    }
 
 
 def _notes(notes: tuple[str, ...]) -> dict[str, Any]:

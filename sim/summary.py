@@ -126,23 +126,18 @@ def summarize_case(
     )
 
 
-def _summary_frame(case, units, checkpoints, estimators, r, targets, stats, coverage_rate) -> pd.DataFrame:
-    """Assemble summary rows from (n, estimator)-shaped statistics, with exact references."""
-    mean, sd = stats["mean"], stats["sd"]
+def _base_frame(
+    name, units, checkpoints, estimators, r, targets, stats
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """The columns every summary shares, one row per (n, estimator), and the row indices."""
     j, e = np.meshgrid(np.arange(len(checkpoints)), np.arange(len(estimators)), indexing="ij")
     j, e = j.ravel(), e.ravel()
-    ns = np.asarray(checkpoints, dtype=np.int64)
-    names = np.asarray(estimators, dtype=object)
-    refs = [exact.moments(case.pair, names[b], int(ns[a])) for a, b in zip(j, e, strict=True)]
-    exact_mean = to_units(np.array([m.mean for m in refs]), units)
-    exact_sd = to_units(np.array([m.sd for m in refs]), units)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.where(exact_sd > 0, (mean[j, e] - exact_mean) / (exact_sd / np.sqrt(r)), np.nan)
+    mean, sd = stats["mean"], stats["sd"]
     frame = pd.DataFrame(
         {
-            "case": case.name,
-            "n": ns[j],
-            "estimator": names[e],
+            "case": name,
+            "n": np.asarray(checkpoints, dtype=np.int64)[j],
+            "estimator": np.asarray(estimators, dtype=object)[e],
             "units": units,
             "target": targets[e],
             "mean": mean[j, e],
@@ -154,20 +149,29 @@ def _summary_frame(case, units, checkpoints, estimators, r, targets, stats, cove
             "q50": stats["q50"][j, e],
             "q95": stats["q95"][j, e],
             "replicates": r,
-            "exact_mean": exact_mean,
-            "exact_sd": exact_sd,
-            "z": z,
-        },
+        }
     )
+    return frame, j, e
+
+
+def _summary_frame(case, units, checkpoints, estimators, r, targets, stats, coverage_rate) -> pd.DataFrame:
+    """Assemble summary rows from (n, estimator)-shaped statistics, with exact references."""
+    frame, j, _ = _base_frame(case.name, units, checkpoints, estimators, r, targets, stats)
+    ns, names = frame.n.to_numpy(), frame.estimator.to_numpy()
+    refs = [exact.moments(case.pair, est, int(n)) for n, est in zip(ns, names, strict=True)]
+    frame["exact_mean"] = exact_mean = to_units(np.array([m.mean for m in refs]), units)
+    frame["exact_sd"] = exact_sd = to_units(np.array([m.sd for m in refs]), units)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frame["z"] = np.where(exact_sd > 0, (frame["mean"] - exact_mean) / (exact_sd / np.sqrt(r)), np.nan)
     cover = np.full(len(frame), np.nan)
     cover_mcse = np.full(len(frame), np.nan)
     cover_exact = np.full(len(frame), np.nan)
     if coverage_rate is not None and "llr" in estimators:
-        rows = np.flatnonzero(names[e] == "llr")
+        rows = np.flatnonzero(names == "llr")
         c = coverage_rate[j[rows]]
         cover[rows] = c
         cover_mcse[rows] = np.sqrt(c * (1 - c) / r)
-        cover_exact[rows] = [exact.coverage95(case.pair, int(n)) for n in ns[j[rows]]]
+        cover_exact[rows] = [exact.coverage95(case.pair, int(n)) for n in ns[rows]]
     frame["coverage95"] = cover
     frame["coverage95_mcse"] = cover_mcse
     frame["coverage95_exact"] = cover_exact
@@ -256,38 +260,16 @@ def summarize_fit_case(
         [analytic["kl_floor" if e == "kl_fitted" else "cross_entropy_floor"] for e in estimators]
     )
     mean, sd, q05, q50, q95, rmse = describe(values, targets)
-    j, e = np.meshgrid(np.arange(len(ckpts)), np.arange(len(estimators)), indexing="ij")
-    j, e = j.ravel(), e.ravel()
-    ns = np.asarray(ckpts, dtype=np.int64)
-    names = np.asarray(estimators, dtype=object)
+    stats = {"mean": mean, "sd": sd, "q05": q05, "q50": q50, "q95": q95, "rmse": rmse}
+    frame, j, e = _base_frame(case.name, units, ckpts, estimators, r, targets, stats)
     exact_rows = {
-        int(n): fitting.exact_means(experiment.truth, case.model, experiment.smoothing, int(n)) for n in ns
+        int(n): fitting.exact_means(experiment.truth, case.model, experiment.smoothing, int(n)) for n in ckpts
     }
-    exact_mean = to_units(
-        np.array([exact_rows[int(ns[a])][names[b]] for a, b in zip(j, e, strict=True)]), units
-    )
-    frame = pd.DataFrame(
-        {
-            "case": case.name,
-            "n": ns[j],
-            "estimator": names[e],
-            "units": units,
-            "target": targets[e],
-            "mean": mean[j, e],
-            "sd": sd[j, e],
-            "mcse": sd[j, e] / np.sqrt(r),
-            "bias": mean[j, e] - targets[e],
-            "rmse": rmse[j, e],
-            "q05": q05[j, e],
-            "q50": q50[j, e],
-            "q95": q95[j, e],
-            "replicates": r,
-            "exact_mean": exact_mean,
-            "exact_sd": np.nan,
-            "z": np.nan,
-            "infinite_fraction": (~np.isfinite(values)).mean(axis=0)[j, e],
-        }
-    )
+    means = [exact_rows[int(n)][est] for n, est in zip(frame.n, frame.estimator, strict=True)]
+    frame["exact_mean"] = to_units(np.array(means), units)
+    frame["exact_sd"] = np.nan
+    frame["z"] = np.nan
+    frame["infinite_fraction"] = (~np.isfinite(values)).mean(axis=0)[j, e]
     return frame[FIT_SUMMARY_COLUMNS]
 
 
