@@ -8,8 +8,8 @@ task order (so the result does not depend on how tasks were scheduled):
   pairwise formulas, minima and maxima and coverage counts trivially;
 - quantiles come from two fixed-bin histograms per (n, estimator): a fine one
   over the exact mean ± 12 exact sd (where the exact sd is known and positive)
-  and a coarse one over the estimator's a-priori range (llr lies between the
-  smallest and largest log p/q, and so on).  A quantile is reported as the
+  and a coarse one, over the estimator's a-priori range (llr lies between the
+  smallest and largest log p/q, and so on), of the values outside that window.  A quantile is reported as the
   middle of the smallest interval known to contain it, and ``quantile_error``
   in ``summary.csv`` is that interval's half-width: an upper bound on the
   distance to the exact quantile (numpy's linear interpolation).
@@ -60,11 +60,12 @@ class Accumulator:
         block = Accumulator.empty(values.shape[1:])
         block.count = values.shape[0]
         block.mean = values.mean(axis=0)
-        block.m2 = ((values - block.mean) ** 2).sum(axis=0)
+        deviation = values - block.mean
+        block.m2 = np.einsum("rjk,rjk->jk", deviation, deviation)
         block.minimum = values.min(axis=0)
         block.maximum = values.max(axis=0)
-        block.fine = ranges.histogram_fine(values)
-        block.coarse = ranges.histogram_coarse(values)
+        block.fine, outside = ranges.histogram_fine(values)
+        block.coarse = ranges.histogram_coarse(values, outside)
         block.covered = covered.sum(axis=0)
         self.merge(block)
 
@@ -139,16 +140,27 @@ class Ranges:
         width = np.where(hi > lo, hi - lo, 1.0)
         return np.floor((values - lo) / width * BINS)
 
-    def histogram_fine(self, values: np.ndarray) -> np.ndarray:
-        idx = self._bins(values, self.fine_lo, self.fine_hi)
-        idx = np.where(
-            values < self.fine_lo, -1, np.where(values > self.fine_hi, BINS, np.clip(idx, 0, BINS - 1))
-        )
-        return _count(idx.astype(np.int64) + 1, BINS + 2)
+    def histogram_fine(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Counts in the window's bins, plus one below and one above it.
 
-    def histogram_coarse(self, values: np.ndarray) -> np.ndarray:
-        idx = np.clip(self._bins(values, self.coarse_lo, self.coarse_hi), 0, BINS - 1).astype(np.int64)
-        return _count(idx, BINS)
+        Returns the counts and the mask of values outside the window (bin
+        index −1 below, BINS above; a value exactly at the upper edge counts
+        as above).
+        """
+        idx = np.clip(self._bins(values, self.fine_lo, self.fine_hi), -1, BINS).astype(np.int64)
+        return _count(idx + 1, BINS + 2), (idx < 0) | (idx >= BINS)
+
+    def histogram_coarse(self, values: np.ndarray, outside: np.ndarray) -> np.ndarray:
+        """Counts over the a-priori range of the values outside the window only."""
+        counts = np.zeros((*values.shape[1:], BINS), dtype=np.int64)
+        if outside.any():
+            r, j, e = np.nonzero(outside)
+            v = values[r, j, e]
+            b = np.clip(self._bins(v, self.coarse_lo[j, e], self.coarse_hi[j, e]), 0, BINS - 1).astype(
+                np.int64
+            )
+            np.add.at(counts, (j, e, b), 1)
+        return counts
 
     def quantiles(self, acc: Accumulator, probs) -> tuple[np.ndarray, np.ndarray]:
         """Quantile estimates and their error bounds, shaped (len(probs), n, estimators)."""
@@ -165,12 +177,15 @@ class Ranges:
             ranks = (math.floor(pos), math.ceil(pos))
             lo = np.full(shape, np.inf)
             hi = np.full(shape, -np.inf)
+            window_count = cum_fine[..., BINS] - cum_fine[..., 0]
             for rank in ranks:
                 # rank-th order statistic (0-based): first bin whose cumulative count exceeds it
                 b_f = np.argmax(cum_fine > rank, axis=-1)
                 in_window = (b_f >= 1) & (b_f <= BINS)
                 f_lo = self.fine_lo + (b_f - 1) * fine_width
-                b_c = np.argmax(cum_coarse > rank, axis=-1)
+                # outside the window: its rank among the out-of-window values, in the coarse bins
+                outside_rank = np.where(b_f == 0, rank, rank - window_count)
+                b_c = np.argmax(cum_coarse > outside_rank[..., None], axis=-1)
                 c_lo = self.coarse_lo + b_c * coarse_width
                 left = np.where(in_window, f_lo, c_lo)
                 right = np.where(in_window, f_lo + fine_width, c_lo + coarse_width)
