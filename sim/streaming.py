@@ -137,17 +137,20 @@ class Ranges:
 
     @staticmethod
     def _bins(values, lo, hi):
-        width = np.where(hi > lo, hi - lo, 1.0)
-        return np.floor((values - lo) / width * BINS)
+        """floor((values − lo)/(hi − lo)·BINS), in place on one temporary."""
+        scale = BINS / np.where(hi > lo, hi - lo, 1.0)
+        t = np.multiply(values, scale)
+        t -= lo * scale
+        return np.floor(t, out=t)
 
     def histogram_fine(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Counts in the window's bins, plus one below and one above it.
 
         Returns the counts and the mask of values outside the window (bin
-        index −1 below, BINS above; a value exactly at the upper edge counts
-        as above).
+        index −1 below it, BINS above it; the window includes both edges).
         """
         idx = np.clip(self._bins(values, self.fine_lo, self.fine_hi), -1, BINS).astype(np.int64)
+        np.minimum(idx, BINS - 1, out=idx, where=values <= self.fine_hi)  # the upper edge is inside
         return _count(idx + 1, BINS + 2), (idx < 0) | (idx >= BINS)
 
     def histogram_coarse(self, values: np.ndarray, outside: np.ndarray) -> np.ndarray:
