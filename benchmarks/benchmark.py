@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/benchmark.py                # about three minutes on 2 cores
+    python benchmarks/benchmark.py                # about five minutes on 2 cores
     python benchmarks/benchmark.py --quick        # smaller sizes, under a minute
     python benchmarks/benchmark.py --csv out.csv
 
@@ -149,8 +149,8 @@ def main() -> None:
     r1, r2 = (50_000, 200_000) if q else (200_000, 1_000_000)
     for save in (True, False):
         e1, e2 = parse_config(coin(r1, 10**9, save=save)), parse_config(coin(r2, 10**9, save=save))
-        t1, t2 = best(lambda e1=e1: simulate_all(e1)), best(lambda e2=e2: simulate_all(e2))
-        d1, d2 = best(lambda e1=e1: raw_draws(e1)), best(lambda e2=e2: raw_draws(e2))
+        t1, t2 = best(lambda e1=e1: simulate_all(e1), 5), best(lambda e2=e2: simulate_all(e2), 5)
+        d1, d2 = best(lambda e1=e1: raw_draws(e1), 5), best(lambda e2=e2: raw_draws(e2), 5)
         ratio = (t2 - t1) / (d2 - d1)
         mode = "replicates kept" if save else "streaming"
         record(
@@ -232,13 +232,13 @@ def main() -> None:
             lambda: run_experiment(
                 parse_config(cfg), Path(tmp) / "1", execution=Execution(workers=1, quiet=True)
             ),
-            1,
+            2,
         )
         t2 = best(
             lambda: run_experiment(
                 parse_config(cfg), Path(tmp) / "2", execution=Execution(workers=2, quiet=True)
             ),
-            1,
+            2,
         )
     record(
         "speed-up of 2 workers over 1",

@@ -100,7 +100,7 @@ def main() -> None:
     "--scheduler",
     metavar="ADDRESS",
     default=None,
-    help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (default: a LocalCluster).",
+    help="Dask scheduler address, e.g. tcp://scheduler-host:8786 (default: a LocalCluster).",
 )
 @click.option(
     "--resume", is_flag=True, help="Continue an interrupted run of the same config where it stopped."
