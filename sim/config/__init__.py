@@ -1,0 +1,87 @@
+"""Experiment configs: YAML in, validated frozen :class:`Experiment` out.
+
+All validation lives here.  :func:`load_config` reads one YAML file,
+applies ``--set`` overrides and returns an :class:`Experiment`, or raises
+:class:`~sim.errors.ConfigError` listing *every* problem found, each with the
+file, line and key path (``coin.yaml:7: cases[1].q: …``).
+
+The YAML is composed with PyYAML's safe loader and converted by hand, so
+that a key given twice is an error (PyYAML keeps the last silently), any tag
+that would construct an object is refused, and each value keeps its line.
+
+The keys of an experiment::
+
+    name: coin-demo            # required; letters, digits, '.', '_', '-'
+    description: …             # optional, one line
+    kind: convergence          # optional; the only kind so far
+    seed: 2026                 # optional, default 0
+    replicates: 2000           # optional, default 1000
+    units: nats                # nats (default) | bits
+    n: {min: 1, max: 1000000, points: 25}   # or a list: [1, 10, 100]
+    estimators: [llr, cross_entropy, entropy, plugin_kl]   # default: all
+    sampler: counts            # counts (default) | per-sample
+    cases:                     # required, at least one
+      - name: fair-vs-biased
+        p: 0.5                 # a coin: P(heads)
+        q: 0.8
+      - name: die
+        p: [0.1, 0.2, 0.3, 0.4]
+        q: {uniform: 4}        # or {zipf: {k, s}}, {dirichlet: {k, alpha, seed}}
+"""
+
+from .loader import load_all, load_config, parse_config, resolve_paths
+from .model import (
+    DEFAULT_POINTS,
+    ESTIMATORS,
+    FIT_ESTIMATORS,
+    FIT_MAX_N,
+    KINDS,
+    MAX_CELLS,
+    MAX_DEPTH,
+    MAX_K,
+    MAX_N,
+    MAX_NODES,
+    MAX_PARAMETERS,
+    MAX_REPLICATES,
+    PER_SAMPLE_MAX_N,
+    SAMPLERS,
+    SUM_TOLERANCE,
+    UNITS,
+    Case,
+    Experiment,
+    FitCase,
+    FitExperiment,
+    checkpoint_grid,
+    dump_config,
+)
+from .yamlnodes import format_path
+
+__all__ = [
+    "DEFAULT_POINTS",
+    "ESTIMATORS",
+    "FIT_ESTIMATORS",
+    "FIT_MAX_N",
+    "KINDS",
+    "MAX_CELLS",
+    "MAX_DEPTH",
+    "MAX_K",
+    "MAX_N",
+    "MAX_NODES",
+    "MAX_PARAMETERS",
+    "MAX_REPLICATES",
+    "PER_SAMPLE_MAX_N",
+    "SAMPLERS",
+    "SUM_TOLERANCE",
+    "UNITS",
+    "Case",
+    "Experiment",
+    "FitCase",
+    "FitExperiment",
+    "checkpoint_grid",
+    "dump_config",
+    "format_path",
+    "load_all",
+    "load_config",
+    "parse_config",
+    "resolve_paths",
+]

@@ -1,0 +1,221 @@
+"""Entry points: parse, load and resolve experiment configs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, ConfigIssue
+from .cases import _cases, _checkpoints, _estimators
+from .checker import _Checker, _describe
+from .fit import _fit_experiment
+from .model import (
+    _FIT_KEYS,
+    _TOP_KEYS,
+    ESTIMATORS,
+    FIT_ESTIMATORS,
+    FIT_MAX_N,
+    KINDS,
+    MAX_REPLICATES,
+    PER_SAMPLE_MAX_N,
+    SAMPLERS,
+    UNITS,
+    Experiment,
+    FitExperiment,
+    Path_,
+)
+from .yamlnodes import _compose, _parse_key, format_path
+
+
+def _experiment(data: Any, ck: _Checker) -> Experiment | FitExperiment | None:
+    if data is None:
+        ck.error((), "the config is empty; it needs at least 'name', 'n' and 'cases'")
+        return None
+    kind = ck.choice(
+        data.get("kind", "convergence") if isinstance(data, dict) else "convergence", ("kind",), KINDS
+    )
+    fit = kind == "fit"
+    top = ck.mapping(data, (), _FIT_KEYS if fit else _TOP_KEYS, "experiment keys")
+    if top is None:
+        return None
+    for key in ("name", "n", "cases") + (("truth",) if fit else ()):
+        if key not in top:
+            ck.error((), f"missing key '{key}'")
+    common = {
+        "name": ck.name(top["name"], ("name",)) if "name" in top else None,
+        "description": ck.text(top.get("description", ""), ("description",)),
+        "seed": ck.integer(top.get("seed", 0), ("seed",), 0, 2**63 - 1),
+        "replicates": ck.integer(top.get("replicates", 1000), ("replicates",), 2, MAX_REPLICATES),
+        "units": ck.choice(top.get("units", "nats"), ("units",), UNITS),
+        "sampler": ck.choice(top.get("sampler", "counts"), ("sampler",), SAMPLERS),
+    }
+    if common["description"] is not None and "\n" in common["description"].strip():
+        ck.error(("description",), "must be one line")
+    grid = _checkpoints(top["n"], ("n",), ck) if "n" in top else None
+    names = FIT_ESTIMATORS if fit else ESTIMATORS
+    estimators = _estimators(top.get("estimators", list(names)), ck, names)
+    if common["sampler"] == "per-sample" and grid is not None and grid[1][-1] > PER_SAMPLE_MAX_N:
+        ck.error(
+            ("sampler",),
+            f"per-sample draws every observation; N up to {grid[1][-1]:,} exceeds its limit of "
+            f"{PER_SAMPLE_MAX_N:,}: use sampler: counts",
+        )
+    if fit:
+        if grid is not None and grid[1][-1] > FIT_MAX_N:
+            ck.error(
+                ("n",),
+                f"a fit experiment goes up to N = {FIT_MAX_N:,}, not {grid[1][-1]:,} (see sim.fitting)",
+            )
+        return _fit_experiment(top, ck, common, grid, estimators)
+    cases = _cases(top["cases"], ck) if "cases" in top else None
+    save = top.get("save_replicates", True)
+    if not isinstance(save, bool):
+        ck.error(("save_replicates",), f"must be true or false, got {_describe(save)}")
+    if ck.issues:
+        return None
+    common["description"] = common["description"].strip()
+    return Experiment(
+        save_replicates=save,
+        cases=cases,
+        n=grid[0],
+        checkpoints=grid[1],
+        estimators=estimators,
+        kind=kind,
+        notes=tuple(ck.notes),
+        source=ck.source,
+        **common,
+    )
+
+
+def _apply_override(data: Any, item: str, overrides: dict[Path_, str]) -> list[ConfigIssue]:
+    source = f"--set {item.split('=', 1)[0]}"
+    if "=" not in item:
+        return [ConfigIssue(source, None, "", "must be KEY=VALUE, e.g. --set replicates=500")]
+    key, text = item.split("=", 1)
+    path = _parse_key(key.strip())
+    if path is None:
+        return [ConfigIssue(source, None, "", f"{key!r} is not a key path like n.max or cases[0].p")]
+    value, _, issues = _compose(text, source)
+    if issues:
+        return issues
+    if not isinstance(data, dict):
+        return [ConfigIssue(source, None, "", "the config is not a mapping of keys")]
+    target: Any = data
+    for i, part in enumerate(path[:-1]):
+        nxt = path[i + 1]
+        if isinstance(target, dict) and isinstance(part, str):
+            target = target.setdefault(part, [] if isinstance(nxt, int) else {})
+        elif isinstance(target, list) and isinstance(part, int) and part < len(target):
+            target = target[part]
+        else:
+            return [ConfigIssue(source, None, format_path(path[: i + 1]), "no such key to set")]
+    last = path[-1]
+    if isinstance(target, dict) and isinstance(last, str):
+        target[last] = value
+    elif isinstance(target, list) and isinstance(last, int) and last <= len(target):
+        if last == len(target):
+            target.append(value)
+        else:
+            target[last] = value
+    else:
+        return [ConfigIssue(source, None, format_path(path), "no such key to set")]
+    overrides[path] = source
+    return []
+
+
+def parse_config(text: str, source: str = "<config>", overrides: Sequence[str] = ()) -> Experiment:
+    """Validate YAML ``text`` (named ``source`` in messages) into an Experiment.
+
+    Parameters
+    ----------
+    text : str
+        The YAML document.
+    source : str
+        The name used in error messages, normally the file's path.
+    overrides : sequence of str
+        ``KEY=VALUE`` items as given to ``--set``; ``KEY`` is a dotted path
+        (``n.max``, ``cases[0].q``) and ``VALUE`` is parsed as YAML.
+
+    Raises
+    ------
+    sim.errors.ConfigError
+        Listing every problem found: in the YAML, in the overrides and in
+        the values.  A value that could not be read is reported once.
+    """
+    data, lines, issues = _compose(text, source)
+    overridden: dict[Path_, str] = {}
+    for item in overrides:
+        issues += _apply_override(data, item, overridden)
+    if data is None and any(i.line is not None or not i.path for i in issues):
+        raise ConfigError(issues)  # nothing readable to validate
+    ck = _Checker(source, lines, overridden, skip={_parse_key(i.path) or () for i in issues if i.path})
+    experiment = _experiment(data, ck)
+    issues += ck.issues
+    if issues or experiment is None:
+        raise ConfigError(issues)
+    return experiment
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Experiment:
+    """Read and validate the YAML experiment at ``path``.
+
+    See :func:`parse_config`; errors name ``path`` as it was given.
+    """
+    source = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ConfigError([ConfigIssue(source, None, "", "no such file")]) from None
+    except IsADirectoryError:
+        raise ConfigError([ConfigIssue(source, None, "", "is a folder, not a YAML file")]) from None
+    except OSError as exc:
+        raise ConfigError([ConfigIssue(source, None, "", f"cannot read: {exc.strerror}")]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([ConfigIssue(source, None, "", f"not UTF-8 text (byte {exc.start})")]) from None
+    return parse_config(text, source, overrides)
+
+
+def resolve_paths(configs: Iterable[str | Path], default_dir: str | Path = "configs") -> list[Path]:
+    """The config files to run: those given, or every ``*.yaml`` in ``default_dir``."""
+    paths = [Path(c) for c in configs]
+    if paths:
+        return paths
+    found = sorted(Path(default_dir).glob("*.yaml"))
+    if not found:
+        raise ConfigError(
+            [ConfigIssue(str(default_dir), None, "", "no CONFIG given and no *.yaml files here to run")]
+        )
+    return found
+
+
+def load_all(configs: Iterable[str | Path], overrides: Sequence[str] = ()) -> list[Experiment]:
+    """Load every config, collecting the problems of all of them before raising.
+
+    Also refuses two configs that share an experiment ``name``, since they
+    would write to the same results folder.
+    """
+    experiments: list[Experiment] = []
+    issues: list[ConfigIssue] = []
+    for path in configs:
+        try:
+            experiments.append(load_config(path, overrides))
+        except ConfigError as exc:
+            issues += exc.issues
+    seen: dict[str, str] = {}
+    for e in experiments:
+        if e.name in seen:
+            issues.append(
+                ConfigIssue(
+                    e.source,
+                    None,
+                    "name",
+                    f"'{e.name}' is also the name of {seen[e.name]}; results would collide",
+                )
+            )
+        seen.setdefault(e.name, e.source)
+    if issues:
+        raise ConfigError(issues)
+    return experiments
