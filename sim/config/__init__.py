@@ -13,13 +13,14 @@ The keys of an experiment::
 
     name: coin-demo            # required; letters, digits, '.', '_', '-'
     description: …             # optional, one line
-    kind: convergence          # optional; the only kind so far
+    kind: convergence          # optional; or fit (see sim.config.fit and the README)
     seed: 2026                 # optional, default 0
     replicates: 2000           # optional, default 1000
     units: nats                # nats (default) | bits
     n: {min: 1, max: 1000000, points: 25}   # or a list: [1, 10, 100]
     estimators: [llr, cross_entropy, entropy, plugin_kl]   # default: all
     sampler: counts            # counts (default) | per-sample
+    save_replicates: true      # false: bounded memory, no replicates.csv.gz
     cases:                     # required, at least one
       - name: fair-vs-biased
         p: 0.5                 # a coin: P(heads)
@@ -27,6 +28,11 @@ The keys of an experiment::
       - name: die
         p: [0.1, 0.2, 0.3, 0.4]
         q: {uniform: 4}        # or {zipf: {k, s}}, {dirichlet: {k, alpha, seed}}
+
+Modules: :mod:`.model` (the validated objects, limits and resolved form),
+:mod:`.yamlnodes` (YAML with line numbers), :mod:`.checker` (located issues,
+scalar readers), :mod:`.cases` and :mod:`.fit` (each kind's validation) and
+:mod:`.loader` (the entry points re-exported here).
 """
 
 from .loader import load_all, load_config, parse_config, resolve_paths
