@@ -11,6 +11,7 @@ from pathlib import Path
 import matplotlib
 import matplotlib.pyplot as plt
 import pytest
+import seaborn
 from matplotlib.colors import to_hex
 
 from sim import figures
@@ -97,7 +98,7 @@ def test_clt_draws_the_exact_lattice_for_coins(tables):
 
 
 def test_estimator_colours_are_fixed_distinct_and_colourblind_safe():
-    palette = {to_hex(c) for c in figures.sns.color_palette("colorblind")}
+    palette = {to_hex(c) for c in seaborn.color_palette("colorblind")}
     colours = [to_hex(c) for c in figures.COLOURS.values()]
     assert len(set(colours)) == len(colours)
     assert set(colours) <= palette

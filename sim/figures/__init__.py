@@ -1,0 +1,85 @@
+"""Figures drawn from a results folder's tables alone.
+
+Every figure is built from DataFrames (``summary.csv``, ``analytic.csv``,
+``replicates.csv.gz``) and the resolved config, never from a simulation, so
+``sim plot`` can redraw them in a fresh process.
+
+Each kind has an axes-level function that draws one case, takes the tables
+and keyword-only options, accepts ``ax=None`` and returns the Axes, and a
+figure-level function that facets the cases and returns the Figure:
+
+==================  ================================  =======================
+kind                axes level                        figure level
+==================  ================================  =======================
+``convergence``     :func:`plot_convergence`          :func:`convergence_figure`
+``paths``           :func:`plot_paths`                :func:`paths_figure`
+``error``           :func:`plot_error`                :func:`error_figure`
+``clt``             :func:`plot_clt`                  :func:`clt_figure`
+``decomposition``   :func:`plot_decomposition`        :func:`decomposition_figure`
+==================  ================================  =======================
+
+A fit experiment has ``fit_trajectory`` (:func:`plot_fit_trajectory`,
+:func:`fit_trajectory_figure`) and ``fit_convergence``
+(:func:`plot_fit_convergence`, :func:`fit_convergence_figure`).
+
+Every estimator keeps one colour in every figure (seaborn's colourblind
+palette); exact theory is drawn in black, dashed.  Modules: :mod:`.style`,
+:mod:`.convergence`, :mod:`.fit` and :mod:`.folders` (reading results,
+building and saving figures).
+"""
+
+from .convergence import (
+    clt_figure,
+    convergence_figure,
+    decomposition_figure,
+    error_figure,
+    paths_figure,
+    plot_clt,
+    plot_convergence,
+    plot_decomposition,
+    plot_error,
+    plot_paths,
+)
+from .fit import fit_convergence_figure, fit_trajectory_figure, plot_fit_convergence, plot_fit_trajectory
+from .folders import build_figures, draw_figures, load_tables, save_figure
+from .style import (
+    COLOURS,
+    DPI,
+    FIT_KINDS,
+    FORMATS,
+    KINDS,
+    LABELS,
+    MARKERS,
+    case_titles,
+    describe_distribution,
+)
+
+__all__ = [
+    "COLOURS",
+    "DPI",
+    "FIT_KINDS",
+    "FORMATS",
+    "KINDS",
+    "LABELS",
+    "MARKERS",
+    "build_figures",
+    "case_titles",
+    "clt_figure",
+    "convergence_figure",
+    "decomposition_figure",
+    "describe_distribution",
+    "draw_figures",
+    "error_figure",
+    "fit_convergence_figure",
+    "fit_trajectory_figure",
+    "load_tables",
+    "paths_figure",
+    "plot_clt",
+    "plot_convergence",
+    "plot_decomposition",
+    "plot_error",
+    "plot_fit_convergence",
+    "plot_fit_trajectory",
+    "plot_paths",
+    "save_figure",
+]

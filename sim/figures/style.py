@@ -1,0 +1,161 @@
+"""Shared style: colours, labels, titles and the faceted layout of every figure."""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+import seaborn as sns
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+KINDS = ("convergence", "paths", "error", "clt", "decomposition")
+FIT_KINDS = ("fit_trajectory", "fit_convergence")
+FORMATS = ("png", "svg", "pdf")
+DPI = 200
+
+_PALETTE = sns.color_palette("colorblind")
+#: One colour per estimator, the same in every figure.
+COLOURS = {
+    "llr": _PALETTE[0],  # blue
+    "cross_entropy": _PALETTE[1],  # orange
+    "entropy": _PALETTE[2],  # green
+    "plugin_kl": _PALETTE[4],  # purple
+}
+#: Markers tell apart estimators whose curves coincide (llr and cross-entropy when H(p) is constant).
+MARKERS = {"llr": "o", "cross_entropy": "s", "entropy": "^", "plugin_kl": "D"}
+#: Drawing order: llr last, on top.
+ORDER = ("plugin_kl", "entropy", "cross_entropy", "llr")
+THEORY = {"color": "black", "linestyle": "--", "linewidth": 1.1}
+LABELS = {
+    "llr": "llr (normalised log-likelihood ratio)",
+    "cross_entropy": "cross-entropy",
+    "entropy": "entropy",
+    "plugin_kl": "plug-in KL(p̂‖q)",
+}
+SYMBOLS = {"kl_pq": "KL(p‖q)", "cross_entropy_pq": "H(p, q)", "entropy_p": "H(p)"}
+TARGET_OF = {
+    "llr": "kl_pq",
+    "plugin_kl": "kl_pq",
+    "cross_entropy": "cross_entropy_pq",
+    "entropy": "entropy_p",
+}
+
+Config = Mapping[str, Any]
+
+
+# --------------------------------------------------------------------------
+# Titles
+
+
+def describe_distribution(spec: Any, *, max_values: int = 6) -> str:
+    """A short text for a distribution as written in a config.
+
+    >>> describe_distribution(0.5)
+    '0.5'
+    >>> describe_distribution({"zipf": {"k": 50000, "s": 1.07}})
+    'Zipf(K=50,000, s=1.07)'
+    """
+    if isinstance(spec, int | float):
+        return f"{spec:g}"
+    if isinstance(spec, list):
+        if len(spec) <= max_values:
+            return "(" + ", ".join(f"{v:g}" for v in spec) + ")"
+        return f"[{len(spec):,} probabilities]"
+    if isinstance(spec, dict) and len(spec) == 1:
+        kind, args = next(iter(spec.items()))
+        if kind == "uniform":
+            k = args["k"] if isinstance(args, dict) else args
+            return f"uniform(K={k:,})"
+        if kind == "zipf":
+            return f"Zipf(K={args['k']:,}, s={args['s']:g})"
+        if kind == "dirichlet":
+            return f"Dirichlet(K={args['k']:,}, α={args['alpha']:g}, seed {args['seed']})"
+    return str(spec)
+
+
+def case_titles(config: Config | None) -> dict[str, str]:
+    """Case name → ``"name: p = …, q = …"`` from a resolved config."""
+    titles: dict[str, str] = {}
+    for case in (config or {}).get("cases", []):
+        p, q = describe_distribution(case["p"]), describe_distribution(case["q"])
+        titles[case["name"]] = f"{case['name']}: p = {p}, q = {q}"
+    return titles
+
+
+def _coins(config: Config | None) -> dict[str, tuple[float, float]]:
+    """Cases whose p and q are both coins: name → (P_p(heads), P_q(heads))."""
+    out = {}
+    for case in (config or {}).get("cases", []):
+        p, q = case["p"], case["q"]
+        if isinstance(p, int | float) and isinstance(q, int | float):
+            out[case["name"]] = (float(p), float(q))
+    return out
+
+
+def _title(ax: Axes, text: str, extra: str = "") -> None:
+    ax.set_title(textwrap.fill(text + extra, 46), fontsize=9)
+
+
+def _units(frame: pd.DataFrame) -> str:
+    units = frame["units"].iloc[0] if "units" in frame.columns and len(frame) else "nats"
+    return str(units)
+
+
+def _ax(ax: Axes | None) -> Axes:
+    if ax is not None:
+        return ax
+    import matplotlib.pyplot as plt
+
+    return plt.gca()
+
+
+def _facets(
+    panels: Sequence[Any],
+    draw: Callable[[Axes, Any], None],
+    *,
+    suptitle: str,
+    log_y: bool = False,
+) -> Figure:
+    """Lay out one panel per item, up to four per row, with one shared legend."""
+    count = max(1, len(panels))
+    cols = min(4, count)
+    rows = math.ceil(count / cols)
+    width = max(6.5, 4.4 * cols)
+    with sns.axes_style("whitegrid"), sns.plotting_context("paper"):
+        fig = Figure(figsize=(width, 3.4 * rows + 1.2), layout="constrained")
+        axes = fig.subplots(rows, cols, squeeze=False).ravel()
+        for ax, item in zip(axes, panels, strict=False):
+            draw(ax, item)
+        for ax in axes[len(panels) :]:
+            ax.set_visible(False)
+    handles: dict[str, Any] = {}
+    for ax in axes[: len(panels)]:
+        for h, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, h)
+    if handles:
+        fig.legend(
+            list(handles.values()),
+            list(handles.keys()),
+            loc="outside lower center",
+            ncols=min(4, len(handles)),
+            frameon=False,
+            fontsize=8,
+        )
+    chars = int(width * 10)
+    fig.suptitle("\n".join(textwrap.fill(line, chars) for line in suptitle.splitlines()), fontsize=11)
+    return fig
+
+
+def _rows(analytic: pd.DataFrame) -> list[dict]:
+    return analytic.to_dict("records")
+
+
+def _suptitle(text: str, config: Config | None) -> str:
+    if not config:
+        return text
+    desc = config.get("description") or ""
+    return f"{config.get('name', '')}: {text}" + (f"\n{desc}" if desc else "")
