@@ -443,3 +443,44 @@ def test_coin_identities(p, q):
     assert pair.kl_pq >= 0.0
     assert d.Pair(d.coin(p), d.coin(p)).kl_pq == 0.0
     assert pair.cross_entropy == pytest.approx(pair.entropy_p + pair.kl_pq, rel=1e-9, abs=1e-12)
+
+
+FIT_VALID = yaml.safe_load((ROOT / "configs" / "classifier.yaml").read_text())
+FIT_PATHS = [
+    ("smoothing",),
+    ("inputs",),
+    ("inputs", "probs"),
+    ("inputs", "probs", 1),
+    ("inputs", "features"),
+    ("inputs", "features", 0),
+    ("truth",),
+    ("truth", "weights"),
+    ("truth", "weights", 0),
+    ("truth", "weights", 0, 1),
+    ("trajectory",),
+    ("trajectory", "n"),
+    ("cases", 0, "model"),
+    ("cases", 1),
+    ("kind",),
+    ("n",),
+]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(path=st.sampled_from(FIT_PATHS), value=documents, delete=st.booleans())
+def test_any_mutation_of_a_valid_fit_config_validates_or_exits_2(path, value, delete, tmp_path):
+    import copy
+
+    from click.testing import CliRunner
+
+    doc = copy.deepcopy(FIT_VALID)
+    target = doc
+    for part in path[:-1]:
+        target = target[part]
+    if delete:
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
+    cfg = tmp_path / "fit.yaml"
+    cfg.write_text(yaml.safe_dump(doc))
+    _exit_is_clean(CliRunner().invoke(main, ["validate", str(cfg)]))

@@ -87,7 +87,7 @@ def _truth(inputs: Any, truth: Any, ck: _Checker):
     )
     if spec is None or ispec is None:
         return None
-    if len(spec) != 1:
+    if ("table" in spec) == ("weights" in spec):
         ck.error(("truth",), "give exactly one of 'table' (p(y|x) per input) or 'weights' (softmax weights)")
         return None
     features = None
