@@ -1,0 +1,115 @@
+"""The likelihood-ratio test's error probability: exact, Chernoff exponent, importance sampling."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from decimal import Decimal, getcontext
+
+import numpy as np
+import pytest
+from scipy import special, stats
+
+from sim import distributions as d
+from sim.decision import chernoff, coin_p_wrong, p_wrong_tilted, tilted
+from tests.conftest import z_crit
+
+
+@pytest.mark.parametrize(
+    ("p", "q", "n", "strict", "expected"),
+    [
+        (0.7, 0.5, 100, False, 2.098858e-2),
+        (0.7, 0.5, 1000, False, 2.690399e-11),
+        (2 / 3, 1 / 3, 10, False, 0.21313),  # the tie at 5 heads counts as favouring q
+        (2 / 3, 1 / 3, 10, True, 0.07656),
+    ],
+)
+def test_issue_values(p, q, n, strict, expected):
+    assert coin_p_wrong(p, q, n, strict=strict)[0] == pytest.approx(expected, rel=5e-5)
+
+
+def _llr_sign_decimal(p: float, q: float, n: int, h: int) -> int:
+    getcontext().prec = 60
+    dp, dq = Decimal(p), Decimal(q)
+    value = h * (dp / dq).ln() + (n - h) * ((1 - dp) / (1 - dq)).ln()
+    return (value > 0) - (value < 0)
+
+
+@pytest.mark.parametrize(("p", "q"), [(0.7, 0.5), (0.5, 0.8), (0.31, 0.29), (0.9, 0.2)])
+@pytest.mark.parametrize("n", [1, 7, 60, 250])
+def test_coin_p_wrong_against_enumeration(p, q, n):
+    h = np.arange(n + 1)
+    signs = np.array([_llr_sign_decimal(p, q, n, k) for k in h])
+    pmf = stats.binom.pmf(h, n, p)
+    assert coin_p_wrong(p, q, n)[0] == pytest.approx(pmf[signs <= 0].sum(), rel=1e-10, abs=1e-300)
+    assert coin_p_wrong(p, q, n, strict=True)[0] == pytest.approx(pmf[signs < 0].sum(), rel=1e-10, abs=1e-300)
+
+
+def test_deep_tails_keep_their_logarithm():
+    n = 10**6
+    prob, log_prob = coin_p_wrong(0.7, 0.5, n)
+    assert prob == 0.0  # below the smallest double
+    h = np.arange(0, 500_001)  # llr ≤ 0 ⇔ H ≤ n·log(5/3)/log(7/3) ≈ 602,863; every term up to it counts
+    h = np.arange(0, math.floor(n * math.log(0.5 / 0.3) / math.log(0.7 * 0.5 / (0.5 * 0.3))) + 1)
+    reference = float(special.logsumexp(stats.binom.logpmf(h, n, 0.7)))
+    assert log_prob == pytest.approx(reference, rel=1e-9)
+
+
+def test_error_exponent_approaches_chernoff_information():
+    pair = d.Pair(d.coin(0.7), d.coin(0.5))
+    c = chernoff(pair).information
+    rates = [-coin_p_wrong(0.7, 0.5, n)[1] / n for n in (10**3, 10**4, 10**5, 10**6)]
+    assert all(r > c for r in rates)  # the polynomial prefactor makes p_wrong smaller
+    assert np.all(np.diff(rates) < 0)
+    assert rates[-1] == pytest.approx(c, rel=2e-3)
+
+
+def _chernoff_grid(p, q):
+    s = np.linspace(0, 1, 200_001)
+    both = (p > 0) & (q > 0)
+    values = special.logsumexp(np.outer(1 - s, np.log(p[both])) + np.outer(s, np.log(q[both])), axis=1)
+    return -values.min()
+
+
+def test_chernoff_information_against_a_grid_and_its_properties():
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        p, q = rng.dirichlet(np.ones(6)), rng.dirichlet(np.ones(6))
+        pair, back = d.Pair(d.categorical(p), d.categorical(q)), d.Pair(d.categorical(q), d.categorical(p))
+        c = chernoff(pair).information
+        assert c == pytest.approx(_chernoff_grid(pair.p.probs, pair.q.probs), rel=1e-8)
+        assert c == pytest.approx(chernoff(back).information, rel=1e-9)  # symmetric
+        assert 0 < c <= min(pair.kl_pq, pair.kl_qp)
+    assert chernoff(d.Pair(d.coin(0.3), d.coin(0.3))).information == 0.0
+
+
+def test_chernoff_with_categories_one_side_lacks():
+    p = np.array([0.5, 0.5, 0.0])
+    q = np.array([0.25, 0.25, 0.5])
+    c = chernoff(d.Pair(d.categorical(p), d.categorical(q)))
+    # Σ p^(1−s) q^s over the shared support = 0.5^(1−s)·0.25^s·2, minimised at s = 1
+    assert c.information == pytest.approx(-math.log(0.5), rel=1e-9)
+    assert tilted(d.Pair(d.categorical(p), d.categorical(q)), c.s)[2] == 0.0
+
+
+def test_importance_sampling_reaches_1e_minus_11():
+    # Plain Monte Carlo would need ~1e11 replicates to see one such sample.
+    est = p_wrong_tilted(d.Pair(d.coin(0.7), d.coin(0.5)), 1000, 4000, rng=np.random.default_rng(8))
+    exact = 2.690399e-11
+    assert abs(est.estimate - exact) <= z_crit() * est.mcse
+    assert est.relative_error < 0.05  # "within a few percent from a few thousand replicates"
+
+
+def test_importance_sampling_for_a_categorical_pair_against_enumeration():
+    p, q, n = [0.5, 0.3, 0.2], [0.2, 0.3, 0.5], 150
+    comps = np.array([c for c in itertools.product(range(n + 1), repeat=3) if sum(c) == n])
+    getcontext().prec = 60
+    logs = [(Decimal(a) / Decimal(b)).ln() for a, b in zip(p, q, strict=True)]
+    # signs in 60-digit arithmetic: c_1 = c_3 is an exact tie (log ratios ±log 2.5, 0)
+    wrong = np.array(
+        [sum(int(c) * lg for c, lg in zip(row, logs, strict=True)) <= Decimal("1e-40") for row in comps]
+    )
+    exact = float(stats.multinomial.pmf(comps, n, p)[wrong].sum())
+    est = p_wrong_tilted(d.Pair(d.categorical(p), d.categorical(q)), n, 4000, rng=np.random.default_rng(9))
+    assert exact < 1e-5  # beyond plain Monte Carlo with 4000 replicates
+    assert abs(est.estimate - exact) <= z_crit() * est.mcse
