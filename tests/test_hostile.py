@@ -347,14 +347,13 @@ PATHS = [
 ]
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(path=st.sampled_from(PATHS), value=documents, delete=st.booleans())
-def test_any_mutation_of_a_valid_config_validates_or_exits_2(path, value, delete, tmp_path):
+def _mutate_and_validate(base: dict, path: tuple, value, delete: bool, folder: Path) -> None:
+    """Replace (or delete) the value at ``path`` of a valid config and validate it."""
     import copy
 
     from click.testing import CliRunner
 
-    doc = copy.deepcopy(VALID)
+    doc = copy.deepcopy(base)
     target = doc
     for part in path[:-1]:
         target = target[part]
@@ -362,10 +361,15 @@ def test_any_mutation_of_a_valid_config_validates_or_exits_2(path, value, delete
         del target[path[-1]]
     else:
         target[path[-1]] = value
-    cfg = tmp_path / "m.yaml"
+    cfg = folder / "mutated.yaml"
     cfg.write_text(yaml.safe_dump(doc))
-    result = CliRunner().invoke(main, ["validate", str(cfg)])
-    _exit_is_clean(result)
+    _exit_is_clean(CliRunner().invoke(main, ["validate", str(cfg)]))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(path=st.sampled_from(PATHS), value=documents, delete=st.booleans())
+def test_any_mutation_of_a_valid_config_validates_or_exits_2(path, value, delete, tmp_path):
+    _mutate_and_validate(VALID, path, value, delete, tmp_path)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -469,18 +473,4 @@ FIT_PATHS = [
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(path=st.sampled_from(FIT_PATHS), value=documents, delete=st.booleans())
 def test_any_mutation_of_a_valid_fit_config_validates_or_exits_2(path, value, delete, tmp_path):
-    import copy
-
-    from click.testing import CliRunner
-
-    doc = copy.deepcopy(FIT_VALID)
-    target = doc
-    for part in path[:-1]:
-        target = target[part]
-    if delete:
-        del target[path[-1]]
-    else:
-        target[path[-1]] = value
-    cfg = tmp_path / "fit.yaml"
-    cfg.write_text(yaml.safe_dump(doc))
-    _exit_is_clean(CliRunner().invoke(main, ["validate", str(cfg)]))
+    _mutate_and_validate(FIT_VALID, path, value, delete, tmp_path)
