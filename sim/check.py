@@ -147,7 +147,8 @@ def check_summary(
             raise ResultsError(f"summary.csv names case {row.case!r}, which config.yaml does not define")
         n, est, r = int(row.n), str(row.estimator), int(row.replicates)
         m = _reference(experiment, case, est, n)
-        mean, sd, mu4 = m.mean * scale, m.sd * scale, m.mu4 * scale**4
+        k = 1.0 if est == "p_wrong" else scale  # a probability has no units
+        mean, sd, mu4 = m.mean * k, m.sd * k, m.mu4 * k**4
         if math.isnan(mean):
             continue
         key = {"case": row.case, "n": n, "estimator": est}

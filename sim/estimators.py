@@ -23,6 +23,33 @@ import numpy as np
 from .distributions import Pair, xlog1px_minus_x
 
 ESTIMATORS = ("llr", "cross_entropy", "entropy", "plugin_kl")
+#: Estimators that are probabilities, not information: never converted to bits.
+PROBABILITIES = ("p_wrong",)
+
+
+def unit_divisor(names, units: str) -> np.ndarray:
+    """What each estimator's nats are divided by for ``units`` (1 for probabilities)."""
+    from .distributions import LN2
+
+    scale = LN2 if units == "bits" else 1.0
+    return np.array([1.0 if name in PROBABILITIES else scale for name in names])
+
+
+def llr_wrong(counts: np.ndarray, n: int, llr: np.ndarray, pair: Pair, arrays: SupportArrays) -> np.ndarray:
+    """Whether llr_n ≤ 0 (the sample favours q), per row: the event behind ``p_wrong``.
+
+    For a coin the event is decided on the integer number of heads (see
+    :func:`sim.decision.coin_wrong_bound`), as in its exact probability;
+    otherwise an llr within rounding of 0 counts as a tie, i.e. as ≤ 0.
+    """
+    from .decision import coin_wrong_bound
+
+    if pair.family == "coin" and 0.0 < pair.p.heads < 1.0:
+        side, h = coin_wrong_bound(pair.p.heads, pair.q.heads, n)
+        heads = counts[:, int(np.flatnonzero(arrays.index == 0)[0])]
+        return heads <= h if side == "le" else heads >= h
+    tolerance = 64 * np.finfo(float).eps * float(np.max(np.abs(arrays.log_ratio), initial=0.0))
+    return llr <= tolerance
 
 
 @dataclass(frozen=True, eq=False)

@@ -161,6 +161,17 @@ def coin_plugin_moments(pair: Pair, n: int) -> Moments:
     return Moments(mean, math.sqrt(var), mu4)
 
 
+def _p_wrong_moments(pair: Pair, n: int) -> Moments:
+    """The indicator 1{llr_n ≤ 0}: exact for coins (a Binomial tail), unknown otherwise."""
+    if pair.family != "coin":
+        return Moments(math.nan, math.nan, math.nan)
+    from .decision import coin_p_wrong
+
+    w = coin_p_wrong(pair.p.heads, pair.q.heads, n)[0]
+    var = w * (1.0 - w)
+    return Moments(w, math.sqrt(var), var * (1.0 - 3.0 * var))
+
+
 def per_sample(pair: Pair, estimator: str) -> tuple[float, float, float]:
     """Mean, variance and fourth central moment of one summand (nats)."""
     s = pair.support
@@ -187,6 +198,8 @@ def moments(pair: Pair, estimator: str, n: int) -> Moments:
         if pair.family == "coin":
             return coin_plugin_moments(pair, n)
         return Moments(pair.kl_pq + plugin_bias(pair, n), math.nan, math.nan)
+    if estimator == "p_wrong":
+        return _p_wrong_moments(pair, n)
     mean, var, mu4 = per_sample(pair, estimator)
     return Moments(mean, math.sqrt(var / n), (mu4 + 3 * (n - 1) * var**2) / n**3)
 

@@ -30,7 +30,16 @@ from .check import CheckReport, check_summary, check_trajectory
 from .config import Case, Experiment, FitExperiment, dump_config
 from .distributions import to_units
 from .errors import OutputError
-from .estimators import DENSE_K, SparseSums, SupportArrays, estimate, llr_covered
+from .estimators import (
+    DENSE_K,
+    PROBABILITIES,
+    SparseSums,
+    SupportArrays,
+    estimate,
+    llr_covered,
+    llr_wrong,
+    unit_divisor,
+)
 from .parallel import Progress, ResumeStore, Task, default_workers, execute, fingerprint, plan
 from .sampling import count_paths
 from .streaming import Accumulator, Ranges
@@ -75,8 +84,15 @@ def simulate_block(
     rng = block_rng(experiment.seed, case.name, block)
     paths = count_paths(arrays.probs, ckpts, rows, rng=rng, method=experiment.sampler, with_delta=True)
     sums = SparseSums(rows, arrays) if arrays.probs.size > DENSE_K else None
+    wanted = [name for name in names if name not in PROBABILITIES]
+    if "p_wrong" in names and "llr" not in wanted:
+        wanted.append("llr")
     for j, (n, (counts, delta)) in enumerate(zip(ckpts, paths, strict=True)):
-        values = estimate(counts, n, arrays, names) if sums is None else sums.update(counts, delta, n, names)
+        values = (
+            estimate(counts, n, arrays, wanted) if sums is None else sums.update(counts, delta, n, wanted)
+        )
+        if "p_wrong" in names:
+            values["p_wrong"] = llr_wrong(counts, n, values["llr"], case.pair, arrays)
         for e, name in enumerate(names):
             out[:, j, e] = values[name]
         if "llr" in values:
@@ -116,7 +132,7 @@ def run_task(experiment: Experiment, task: Task) -> dict[str, np.ndarray]:
     values, covered = [], []
     for b in range(task.first, task.first + task.blocks):
         v, c = simulate_block(experiment, case, arrays, b)
-        v = to_units(v, experiment.units)
+        v = v / unit_divisor(experiment.estimators, experiment.units)
         if acc is None:
             values.append(v)
             covered.append(c)

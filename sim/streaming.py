@@ -23,7 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import exact
-from .distributions import Pair, to_units
+from .distributions import Pair
+from .estimators import unit_divisor
 
 BINS = 2048
 WINDOW_SD = 12.0
@@ -119,6 +120,7 @@ class Ranges:
             "cross_entropy": (lq.min(), lq.max()),
             "entropy": (lp.min(), lp.max()),
             "plugin_kl": (0.0, max(lq.max(), 0.0)),
+            "p_wrong": (0.0, 1.0),
         }
         shape = (len(checkpoints), len(estimators))
         fine_lo, fine_hi = np.zeros(shape), np.zeros(shape)
@@ -133,7 +135,8 @@ class Ranges:
                     fine_hi[j, e] = min(hi, m.mean + WINDOW_SD * m.sd)
                 else:
                     fine_lo[j, e], fine_hi[j, e] = lo, hi
-        return cls(*(to_units(a, units) for a in (fine_lo, fine_hi, coarse_lo, coarse_hi)))
+        divisor = unit_divisor(estimators, units)
+        return cls(*(a / divisor for a in (fine_lo, fine_hi, coarse_lo, coarse_hi)))
 
     @staticmethod
     def _bins(values, lo, hi):

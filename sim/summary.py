@@ -14,6 +14,7 @@ import pandas as pd
 from . import exact
 from .config import Case, Experiment
 from .distributions import to_units
+from .estimators import unit_divisor
 
 ANALYTIC_COLUMNS = [
     "case",
@@ -60,6 +61,11 @@ REFERENCES = {
     "entropy": ("entropy_p", "entropy_sigma"),
     "plugin_kl": ("kl_pq", None),
 }
+
+
+def _targets(analytic: dict, estimators) -> np.ndarray:
+    """Each estimator's limit: an analytic column, or 0 for ``p_wrong``."""
+    return np.array([0.0 if e == "p_wrong" else analytic[REFERENCES[e][0]] for e in estimators])
 
 
 def analytic_row(case: Case, units: str) -> dict:
@@ -117,7 +123,7 @@ def summarize_case(
         and ``exact_sd`` are empty where not known exactly, ``z`` where
         ``exact_sd`` is empty or 0.
     """
-    targets = np.array([analytic[REFERENCES[e][0]] for e in estimators])
+    targets = _targets(analytic, estimators)
     mean, sd, q05, q50, q95, rmse = describe(values, targets)
     rate = covered.mean(axis=0) if covered is not None else None
     stats = {"mean": mean, "sd": sd, "q05": q05, "q50": q50, "q95": q95, "rmse": rmse}
@@ -159,8 +165,9 @@ def _summary_frame(case, units, checkpoints, estimators, r, targets, stats, cove
     frame, j, _ = _base_frame(case.name, units, checkpoints, estimators, r, targets, stats)
     ns, names = frame.n.to_numpy(), frame.estimator.to_numpy()
     refs = [exact.moments(case.pair, est, int(n)) for n, est in zip(ns, names, strict=True)]
-    frame["exact_mean"] = exact_mean = to_units(np.array([m.mean for m in refs]), units)
-    frame["exact_sd"] = exact_sd = to_units(np.array([m.sd for m in refs]), units)
+    divisor = unit_divisor(names, units)
+    frame["exact_mean"] = exact_mean = np.array([m.mean for m in refs]) / divisor
+    frame["exact_sd"] = exact_sd = np.array([m.sd for m in refs]) / divisor
     with np.errstate(divide="ignore", invalid="ignore"):
         frame["z"] = np.where(exact_sd > 0, (frame["mean"] - exact_mean) / (exact_sd / np.sqrt(r)), np.nan)
     cover = np.full(len(frame), np.nan)
@@ -194,7 +201,7 @@ def summarize_stream(
     ones (see :mod:`sim.streaming`).
     """
     r = acc.count
-    targets = np.array([analytic[REFERENCES[e][0]] for e in estimators])
+    targets = _targets(analytic, estimators)
     (q05, q50, q95), errors = ranges.quantiles(acc, [0.05, 0.5, 0.95])
     stats = {
         "mean": acc.mean,

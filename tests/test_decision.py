@@ -113,3 +113,58 @@ def test_importance_sampling_for_a_categorical_pair_against_enumeration():
     est = p_wrong_tilted(d.Pair(d.categorical(p), d.categorical(q)), n, 4000, rng=np.random.default_rng(9))
     assert exact < 1e-5  # beyond plain Monte Carlo with 4000 replicates
     assert abs(est.estimate - exact) <= z_crit() * est.mcse
+
+
+PW_CONFIG = """
+name: pw
+seed: 3
+replicates: 20000
+estimators: [llr, p_wrong]
+n: [10, 100, 1000]
+cases:
+  - {name: coin, p: 0.7, q: 0.5}
+  - {name: tie, p: 0.6666666666666666, q: 0.3333333333333333}
+  - {name: die, p: [0.5, 0.3, 0.2], q: [0.2, 0.3, 0.5]}
+"""
+
+
+@pytest.fixture(scope="module")
+def pw_runs(tmp_path_factory):
+    from sim.config import parse_config
+    from sim.runner import run_experiment
+
+    out = tmp_path_factory.mktemp("pw")
+    nats = run_experiment(parse_config(PW_CONFIG), out / "nats")
+    bits = run_experiment(parse_config(PW_CONFIG + "units: bits\n"), out / "bits")
+    return nats, bits
+
+
+def test_p_wrong_estimator_against_exact_values(pw_runs):
+    nats, _ = pw_runs
+    s = nats.summary[nats.summary.estimator == "p_wrong"].set_index(["case", "n"])
+    assert s.loc[("coin", 100), "exact_mean"] == pytest.approx(2.098858e-2, rel=5e-6)
+    assert s.loc[("coin", 1000), "exact_mean"] == pytest.approx(2.690399e-11, rel=5e-6)
+    assert s.loc[("tie", 10), "exact_mean"] == pytest.approx(0.21313, rel=5e-5)  # ties count
+    assert (s.target == 0.0).all()
+    assert nats.check.passed, nats.check.table()
+    # the categorical case against enumeration with exact ties (c_1 = c_3), z-test with Bonferroni over n
+    p, q = [0.5, 0.3, 0.2], [0.2, 0.3, 0.5]
+    getcontext().prec = 60
+    logs = [(Decimal(a) / Decimal(b)).ln() for a, b in zip(p, q, strict=True)]
+    for n in (10, 100):
+        comps = np.array([c for c in itertools.product(range(n + 1), repeat=3) if sum(c) == n])
+        wrong = np.array(
+            [sum(int(c) * lg for c, lg in zip(row, logs, strict=True)) <= Decimal("1e-40") for row in comps]
+        )
+        exact = float(stats.multinomial.pmf(comps, n, p)[wrong].sum())
+        row = s.loc[("die", n)]
+        assert abs(row["mean"] - exact) <= z_crit(2) * math.sqrt(exact * (1 - exact) / row.replicates)
+
+
+def test_p_wrong_is_a_probability_in_any_units(pw_runs):
+    nats, bits = pw_runs
+    a = nats.summary[nats.summary.estimator == "p_wrong"].reset_index(drop=True)
+    b = bits.summary[bits.summary.estimator == "p_wrong"].reset_index(drop=True)
+    for col in ("mean", "sd", "exact_mean", "exact_sd", "q50"):
+        np.testing.assert_array_equal(a[col], b[col])
+    assert bits.check.passed

@@ -18,6 +18,7 @@ from .model import (
     FIT_MAX_N,
     KINDS,
     MAX_REPLICATES,
+    OPTIONAL_ESTIMATORS,
     PER_SAMPLE_MAX_N,
     SAMPLERS,
     UNITS,
@@ -53,8 +54,9 @@ def _experiment(data: Any, ck: _Checker) -> Experiment | FitExperiment | None:
     if common["description"] is not None and "\n" in common["description"].strip():
         ck.error(("description",), "must be one line")
     grid = _checkpoints(top["n"], ("n",), ck) if "n" in top else None
-    names = FIT_ESTIMATORS if fit else ESTIMATORS
-    estimators = _estimators(top.get("estimators", list(names)), ck, names)
+    names = FIT_ESTIMATORS if fit else (*ESTIMATORS, *OPTIONAL_ESTIMATORS)
+    default = FIT_ESTIMATORS if fit else ESTIMATORS
+    estimators = _estimators(top.get("estimators", list(default)), ck, names)
     if common["sampler"] == "per-sample" and grid is not None and grid[1][-1] > PER_SAMPLE_MAX_N:
         ck.error(
             ("sampler",),

@@ -12,6 +12,8 @@ import yaml
 from .. import distributions as dist
 
 ESTIMATORS = ("llr", "cross_entropy", "entropy", "plugin_kl")
+#: Estimators a convergence experiment may ask for beyond the default four.
+OPTIONAL_ESTIMATORS = ("p_wrong",)
 UNITS = ("nats", "bits")
 SAMPLERS = ("counts", "per-sample")
 KINDS = ("convergence", "fit")
