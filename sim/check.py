@@ -147,7 +147,7 @@ def check_summary(
             raise ResultsError(f"summary.csv names case {row.case!r}, which config.yaml does not define")
         n, est, r = int(row.n), str(row.estimator), int(row.replicates)
         m = _reference(experiment, case, est, n)
-        k = 1.0 if est == "p_wrong" else scale  # a probability has no units
+        k = 1.0 if est.startswith("p_wrong") else scale  # a probability has no units
         mean, sd, mu4 = m.mean * k, m.sd * k, m.mu4 * k**4
         if math.isnan(mean):
             continue
@@ -174,6 +174,7 @@ def check_summary(
                     rows.append(key | _z("coverage95", row.coverage95, c, math.sqrt(c * (1 - c) / r), 1.0))
                 else:
                     rows.append(key | _exact("coverage95", row.coverage95, c))
+    rows += _tilted_against_plain(summary, cases)
     tests = pd.DataFrame(rows, columns=_COLUMNS)
     m_tests = max(1, int(tests.se.gt(0).sum()))
     z_crit = float(stats.norm.isf(alpha / (2 * m_tests)))
@@ -181,6 +182,27 @@ def check_summary(
     tests.loc[stochastic, "passed"] = tests.loc[stochastic, "z"].abs() <= z_crit
     tests["passed"] = tests.passed.astype(bool)
     return CheckReport(name or experiment.name, tests, alpha, z_crit)
+
+
+def _tilted_against_plain(summary: pd.DataFrame, cases) -> list[dict]:
+    """Where p_wrong has no exact value, its tilted and plain estimates must agree.
+
+    A two-sample z-test, (tilted − plain)/√(mcse² + mcse²), on rows where the
+    plain estimate saw the event at all (its mcse is positive).
+    """
+    if not {"p_wrong", "p_wrong_tilted"} <= set(summary.estimator):
+        return []
+    keyed = summary.set_index(["case", "n", "estimator"])
+    rows = []
+    for (case, n), _ in summary.groupby(["case", "n"], sort=False):
+        if cases[case].pair.family == "coin":
+            continue  # both are tested against the exact value instead
+        plain, tilted = keyed.loc[(case, n, "p_wrong")], keyed.loc[(case, n, "p_wrong_tilted")]
+        if plain.mcse > 0:
+            se = math.hypot(plain.mcse, tilted.mcse)
+            key = {"case": case, "n": int(n), "estimator": "p_wrong_tilted"}
+            rows.append(key | _z("agrees with p_wrong", tilted["mean"], plain["mean"], se, 1.0))
+    return rows
 
 
 def _z(quantity: str, observed: float, expected: float, se: float, scale: float) -> dict:

@@ -20,6 +20,7 @@ figures and ``sim check`` wiring build on it.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -47,6 +48,7 @@ def _log_mgf(pair: Pair, s: float) -> float:
     return float(special.logsumexp((1.0 - s) * pair.p.log_probs[both] + s * pair.q.log_probs[both]))
 
 
+@functools.lru_cache(maxsize=256)
 def chernoff(pair: Pair) -> Chernoff:
     """C(p, q) = −min over s in [0, 1] of log Σ p^{1−s} q^s, by bounded 1-D minimisation.
 
@@ -133,6 +135,33 @@ def coin_p_wrong(p: float, q: float, n: int, *, strict: bool = False) -> tuple[f
     if not log_prob > -700.0:
         log_prob = float(special.logsumexp(stats.binom.logpmf(terms, n, p)))
     return math.exp(log_prob), log_prob
+
+
+#: Largest n for which the tilted estimator's exact moments are summed (one term per head count).
+TILTED_EXACT_MAX_N = 10**7
+
+
+def coin_tilted_moments(p: float, q: float, n: int) -> tuple[float, float, float]:
+    """Exact mean, sd and 4th central moment of one tilted replicate w·1{llr ≤ 0}, for a coin.
+
+    X = w·1{wrong} under r has E[X^k] = Σ_{h wrong} pmf_p(h)^k / pmf_r(h)^(k−1),
+    summed in log space over the wrong head counts; nan beyond
+    ``TILTED_EXACT_MAX_N`` (never approximated).
+    """
+    pair = Pair(_coin(p), _coin(q))
+    side, h = coin_wrong_bound(p, q, n)
+    if n > TILTED_EXACT_MAX_N:
+        return math.nan, math.nan, math.nan
+    heads = np.arange(0, h + 1) if side == "le" else np.arange(max(h, 0), n + 1)
+    if heads.size == 0:
+        return 0.0, 0.0, 0.0
+    r = tilted(pair, chernoff(pair).s)[0]
+    lp, lr = stats.binom.logpmf(heads, n, p), stats.binom.logpmf(heads, n, r)
+    raw = [math.exp(float(special.logsumexp(k * lp - (k - 1) * lr))) for k in (1, 2, 3, 4)]
+    m = raw[0]
+    var = max(raw[1] - m * m, 0.0)
+    mu4 = raw[3] - 4 * m * raw[2] + 6 * m * m * raw[1] - 3 * m**4
+    return m, math.sqrt(var), max(mu4, 0.0)
 
 
 # --------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from .distributions import Pair, xlog1px_minus_x
 
 ESTIMATORS = ("llr", "cross_entropy", "entropy", "plugin_kl")
 #: Estimators that are probabilities, not information: never converted to bits.
-PROBABILITIES = ("p_wrong",)
+PROBABILITIES = ("p_wrong", "p_wrong_tilted")
 
 
 def unit_divisor(names, units: str) -> np.ndarray:

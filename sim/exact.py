@@ -200,6 +200,12 @@ def moments(pair: Pair, estimator: str, n: int) -> Moments:
         return Moments(pair.kl_pq + plugin_bias(pair, n), math.nan, math.nan)
     if estimator == "p_wrong":
         return _p_wrong_moments(pair, n)
+    if estimator == "p_wrong_tilted":
+        if pair.family != "coin" or not 0.0 < pair.p.heads < 1.0:
+            return Moments(math.nan, math.nan, math.nan)
+        from .decision import coin_tilted_moments
+
+        return Moments(*coin_tilted_moments(pair.p.heads, pair.q.heads, n))
     mean, var, mu4 = per_sample(pair, estimator)
     return Moments(mean, math.sqrt(var / n), (mu4 + 3 * (n - 1) * var**2) / n**3)
 

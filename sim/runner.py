@@ -94,10 +94,36 @@ def simulate_block(
         if "p_wrong" in names:
             values["p_wrong"] = llr_wrong(counts, n, values["llr"], case.pair, arrays)
         for e, name in enumerate(names):
-            out[:, j, e] = values[name]
+            if name != "p_wrong_tilted":  # drawn from its own paths, below
+                out[:, j, e] = values[name]
         if "llr" in values:
             covered[:, j] = llr_covered(counts, n, values["llr"], case.pair, arrays)
+    if "p_wrong_tilted" in names:
+        out[:, :, names.index("p_wrong_tilted")] = _tilted_block(experiment, case, arrays, block, rows)
     return out, covered
+
+
+def _tilted_block(
+    experiment: Experiment, case: Case, arrays: SupportArrays, block: int, rows: int
+) -> np.ndarray:
+    """Importance-sampling values w·1{llr ≤ 0} of one block, (rows, checkpoints).
+
+    Paths are drawn from the Chernoff-tilted r ∝ p^(1−s) q^s with their own
+    stream (key ``tilted:<case>``), nested like the plain ones; a path's
+    weight at n is Π_k (p_k/r_k)^{c_k}, its likelihood ratio.
+    """
+    from .decision import chernoff, tilted
+
+    r = tilted(case.pair, chernoff(case.pair).s)[arrays.index]
+    log_w_per = arrays.log_p - np.log(r)
+    rng = block_rng(experiment.seed, f"tilted:{case.name}", block)
+    out = np.empty((rows, len(experiment.checkpoints)))
+    paths = count_paths(r, experiment.checkpoints, rows, rng=rng, method="counts")
+    for j, (n, counts) in enumerate(zip(experiment.checkpoints, paths, strict=True)):
+        c = counts.astype(float)
+        wrong = llr_wrong(counts, n, (c @ arrays.log_ratio) / n, case.pair, arrays)
+        out[:, j] = np.where(wrong, np.exp(c @ log_w_per), 0.0)
+    return out
 
 
 def simulate_case(experiment: Experiment, case: Case) -> tuple[np.ndarray, np.ndarray]:

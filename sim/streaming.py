@@ -121,6 +121,7 @@ class Ranges:
             "entropy": (lp.min(), lp.max()),
             "plugin_kl": (0.0, max(lq.max(), 0.0)),
             "p_wrong": (0.0, 1.0),
+            "p_wrong_tilted": (0.0, 1.0),  # not used: refused with save_replicates: false
         }
         shape = (len(checkpoints), len(estimators))
         fine_lo, fine_hi = np.zeros(shape), np.zeros(shape)

@@ -14,7 +14,7 @@ import pandas as pd
 from . import exact
 from .config import Case, Experiment
 from .distributions import to_units
-from .estimators import unit_divisor
+from .estimators import PROBABILITIES, unit_divisor
 
 ANALYTIC_COLUMNS = [
     "case",
@@ -64,8 +64,8 @@ REFERENCES = {
 
 
 def _targets(analytic: dict, estimators) -> np.ndarray:
-    """Each estimator's limit: an analytic column, or 0 for ``p_wrong``."""
-    return np.array([0.0 if e == "p_wrong" else analytic[REFERENCES[e][0]] for e in estimators])
+    """Each estimator's limit: an analytic column, or 0 for the probabilities ``p_wrong*``."""
+    return np.array([0.0 if e in PROBABILITIES else analytic[REFERENCES[e][0]] for e in estimators])
 
 
 def analytic_row(case: Case, units: str) -> dict:

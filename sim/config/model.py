@@ -13,7 +13,7 @@ from .. import distributions as dist
 
 ESTIMATORS = ("llr", "cross_entropy", "entropy", "plugin_kl")
 #: Estimators a convergence experiment may ask for beyond the default four.
-OPTIONAL_ESTIMATORS = ("p_wrong",)
+OPTIONAL_ESTIMATORS = ("p_wrong", "p_wrong_tilted")
 UNITS = ("nats", "bits")
 SAMPLERS = ("counts", "per-sample")
 KINDS = ("convergence", "fit")
