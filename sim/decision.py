@@ -212,3 +212,32 @@ def p_wrong_tilted(pair: Pair, n: int, replicates: int, *, rng: np.random.Genera
     mean = float(values.mean())
     sd = float(values.std(ddof=1)) if replicates > 1 else math.inf
     return ImportanceEstimate(mean, sd / math.sqrt(replicates), replicates, c.s)
+
+
+# --------------------------------------------------------------------------
+# Stein's lemma
+
+
+def coin_stein(p: float, q: float, n: int, alpha: float = 0.05) -> tuple[float, float]:
+    """Exact type-II error of the level-α Neyman–Pearson test of p against q, for coins.
+
+    The test decides q when the llr is small: for a = log(p/q) − log((1−p)/(1−q))
+    > 0 that is H ≤ k, with the boundary count k + 1 decided by a coin of
+    probability γ, k and γ chosen so that P_p(decide q) = α exactly.  The
+    type-II error β_n = P_q(decide p) then decays like exp(−n·KL(p‖q)) (Stein's
+    lemma).  Returns (β_n, log β_n), in log space throughout.
+    """
+    flip = math.log(p / q) < math.log((1 - p) / (1 - q))
+    if flip:  # count tails instead, so that the llr increases with the count
+        p, q = 1 - p, 1 - q
+    cdf_p = stats.binom.cdf(np.arange(n + 1), n, p)
+    k = int(np.searchsorted(cdf_p, alpha, side="right")) - 1  # largest k with P_p(H ≤ k) ≤ α
+    below = cdf_p[k] if k >= 0 else 0.0
+    atom = stats.binom.pmf(k + 1, n, p)
+    gamma = (alpha - below) / atom if atom > 0 else 0.0
+    # β = P_q(H > k + 1) + (1 − γ) P_q(H = k + 1)
+    log_terms = [float(stats.binom.logsf(k + 1, n, q))]
+    if gamma < 1.0:
+        log_terms.append(math.log1p(-gamma) + float(stats.binom.logpmf(k + 1, n, q)))
+    log_beta = float(special.logsumexp(log_terms))
+    return math.exp(log_beta), log_beta

@@ -13,6 +13,7 @@ import pandas as pd
 
 from . import exact
 from .config import Case, Experiment
+from .decision import chernoff
 from .distributions import to_units
 from .estimators import PROBABILITIES, unit_divisor
 
@@ -29,6 +30,7 @@ ANALYTIC_COLUMNS = [
     "llr_sigma",
     "cross_entropy_sigma",
     "entropy_sigma",
+    "chernoff",
 ]
 
 SUMMARY_COLUMNS = [
@@ -78,9 +80,10 @@ def analytic_row(case: Case, units: str) -> dict:
         "k_support": int(pair.support.size),
         "units": units,
     }
-    for col in ANALYTIC_COLUMNS[5:]:
+    for col in ANALYTIC_COLUMNS[5:-1]:
         attr = {"cross_entropy_pq": "cross_entropy"}.get(col, col)
         row[col] = float(to_units(getattr(pair, attr), units))
+    row["chernoff"] = float(to_units(chernoff(pair).information, units))
     return row
 
 

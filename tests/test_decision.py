@@ -214,3 +214,48 @@ def test_tilted_estimator_needs_replicates_kept():
         parse_config(
             PW_CONFIG.replace("[llr, p_wrong]", "[llr, p_wrong_tilted]") + "save_replicates: false\n"
         )
+
+
+@pytest.mark.parametrize(("p", "q"), [(0.7, 0.5), (0.3, 0.6)])
+def test_stein_type_two_error_by_enumeration(p, q):
+    from sim.decision import coin_stein
+
+    n, alpha = 40, 0.05
+    h = np.arange(n + 1)
+    a = math.log(p / q) - math.log((1 - p) / (1 - q))
+    order = h if a > 0 else h[::-1]  # decide q first where the llr is smallest
+    pmf_p, pmf_q = stats.binom.pmf(order, n, p), stats.binom.pmf(order, n, q)
+    cum = np.cumsum(pmf_p)
+    k = int(np.searchsorted(cum, alpha, side="right"))  # first count beyond the level
+    gamma = (alpha - (cum[k - 1] if k else 0.0)) / pmf_p[k]
+    assert (cum[k - 1] if k else 0.0) <= alpha < cum[k]
+    beta = pmf_q[k + 1 :].sum() + (1 - gamma) * pmf_q[k]
+    assert coin_stein(p, q, n, alpha)[0] == pytest.approx(beta, rel=1e-10)
+
+
+def test_stein_exponent_approaches_kl():
+    from sim.decision import coin_stein
+
+    kl = d.Pair(d.coin(0.7), d.coin(0.5)).kl_pq
+    rates = [-coin_stein(0.7, 0.5, n)[1] / n for n in (10**3, 10**4, 10**5, 10**6)]
+    assert np.all(np.diff(rates) > 0) and rates[-1] < kl
+    assert rates[-1] == pytest.approx(kl, rel=0.01)
+
+
+def test_testing_figure_and_chernoff_column(pw_runs, cli):
+    from sim import figures
+
+    nats, _ = pw_runs
+    a = nats.analytic.set_index("case")
+    assert a.loc["coin", "chernoff"] == pytest.approx(
+        chernoff(d.Pair(d.coin(0.7), d.coin(0.5))).information, rel=1e-12
+    )
+    tables = figures.load_tables(nats.path)
+    assert "testing" in figures.figure_kinds(tables)
+    fig = figures.testing_figure(tables["summary"], tables["analytic"], config=tables["config"])
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(axes) == 6  # three cases × (p_wrong, Stein)
+    labels = {label for ax in axes for label in ax.get_legend_handles_labels()[1]}
+    assert {"exact (Binomial tail)", "slope −C(p, q)", "KL(p‖q)"} <= labels
+    assert cli("plot", str(nats.path)).exit_code == 0
+    assert (nats.path / "figures" / "testing.png").exists()

@@ -17,7 +17,7 @@ from tests.conftest import z_crit
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
-REQUIRED = {"coin", "coin_sweep", "categorical", "vocabulary", "bits", "classifier"}
+REQUIRED = {"coin", "coin_sweep", "categorical", "vocabulary", "bits", "classifier", "testing"}
 
 
 def test_the_required_experiments_are_shipped():
@@ -59,6 +59,7 @@ def test_committed_results_are_what_sim_run_produces(path, tmp_path):
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
 def test_committed_figures_exist(path):
-    folder = ROOT / "results" / path.stem / "figures"
-    kinds = figures.FIT_KINDS if load_config(path).kind == "fit" else figures.KINDS
-    assert {p.stem for p in folder.glob("*.png")} == set(kinds)
+    folder = ROOT / "results" / path.stem
+    kinds = figures.figure_kinds(figures.load_tables(folder))
+    assert {p.stem for p in (folder / "figures").glob("*.png")} == set(kinds)
+    assert len(kinds) >= 2

@@ -40,8 +40,9 @@ from .convergence import (
     plot_error,
     plot_paths,
 )
+from .decision import plot_p_wrong, plot_stein, testing_figure
 from .fit import fit_convergence_figure, fit_trajectory_figure, plot_fit_convergence, plot_fit_trajectory
-from .folders import build_figures, draw_figures, load_tables, save_figure
+from .folders import build_figures, draw_figures, figure_kinds, load_tables, save_figure
 from .style import (
     COLOURS,
     DPI,
@@ -70,6 +71,7 @@ __all__ = [
     "describe_distribution",
     "draw_figures",
     "error_figure",
+    "figure_kinds",
     "fit_convergence_figure",
     "fit_trajectory_figure",
     "load_tables",
@@ -80,6 +82,9 @@ __all__ = [
     "plot_error",
     "plot_fit_convergence",
     "plot_fit_trajectory",
+    "plot_p_wrong",
     "plot_paths",
+    "plot_stein",
     "save_figure",
+    "testing_figure",
 ]

@@ -11,8 +11,9 @@ from matplotlib.figure import Figure
 from .. import results as res
 from ..errors import ResultsError
 from .convergence import clt_figure, convergence_figure, decomposition_figure, error_figure, paths_figure
+from .decision import testing_figure
 from .fit import fit_convergence_figure, fit_trajectory_figure
-from .style import DPI, FORMATS, KINDS
+from .style import DPI, FIT_KINDS, FORMATS, KINDS
 
 # --------------------------------------------------------------------------
 # Results folders
@@ -71,28 +72,46 @@ def load_tables(folder: str | Path) -> dict[str, Any]:
     return tables
 
 
+def figure_kinds(tables: Mapping[str, Any]) -> list[str]:
+    """The figure kinds a results folder's tables support, in drawing order.
+
+    A fit experiment has ``fit_trajectory`` and ``fit_convergence``; a
+    convergence experiment has ``error`` always, ``convergence``, ``paths``
+    and ``clt`` with ``llr``, ``decomposition`` with llr, cross-entropy and
+    entropy, and ``testing`` with ``p_wrong`` or ``p_wrong_tilted``.
+    """
+    if tables["config"].get("kind") == "fit":
+        return list(FIT_KINDS)
+    estimators = set(tables["summary"].estimator)
+    wanted = {"error"}
+    if "llr" in estimators:
+        wanted |= {"convergence"}
+    if "llr" in tables["replicates"].columns:
+        wanted |= {"paths", "clt"}
+    if {"llr", "cross_entropy", "entropy"} <= estimators:
+        wanted |= {"decomposition"}
+    if {"p_wrong", "p_wrong_tilted"} & estimators and "chernoff" in tables["analytic"].columns:
+        wanted |= {"testing"}
+    return [k for k in (*KINDS, "testing") if k in wanted]
+
+
 def build_figures(tables: Mapping[str, Any]) -> dict[str, Figure]:
-    """Every figure kind that the tables support, by kind name."""
+    """Every figure kind that the tables support (see :func:`figure_kinds`), by kind name."""
     summary, analytic, replicates, config = (
         tables[k] for k in ("summary", "analytic", "replicates", "config")
     )
-    if config.get("kind") == "fit":
-        units = str(config.get("units", "nats"))
-        return {
-            "fit_trajectory": fit_trajectory_figure(tables["trajectory"], config=config, units=units),
-            "fit_convergence": fit_convergence_figure(summary, analytic, config=config),
-        }
-    estimators = set(summary.estimator)
-    figures: dict[str, Figure] = {}
-    if "llr" in estimators:
-        figures["convergence"] = convergence_figure(summary, analytic, config=config)
-    if "llr" in replicates.columns:
-        figures["paths"] = paths_figure(replicates, analytic, config=config)
-        figures["clt"] = clt_figure(replicates, analytic, config=config)
-    figures["error"] = error_figure(summary, analytic, config=config)
-    if {"llr", "cross_entropy", "entropy"} <= estimators:
-        figures["decomposition"] = decomposition_figure(summary, analytic, config=config)
-    return {k: figures[k] for k in KINDS if k in figures}
+    units = str(config.get("units", "nats"))
+    draw = {
+        "convergence": lambda: convergence_figure(summary, analytic, config=config),
+        "paths": lambda: paths_figure(replicates, analytic, config=config),
+        "clt": lambda: clt_figure(replicates, analytic, config=config),
+        "error": lambda: error_figure(summary, analytic, config=config),
+        "decomposition": lambda: decomposition_figure(summary, analytic, config=config),
+        "testing": lambda: testing_figure(summary, analytic, config=config),
+        "fit_trajectory": lambda: fit_trajectory_figure(tables.get("trajectory"), config=config, units=units),
+        "fit_convergence": lambda: fit_convergence_figure(summary, analytic, config=config),
+    }
+    return {kind: draw[kind]() for kind in figure_kinds(tables)}
 
 
 def save_figure(fig: Figure, path: Path) -> None:

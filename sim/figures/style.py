@@ -118,11 +118,11 @@ def _facets(
     draw: Callable[[Axes, Any], None],
     *,
     suptitle: str,
-    log_y: bool = False,
+    columns: int = 4,
 ) -> Figure:
-    """Lay out one panel per item, up to four per row, with one shared legend."""
+    """Lay out one panel per item, up to ``columns`` per row, with one shared legend."""
     count = max(1, len(panels))
-    cols = min(4, count)
+    cols = min(columns, count)
     rows = math.ceil(count / cols)
     width = max(6.5, 4.4 * cols)
     with sns.axes_style("whitegrid"), sns.plotting_context("paper"):
