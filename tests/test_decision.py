@@ -259,3 +259,21 @@ def test_testing_figure_and_chernoff_column(pw_runs, cli):
     assert {"exact (Binomial tail)", "slope −C(p, q)", "KL(p‖q)"} <= labels
     assert cli("plot", str(nats.path)).exit_code == 0
     assert (nats.path / "figures" / "testing.png").exists()
+
+
+def test_simulated_stein_agrees_with_the_exact_exponent_for_coins(pw_runs):
+    import pandas as pd
+
+    from sim.decision import coin_stein
+    from sim.figures.decision import simulated_stein
+
+    nats, _ = pw_runs
+    reps = pd.read_csv(nats.path / "replicates.csv.gz")
+    sim = simulated_stein(reps[reps.case == "coin"], "nats").set_index("n")
+    z = z_crit(len(sim))
+    for n, row in sim.iterrows():
+        exact = -coin_stein(0.7, 0.5, int(n))[1] / n
+        assert abs(row.rate - exact) <= z * row.se + 1e-12, n  # randomised at the atom, like the exact test
+    die = simulated_stein(reps[reps.case == "die"], "nats")
+    kl = d.Pair(d.categorical([0.5, 0.3, 0.2]), d.categorical([0.2, 0.3, 0.5])).kl_pq
+    assert np.all(die.rate < kl) and die.rate.iloc[-1] > die.rate.iloc[1]

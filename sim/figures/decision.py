@@ -78,50 +78,94 @@ def plot_p_wrong(
     return ax
 
 
+def simulated_stein(replicates: pd.DataFrame, units: str, alpha: float = 0.05) -> pd.DataFrame:
+    """Stein's type-II error from the saved llr replicates, by importance sampling.
+
+    At each n the test decides q when llr_n < τ̂, the replicates' α-quantile,
+    and at llr_n = τ̂ (an atom, for a lattice llr) with the probability that
+    makes the type-I error under p exactly α, as the exact test does; then
+    β_n = P_q(decide p) = E_p[exp(−n·llr_n)·1{decide p}]: the samples from p
+    reweighted by the likelihood ratio q/p.  Returns n, the exponent −(1/n) log β̂_n (in
+    ``units``) and its standard error (delta method), in log space throughout.
+    """
+    scale = LN2 if units == "bits" else 1.0
+    rows = []
+    for n, group in replicates.groupby("n"):
+        llr = group.llr.to_numpy() * scale
+        tau = np.quantile(llr, alpha)
+        tie = np.abs(llr - tau) <= 64 * np.finfo(float).eps * max(1.0, abs(tau))
+        above = (llr > tau) & ~tie
+        # randomise at the atom llr = τ, as the exact test does, so the type-I error is α
+        below, at = float(np.mean((llr < tau) & ~tie)), float(np.mean(tie))
+        keep_atom = 1.0 - (min(max((alpha - below) / at, 0.0), 1.0) if at > 0 else 0.0)
+        log_w = -n * llr
+        top = float(log_w[above | tie].max()) if (above | tie).any() else 0.0
+        weights = np.where(above, np.exp(log_w - top), 0.0) + np.where(
+            tie, keep_atom * np.exp(log_w - top), 0.0
+        )
+        mean, sd = float(weights.mean()), float(weights.std(ddof=1))
+        if not mean > 0:
+            continue
+        rate = -(top + math.log(mean)) / n
+        rows.append({"n": n, "rate": rate / scale, "se": sd / math.sqrt(llr.size) / mean / n / scale})
+    return pd.DataFrame(rows, columns=["n", "rate", "se"])
+
+
 def plot_stein(
     analytic: Mapping,
     ns: np.ndarray,
     *,
+    replicates: pd.DataFrame | None = None,
     coin: tuple[float, float] | None = None,
     ax: Axes | None = None,
     title: str = "",
     alpha: float = 0.05,
 ) -> Axes:
-    """−(1/n) log β_n of the level-α Neyman–Pearson test approaching KL(p‖q) (Stein's lemma), for coins."""
+    """−(1/n) log β_n of the level-α Neyman–Pearson test approaching KL(p‖q) (Stein's lemma).
+
+    Exact for coins (:func:`sim.decision.coin_stein`); simulated from the
+    replicates' llr by reweighting with q/p (:func:`simulated_stein`) for any case.
+    """
     ax = _ax(ax)
-    scale = LN2 if analytic.get("units", "nats") == "bits" else 1.0
-    if coin is None:
-        ax.text(
-            0.5,
-            0.5,
-            "Stein exponent: exact for coins only\n(not yet simulated for categorical cases)",
-            ha="center",
-            va="center",
-            transform=ax.transAxes,
-            fontsize=8,
+    units = str(analytic.get("units", "nats"))
+    scale = LN2 if units == "bits" else 1.0
+    if replicates is not None and "llr" in replicates.columns:
+        sim = simulated_stein(replicates, units, alpha)
+        ax.errorbar(
+            sim.n,
+            sim.rate,
+            yerr=2 * sim.se,
+            fmt="D",
+            color=COLOURS["plugin_kl"],
+            markersize=4,
+            capsize=2,
+            label="simulated (samples from p reweighted by q/p)",
         )
-        ax.set_xticks([])
-        ax.set_yticks([])
-    else:
+    if coin is not None:
         grid = _grid(np.array([1, max(int(ns.max()), STEIN_MAX_N)]))  # its approach to KL is slow, ~1/√n
         rates = np.array([-coin_stein(coin[0], coin[1], int(n), alpha)[1] / n for n in grid]) / scale
         ax.plot(
             grid,
             rates,
             color=COLOURS["llr"],
-            marker="o",
-            markersize=3,
-            label=f"−(1/n) log β_n, type-I error α = {alpha:g}",
+            linewidth=1.2,
+            label=f"exact −(1/n) log β_n, type-I error α = {alpha:g}",
         )
-        ax.axhline(float(analytic["kl_pq"]), label="KL(p‖q)", **THEORY)
-        ax.set_xscale("log")
-        ax.set_xlabel("sample size n")
-        ax.set_ylabel(f"error exponent ({analytic.get('units', 'nats')})")
-    _title(ax, title or str(analytic["case"]), "  [Stein]")
+    ax.axhline(float(analytic["kl_pq"]), label="KL(p‖q)", **THEORY)
+    ax.set_xscale("log")
+    ax.set_xlabel("sample size n")
+    ax.set_ylabel(f"error exponent ({units})")
+    _title(ax, title or str(analytic["case"]), f"  [Stein, α = {alpha:g}]")
     return ax
 
 
-def testing_figure(summary: pd.DataFrame, analytic: pd.DataFrame, *, config: Config | None = None) -> Figure:
+def testing_figure(
+    summary: pd.DataFrame,
+    analytic: pd.DataFrame,
+    *,
+    replicates: pd.DataFrame | None = None,
+    config: Config | None = None,
+) -> Figure:
     """Per case: :func:`plot_p_wrong` beside :func:`plot_stein`."""
     titles, coins = case_titles(config), _coins(config)
     panels = [(a, side) for a in analytic.to_dict("records") for side in ("p_wrong", "stein")]
@@ -132,12 +176,10 @@ def testing_figure(summary: pd.DataFrame, analytic: pd.DataFrame, *, config: Con
         if side == "p_wrong":
             plot_p_wrong(rows, a, coin=coins.get(a["case"]), ax=ax, title=titles.get(a["case"], ""))
         else:
+            reps = None if replicates is None else replicates[replicates.case == a["case"]]
+            ns = np.unique(rows.n.to_numpy())
             plot_stein(
-                a,
-                np.unique(rows.n.to_numpy()),
-                coin=coins.get(a["case"]),
-                ax=ax,
-                title=titles.get(a["case"], ""),
+                a, ns, replicates=reps, coin=coins.get(a["case"]), ax=ax, title=titles.get(a["case"], "")
             )
 
     return _facets(

@@ -107,7 +107,7 @@ def build_figures(tables: Mapping[str, Any]) -> dict[str, Figure]:
         "clt": lambda: clt_figure(replicates, analytic, config=config),
         "error": lambda: error_figure(summary, analytic, config=config),
         "decomposition": lambda: decomposition_figure(summary, analytic, config=config),
-        "testing": lambda: testing_figure(summary, analytic, config=config),
+        "testing": lambda: testing_figure(summary, analytic, replicates=replicates, config=config),
         "fit_trajectory": lambda: fit_trajectory_figure(tables.get("trajectory"), config=config, units=units),
         "fit_convergence": lambda: fit_convergence_figure(summary, analytic, config=config),
     }

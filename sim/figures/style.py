@@ -141,7 +141,7 @@ def _facets(
             list(handles.values()),
             list(handles.keys()),
             loc="outside lower center",
-            ncols=min(4, len(handles)),
+            ncols=min(4, len(handles), max(2, cols)),
             frameon=False,
             fontsize=8,
         )
