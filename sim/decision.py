@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, special, stats
 
-from .distributions import Pair
+from .distributions import Pair, coin
 
 #: Terms summed for a Binomial tail too small for scipy's log-CDF (they fall
 #: geometrically: far fewer than this reach within 1e-16 of the first).
@@ -91,7 +91,7 @@ def coin_wrong_bound(p: float, q: float, n: int, *, strict: bool = False) -> tup
     q = 1/3 at even n) when it lies within rounding (64 ulps) of one, since
     the doubles 2/3 and 1/3 are only approximations of the coins meant.
     """
-    pair = Pair(_coin(p), _coin(q))
+    pair = Pair(coin(p), coin(q))
     if pair.support.size < 2:  # p is 0 or 1: every sample is all tails or all heads
         sign = float(pair.log_ratio[0])
         wrong = sign < 0 if strict else sign <= 0
@@ -108,12 +108,6 @@ def coin_wrong_bound(p: float, q: float, n: int, *, strict: bool = False) -> tup
         return ("le", int(min(n, max(-1, h))))
     h = (nearest + 1 if strict else nearest) if tie else math.ceil(t)
     return ("ge", int(max(0, min(n + 1, h))))
-
-
-def _coin(heads: float):
-    from .distributions import coin
-
-    return coin(heads)
 
 
 def coin_p_wrong(p: float, q: float, n: int, *, strict: bool = False) -> tuple[float, float]:
@@ -148,7 +142,7 @@ def coin_tilted_moments(p: float, q: float, n: int) -> tuple[float, float, float
     summed in log space over the wrong head counts; nan beyond
     ``TILTED_EXACT_MAX_N`` (never approximated).
     """
-    pair = Pair(_coin(p), _coin(q))
+    pair = Pair(coin(p), coin(q))
     side, h = coin_wrong_bound(p, q, n)
     if n > TILTED_EXACT_MAX_N:
         return math.nan, math.nan, math.nan
