@@ -18,7 +18,12 @@ family-wise level α, a test fails when |z| > Φ⁻¹(1 − α/(2m)); no standar
 error is taken below the values' rounding (relative 1e-10).  A quantity
 whose exact spread is 0 (p = q, σ = 0, a constant estimator) is not a
 statistical test: it passes when the value equals the exact one up to
-rounding (relative 1e-10) and fails otherwise.
+rounding (relative 1e-10) and fails otherwise.  Where the exact spread is
+unknown and every replicate gave the same value, the mean is tested only if
+it equals the exact one (a deterministic estimator); otherwise the sample
+cannot tell, and the row is left untested.  z-tests rely on the normal
+approximation of a mean of R replicates, which is rough for few replicates
+of a very skewed estimator.
 """
 
 from __future__ import annotations
@@ -156,8 +161,12 @@ def check_summary(
             rows.append(key | _exact("exact_mean column", row.exact_mean, mean))
         spread = sd if not math.isnan(sd) else row.sd
         if math.isnan(sd) and row.sd <= ROUNDING * max(1.0, abs(mean)):
-            spread = 0.0  # replicates equal up to rounding: compare exactly
-        if spread > 0:
+            # Every replicate gave the same value but the exact spread is unknown:
+            # a deterministic estimator must match exactly, while a rare outcome
+            # that no replicate drew leaves nothing to test the mean against.
+            if _close(row["mean"], mean):
+                rows.append(key | _exact("mean", row["mean"], mean))
+        elif spread > 0:
             rows.append(key | _z("mean", row["mean"], mean, spread / math.sqrt(r), mean))
         else:
             rows.append(key | _exact("mean", row["mean"], mean))

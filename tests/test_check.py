@@ -151,3 +151,18 @@ def test_run_reports_agreement_in_one_line(cli, write_config, tmp_path):
     r = cli("run", str(cfg), "--out", str(tmp_path), "--no-figures")
     assert r.exit_code == 0
     assert "exactness: agrees with theory" in r.stdout
+
+
+def test_identical_replicates_of_an_estimator_with_unknown_spread_are_not_misjudged(tmp_path):
+    # p puts 0.9995 on one category: at n = 2 all 300 replicates usually give the
+    # same plug-in KL, while its exact mean includes outcomes none of them drew.
+    text = (
+        "name: rare\nseed: 5\nreplicates: 300\nn: [2, 1000]\ncases:\n"
+        "  - {name: c, p: [0.0, 0.9995405001157497, 0.00045949988425031396], q: [0.8324, 0.1466, 0.021]}\n"
+    )
+    report = run_experiment(parse_config(text), tmp_path)
+    s = report.summary.set_index(["n", "estimator"])
+    assert s.loc[(2, "plugin_kl"), "sd"] < 1e-12 and math.isnan(s.loc[(2, "plugin_kl"), "exact_sd"])
+    assert report.check.passed, report.check.table()
+    tested = report.check.tests
+    assert tested[(tested.n == 2) & (tested.estimator == "plugin_kl")].empty
