@@ -201,6 +201,7 @@ def fit(counts: np.ndarray, a: np.ndarray, *, smoothing: float = 0.0, record: bo
     """
     weights = counts.astype(float) + smoothing
     total = weights.sum(axis=(1, 2))
+    finite_minimum = (weights > 0).all(axis=(1, 2))
     per_input = weights.sum(axis=2)
     r, d = counts.shape[0], a.shape[2]
     theta = np.zeros((r, d))
@@ -236,7 +237,14 @@ def fit(counts: np.ndarray, a: np.ndarray, *, smoothing: float = 0.0, record: bo
             trial_theta[bad] = theta[bad] - t[bad, None] * step[bad]
             trial[bad], trial_log_q[bad] = _objective(trial_theta[bad], a, weights[bad], total[bad])
         stalled = active & ~(trial <= value - 0.25 * t * decrement + 1e-15 * np.abs(value))
-        converged |= stalled & (decrement <= ROUNDING_FLOOR)  # rounding, not distance, stops it
+        # At the rounding floor the tolerance above accepts steps that change
+        # nothing: a step that does not strictly lower the objective ends the fit
+        # there as well, once the decrement is down to rounding.
+        # This is safe only where every cell has positive weight (smoothing, or every
+        # cell seen): the objective is then coercive and its minimum finite, while a
+        # fit running off to infinity (an unseen class, no smoothing) also stalls.
+        no_progress = active & ~(trial < value) & finite_minimum
+        converged |= (stalled | no_progress) & (decrement <= ROUNDING_FLOOR)
         moved = active & ~stalled
         theta[moved] = trial_theta[moved]
         value[moved], log_q[moved] = trial[moved], trial_log_q[moved]

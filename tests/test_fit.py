@@ -270,3 +270,21 @@ def test_fit_config_requires_truth_and_table_rows_that_sum_to_one():
         parse_config(
             "name: x\nkind: fit\nn: [10]\ntruth: {table: [[0.5, 0.5], [0.5, 0.4]]}\ncases: [{name: s, model: saturated}]\n"
         )
+
+
+def test_fits_that_reach_the_rounding_floor_converge():
+    # A near-deterministic truth: the optimum sits where the objective's rounding
+    # hides any further decrease; Newton must stop there, not run out of steps.
+    text = (
+        "name: floor\nkind: fit\nn: [2000]\nsmoothing: 0.5\ninputs: {features: [[-0.021], [-2.2], [-0.692]]}\n"
+        "truth: {table: [[1.0, 0.0], [1.0, 0.0], [0.9999983902049346, 1.609795065415659e-06]]}\n"
+        "cases: [{name: c, model: constant}]\n"
+    )
+    truth = parse_config(text).truth
+    counts = np.array([[[667, 0], [668, 0], [665, 0]]])
+    for family in fitting.FAMILIES:
+        result = fitting.fit(counts, fitting.design(family, truth), smoothing=0.5)
+        assert result.converged.all(), family
+    marginal = (counts.sum(axis=1) + 3 * 0.5) / (2000 + 3 * 2 * 0.5)
+    const = fitting.fit(counts, fitting.design("constant", truth), smoothing=0.5)
+    np.testing.assert_allclose(np.exp(const.log_q[0, 0]), marginal[0], rtol=1e-10)
