@@ -123,8 +123,10 @@ def run(
 
     Every config is validated before anything runs or is written.  Results go
     to OUT/<name>/: config.yaml (resolved), analytic.csv, summary.csv,
-    replicates.csv.gz and run.json.  A results folder is replaced only when
-    its run completes.  Blocks of replicates run on local processes
+    replicates.csv.gz (unless save_replicates: false), trajectory.csv (fit
+    experiments), run.json and figures/.  The run ends by checking every row
+    against exact theory.  A results folder is replaced only when its run
+    completes.  Blocks of replicates run on local processes
     (--workers) or a Dask cluster (--executor dask) with byte-identical
     results; an interrupted run continues with --resume.
 

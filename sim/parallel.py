@@ -40,7 +40,6 @@ import numpy as np
 from .errors import ConfigError, ConfigIssue, RunError
 
 BLOCKS_PER_TASK = 4
-EXECUTORS = ("serial", "processes", "dask")
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from .style import (
     _ax,
     _coins,
     _facets,
+    _per_case,
     _rows,
     _suptitle,
     _title,
@@ -276,13 +277,12 @@ def convergence_figure(
     summary: pd.DataFrame, analytic: pd.DataFrame, *, config: Config | None = None
 ) -> Figure:
     """One panel per case: :func:`plot_convergence`."""
-    titles = case_titles(config)
-    return _facets(
-        _rows(analytic),
-        lambda ax, a: plot_convergence(
-            summary[summary.case == a["case"]], a, ax=ax, title=titles.get(a["case"], "")
-        ),
-        suptitle=_suptitle("The normalised log-likelihood ratio converges to KL(p‖q)", config),
+    return _per_case(
+        plot_convergence,
+        summary,
+        analytic,
+        config=config,
+        suptitle="The normalised log-likelihood ratio converges to KL(p‖q)",
     )
 
 
@@ -290,25 +290,24 @@ def paths_figure(
     replicates: pd.DataFrame, analytic: pd.DataFrame, *, config: Config | None = None, paths: int = 20
 ) -> Figure:
     """One panel per case: :func:`plot_paths`."""
-    titles = case_titles(config)
-    return _facets(
-        _rows(analytic),
-        lambda ax, a: plot_paths(
-            replicates[replicates.case == a["case"]], a, ax=ax, paths=paths, title=titles.get(a["case"], "")
-        ),
-        suptitle=_suptitle(f"{paths} sample paths: the law of large numbers", config),
+    return _per_case(
+        plot_paths,
+        replicates,
+        analytic,
+        config=config,
+        suptitle=f"{paths} sample paths: the law of large numbers",
+        paths=paths,
     )
 
 
 def error_figure(summary: pd.DataFrame, analytic: pd.DataFrame, *, config: Config | None = None) -> Figure:
     """One panel per case: :func:`plot_error`."""
-    titles = case_titles(config)
-    return _facets(
-        _rows(analytic),
-        lambda ax, a: plot_error(
-            summary[summary.case == a["case"]], a, ax=ax, title=titles.get(a["case"], "")
-        ),
-        suptitle=_suptitle("Root-mean-square error of each estimator: slope −½ on log–log axes", config),
+    return _per_case(
+        plot_error,
+        summary,
+        analytic,
+        config=config,
+        suptitle="Root-mean-square error of each estimator: slope −½ on log–log axes",
     )
 
 
@@ -347,11 +346,10 @@ def decomposition_figure(
     summary: pd.DataFrame, analytic: pd.DataFrame, *, config: Config | None = None
 ) -> Figure:
     """One panel per case: :func:`plot_decomposition`."""
-    titles = case_titles(config)
-    return _facets(
-        _rows(analytic),
-        lambda ax, a: plot_decomposition(
-            summary[summary.case == a["case"]], a, ax=ax, title=titles.get(a["case"], "")
-        ),
-        suptitle=_suptitle("Cross-entropy = entropy + KL: minimising cross-entropy minimises KL", config),
+    return _per_case(
+        plot_decomposition,
+        summary,
+        analytic,
+        config=config,
+        suptitle="Cross-entropy = entropy + KL: minimising cross-entropy minimises KL",
     )

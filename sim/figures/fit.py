@@ -11,7 +11,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from .style import COLOURS, THEORY, Config, _ax, _facets, _rows, _suptitle, _title, _units
+from .style import COLOURS, THEORY, Config, _ax, _facets, _per_case, _suptitle, _title, _units
 
 
 def plot_fit_trajectory(trajectory: pd.DataFrame, *, ax: Axes | None = None, title: str = "") -> Axes:
@@ -138,10 +138,11 @@ def fit_convergence_figure(
     summary: pd.DataFrame, analytic: pd.DataFrame, *, config: Config | None = None
 ) -> Figure:
     """One panel per model: :func:`plot_fit_convergence`."""
-    return _facets(
-        _rows(analytic),
-        lambda ax, a: plot_fit_convergence(summary[summary.case == a["case"]], a, ax=ax, title=a["case"]),
-        suptitle=_suptitle(
-            "KL of the fitted model: to 0 when the family contains p, to its floor when not", config
-        ),
+    return _per_case(
+        plot_fit_convergence,
+        summary,
+        analytic,
+        config=config,
+        titles={},  # models have no p and q: each panel is titled by its name and family
+        suptitle="KL of the fitted model: to 0 when the family contains p, to its floor when not",
     )

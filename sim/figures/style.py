@@ -36,7 +36,6 @@ LABELS = {
     "entropy": "entropy",
     "plugin_kl": "plug-in KL(p̂‖q)",
 }
-SYMBOLS = {"kl_pq": "KL(p‖q)", "cross_entropy_pq": "H(p, q)", "entropy_p": "H(p)"}
 TARGET_OF = {
     "llr": "kl_pq",
     "plugin_kl": "kl_pq",
@@ -148,6 +147,20 @@ def _facets(
     chars = int(width * 10)
     fig.suptitle("\n".join(textwrap.fill(line, chars) for line in suptitle.splitlines()), fontsize=11)
     return fig
+
+
+def _per_case(
+    plot, frame: pd.DataFrame, analytic: pd.DataFrame, *, config, suptitle: str, titles=None, **options
+) -> Figure:
+    """One panel per case: ``plot(frame's rows of the case, analytic row, ax=…, title=…, **options)``."""
+    titles = case_titles(config) if titles is None else titles
+    return _facets(
+        _rows(analytic),
+        lambda ax, a: plot(
+            frame[frame.case == a["case"]], a, ax=ax, title=titles.get(a["case"], ""), **options
+        ),
+        suptitle=_suptitle(suptitle, config),
+    )
 
 
 def _rows(analytic: pd.DataFrame) -> list[dict]:
