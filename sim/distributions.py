@@ -61,27 +61,66 @@ def xlog1px_minus_x(r: np.ndarray) -> np.ndarray:
         ``h(r)``, non-negative, with full relative precision near ``r = 0``.
     """
     r = np.asarray(r, dtype=float)
-    small = np.abs(r) < _SERIES_RADIUS
-    if small.all():  # the common case at large n: no masking, and only the terms needed
-        top = float(np.max(np.abs(r), initial=0.0))
-        terms = _SERIES.size if top <= 0 else int(min(_SERIES.size, max(1, math.ceil(-37.0 / math.log(top)))))
-        acc = np.zeros_like(r)
-        for c in _SERIES[terms - 1 :: -1]:
-            acc *= r
-            acc += c
-        return acc * r * r
-    out = np.empty_like(r)
-    rs = r[small]
-    acc = np.zeros_like(rs)
-    for c in _SERIES[::-1]:
-        acc = acc * rs + c
-    out[small] = acc * rs * rs
-    rb = r[~small]
-    t = 1.0 + rb
-    with np.errstate(divide="ignore", invalid="ignore"):
-        vb = np.where(t > 0.0, t * np.log1p(rb) - rb, 1.0)
-    out[~small] = np.maximum(vb, 0.0)
+    size = np.abs(r)
+    top = float(size.max(initial=0.0))
+    if top < _SERIES_RADIUS:  # the common case at large n: no masking
+        return _series(r, top)
+    # The closed form everywhere, then the series where it would cancel.  An
+    # empty category (r = −1, t = 0) gives exactly 1 without log1p(−1), which
+    # is numpy's slow path (and ``where=`` would be slower still).
+    t = 1.0 + r
+    out = t * np.log1p(np.where(t > 0.0, r, 0.0))
+    out -= r
+    np.maximum(out, 0.0, out=out)
+    small = np.flatnonzero(size < _SERIES_RADIUS)
+    if small.size:
+        rs = r.ravel()[small]
+        out.flat[small] = _series(rs, float(np.max(np.abs(rs))))
     return out
+
+
+def _terms(top: float) -> int:
+    """Terms of a series in x with |x| ≤ top < 1 that reach double precision."""
+    return _SERIES.size if top <= 0 else int(min(_SERIES.size, max(1, math.ceil(-37.0 / math.log(top)))))
+
+
+def _horner(x: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
+    """x² Σ_j coefficients[j] x^j, by Horner's scheme."""
+    acc = np.zeros_like(x)
+    for c in coefficients[::-1]:
+        acc *= x
+        acc += c
+    return acc * x * x
+
+
+def _series(r: np.ndarray, top: float) -> np.ndarray:
+    """h(r) by its Taylor series, for |r| ≤ top < _SERIES_RADIUS."""
+    return _horner(r, _SERIES[: _terms(top)])
+
+
+def kl_two(d: np.ndarray, a: float, b: float) -> np.ndarray:
+    """KL((a + d, b − d) ‖ (a, b)) for two categories, accurate for small ``d``.
+
+    Equal to a·h(d/a) + b·h(−d/b) (see :func:`xlog1px_minus_x`), but where
+    every |d| is below 0.03·min(a, b) it is one Taylor series in ``d``,
+    Σ_{j≥2} ((−1)^j / a^(j−1) + 1 / b^(j−1)) d^j / (j (j − 1)), whose
+    leading term d² / (2ab) is positive: half the work of two series, with
+    the same relative precision.
+
+    Parameters
+    ----------
+    d : array_like
+        Differences f − a between an observed frequency of the first category
+        and its probability ``a``; ``a + d`` lies in [0, 1].
+    a, b : float
+        Positive probabilities of the two categories, summing to 1.
+    """
+    d = np.asarray(d, dtype=float)
+    top = float(np.max(np.abs(d), initial=0.0)) / min(a, b)
+    if top < _SERIES_RADIUS:
+        j = np.arange(2.0, _terms(top) + 2.0)
+        return _horner(d, ((-1.0) ** j / a ** (j - 1) + 1.0 / b ** (j - 1)) / (j * (j - 1)))
+    return a * xlog1px_minus_x(d / a) + b * xlog1px_minus_x(-d / b)
 
 
 #: Differences within this many ulps of the values compared are rounding, not spread.

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .distributions import Pair, xlog1px_minus_x
+from .distributions import Pair, kl_two, xlog1px_minus_x
 
 ESTIMATORS = ("llr", "cross_entropy", "entropy", "plugin_kl")
 #: Estimators that are probabilities, not information: never converted to bits.
@@ -136,30 +136,57 @@ DENSE_K = 64
 
 def _estimate_dense(counts: np.ndarray, n: int, arrays: SupportArrays, names) -> dict[str, np.ndarray]:
     """:func:`estimate` for small K: the same sums as products with all counts."""
+    if counts.shape[1] == 2:
+        first = counts[:, 0]
+        if 4 * (n + 1) <= first.size:  # few possible values: evaluate each once, look them up
+            table = _estimate_two(np.arange(n + 1.0), n, arrays, names)
+            return {name: values[first] for name, values in table.items()}
+        return _estimate_two(first.astype(float), n, arrays, names)
     c = counts.astype(float)
-    if c.shape[1] == 2:  # a coin: two columns, cheaper than a matrix product
+    out: dict[str, np.ndarray] = {}
+    llr = None
+    for name in names:
+        if name in ("llr", "plugin_kl") and llr is None:
+            llr = c @ arrays.log_ratio / n
+        if name == "llr":
+            out[name] = llr
+        elif name == "cross_entropy":
+            out[name] = -(c @ arrays.log_q) / n
+        elif name == "entropy":
+            out[name] = -(c @ arrays.log_p) / n
+        elif name == "plugin_kl":
+            expected = n * arrays.probs
+            out[name] = llr + xlog1px_minus_x((c - expected) / expected) @ arrays.probs
+        else:
+            raise ValueError(f"unknown estimator {name!r}")
+    return out
 
-        def dot(c, v):
-            return c[:, 0] * v[0] + c[:, 1] * v[1]
-    else:
 
-        def dot(c, v):
-            return c @ v
+def _estimate_two(first: np.ndarray, n: int, arrays: SupportArrays, names) -> dict[str, np.ndarray]:
+    """:func:`estimate` for two categories (a coin) from the first one's counts, as floats.
+
+    Every estimator is then a function of one number per row: the sums are
+    written out, and KL(f‖p) is :func:`sim.distributions.kl_two`.
+    """
+    second = n - first
+
+    def dot(v: np.ndarray) -> np.ndarray:
+        return first * v[0] + second * v[1]
 
     out: dict[str, np.ndarray] = {}
     llr = None
     for name in names:
         if name in ("llr", "plugin_kl") and llr is None:
-            llr = dot(c, arrays.log_ratio) / n
+            llr = dot(arrays.log_ratio) / n
         if name == "llr":
             out[name] = llr
         elif name == "cross_entropy":
-            out[name] = -dot(c, arrays.log_q) / n
+            out[name] = -dot(arrays.log_q) / n
         elif name == "entropy":
-            out[name] = -dot(c, arrays.log_p) / n
+            out[name] = -dot(arrays.log_p) / n
         elif name == "plugin_kl":
-            expected = n * arrays.probs
-            out[name] = llr + dot(xlog1px_minus_x((c - expected) / expected), arrays.probs)
+            a, b = arrays.probs
+            out[name] = llr + kl_two((first - n * a) / n, a, b)
         else:
             raise ValueError(f"unknown estimator {name!r}")
     return out

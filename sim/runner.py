@@ -79,8 +79,10 @@ def simulate_block(
     reps, ckpts, names = experiment.replicates, experiment.checkpoints, experiment.estimators
     size = block_size(arrays.probs.size)
     rows = min(reps, (block + 1) * size) - block * size
-    out = np.empty((rows, len(ckpts), len(names)))
-    covered = np.zeros((rows, len(ckpts)), dtype=bool)
+    # Filled one (n, estimator) row at a time, so stored that way; the caller
+    # gets the (rows, n, estimators) view.
+    out = np.empty((len(ckpts), len(names), rows))
+    covered = np.zeros((len(ckpts), rows), dtype=bool)
     rng = block_rng(experiment.seed, case.name, block)
     paths = count_paths(arrays.probs, ckpts, rows, rng=rng, method=experiment.sampler, with_delta=True)
     sums = SparseSums(rows, arrays) if arrays.probs.size > DENSE_K else None
@@ -95,12 +97,12 @@ def simulate_block(
             values["p_wrong"] = llr_wrong(counts, n, values["llr"], case.pair, arrays)
         for e, name in enumerate(names):
             if name != "p_wrong_tilted":  # drawn from its own paths, below
-                out[:, j, e] = values[name]
+                out[j, e] = values[name]
         if "llr" in values:
-            covered[:, j] = llr_covered(counts, n, values["llr"], case.pair, arrays)
+            covered[j] = llr_covered(counts, n, values["llr"], case.pair, arrays)
     if "p_wrong_tilted" in names:
-        out[:, :, names.index("p_wrong_tilted")] = _tilted_block(experiment, case, arrays, block, rows)
-    return out, covered
+        out[:, names.index("p_wrong_tilted")] = _tilted_block(experiment, case, arrays, block, rows).T
+    return out.transpose(2, 0, 1), covered.T
 
 
 def _tilted_block(
@@ -141,7 +143,7 @@ def simulate_case(experiment: Experiment, case: Case) -> tuple[np.ndarray, np.nd
     arrays = SupportArrays.from_pair(case.pair)
     blocks = math.ceil(experiment.replicates / block_size(arrays.probs.size))
     parts = [simulate_block(experiment, case, arrays, b) for b in range(blocks)]
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    return _stack([p[0] for p in parts]), _stack([p[1] for p in parts])
 
 
 def run_task(experiment: Experiment, task: Task) -> dict[str, np.ndarray]:
@@ -155,10 +157,12 @@ def run_task(experiment: Experiment, task: Task) -> dict[str, np.ndarray]:
     shape = (len(experiment.checkpoints), len(experiment.estimators))
     acc = None if experiment.save_replicates else Accumulator.empty(shape)
     ranges = None if acc is None else _ranges(experiment, task.case)
+    divisor = unit_divisor(experiment.estimators, experiment.units)
     values, covered = [], []
     for b in range(task.first, task.first + task.blocks):
         v, c = simulate_block(experiment, case, arrays, b)
-        v = v / unit_divisor(experiment.estimators, experiment.units)
+        if (divisor != 1.0).any():
+            v /= divisor
         if acc is None:
             values.append(v)
             covered.append(c)
@@ -166,7 +170,18 @@ def run_task(experiment: Experiment, task: Task) -> dict[str, np.ndarray]:
             acc.add(v, c, ranges)
     if acc is not None:
         return acc.arrays()
-    return {"values": np.concatenate(values), "covered": np.concatenate(covered)}
+    return {"values": _stack(values), "covered": _stack(covered)}
+
+
+def _stack(parts: Sequence[np.ndarray]) -> np.ndarray:
+    """Concatenate blocks along replicates into a new C-ordered array.
+
+    numpy sums in an order that follows memory layout, so the summaries' last
+    bits would otherwise depend on where the blocks came from (transposed
+    views here, unpickled or resumed copies there).
+    """
+    out = np.empty((sum(len(p) for p in parts), *parts[0].shape[1:]), dtype=parts[0].dtype)
+    return np.concatenate(parts, out=out)
 
 
 _RANGES: dict = {}
@@ -362,8 +377,8 @@ def _convergence_tables(experiment: Experiment, stage, out: Path, execution: Exe
         for c, (case, arow) in enumerate(zip(experiment.cases, analytic.to_dict("records"), strict=True)):
             parts = per_case[c]
             if experiment.save_replicates:
-                values = np.concatenate([p["values"] for p in parts])
-                covered = np.concatenate([p["covered"] for p in parts])
+                values = _stack([p["values"] for p in parts])
+                covered = _stack([p["covered"] for p in parts])
                 summaries.append(summarize_case(values, covered, case=case, analytic=arow, **kw))
                 replicate_frames.append(replicates_frame(values, case=case.name, **kw))
             else:

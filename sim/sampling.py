@@ -12,8 +12,8 @@ Two methods draw the increments, both exactly:
 
 ``counts``
     Binomial (K = 2) or Multinomial increments from numpy's exact samplers;
-    when an increment is smaller than K the observations themselves are
-    drawn instead, which is cheaper for large vocabularies.
+    when an increment is smaller than K (and K > 2) the observations
+    themselves are drawn instead, which is cheaper for large vocabularies.
 ``per-sample``
     Every observation is drawn (inverse-CDF on uniforms) and counted.  Its
     cost grows with N; it exists to validate ``counts``.
@@ -91,7 +91,7 @@ def count_paths(
         delta = None
         if k == 1:
             counts[:, 0] += m
-        elif method == "per-sample" or (method == "counts" and m < k):
+        elif method == "per-sample" or (method == "counts" and k > 2 and m < k):
             delta = _add_observations(counts, m, cdf, rng)
         elif k == 2:
             heads = rng.binomial(m, p[0], size=size)

@@ -57,16 +57,22 @@ class Accumulator:
         )
 
     def add(self, values: np.ndarray, covered: np.ndarray, ranges: Ranges) -> None:
-        """Fold a block of values (rows, n, estimators) and its coverage flags in."""
+        """Fold a block of values (rows, n, estimators) and its coverage flags in.
+
+        The work is done on the (n, estimators, rows) layout, which is free
+        when ``values`` is a transposed view of it (as the runner's blocks are).
+        """
+        v = np.moveaxis(values, 0, -1)
         block = Accumulator.empty(values.shape[1:])
         block.count = values.shape[0]
-        block.mean = values.mean(axis=0)
-        deviation = values - block.mean
-        block.m2 = np.einsum("rjk,rjk->jk", deviation, deviation)
-        block.minimum = values.min(axis=0)
-        block.maximum = values.max(axis=0)
-        block.fine, outside = ranges.histogram_fine(values)
-        block.coarse = ranges.histogram_coarse(values, outside)
+        block.mean = v.mean(axis=-1)
+        deviation = v - block.mean[..., None]
+        block.m2 = np.einsum("jkr,jkr->jk", deviation, deviation)
+        block.minimum = v.min(axis=-1)
+        block.maximum = v.max(axis=-1)
+        block.fine, outside = ranges.histogram_fine(v)
+        if outside is not None:
+            block.coarse = ranges.histogram_coarse(v, outside)
         block.covered = covered.sum(axis=0)
         self.merge(block)
 
@@ -136,38 +142,39 @@ class Ranges:
                     fine_hi[j, e] = min(hi, m.mean + WINDOW_SD * m.sd)
                 else:
                     fine_lo[j, e], fine_hi[j, e] = lo, hi
+        # Widened by a hair, so that a value on an edge (often an a-priori
+        # bound itself, or the only value of a constant estimator) falls in
+        # the window whatever its last bits of rounding.
+        hair = (fine_hi - fine_lo) * 2.0**-20 + 1e-12 * np.maximum(abs(fine_lo), abs(fine_hi))
+        fine_lo -= hair
+        fine_hi += hair
         divisor = unit_divisor(estimators, units)
         return cls(*(a / divisor for a in (fine_lo, fine_hi, coarse_lo, coarse_hi)))
 
-    @staticmethod
-    def _bins(values, lo, hi):
-        """floor((values − lo)/(hi − lo)·BINS), in place on one temporary."""
-        scale = BINS / np.where(hi > lo, hi - lo, 1.0)
-        t = np.multiply(values, scale)
-        t -= lo * scale
-        return np.floor(t, out=t)
+    def histogram_fine(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Counts of values ``v`` (n, estimators, rows) in the window's bins.
 
-    def histogram_fine(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Counts in the window's bins, plus one below and one above it.
-
-        Returns the counts and the mask of values outside the window (bin
-        index −1 below it, BINS above it; the window includes both edges).
+        Bin 0 counts the values below the window and bin BINS + 1 those above
+        it.  Returns the counts and the mask of values outside the window, or
+        None when there are none (the common case).
         """
-        idx = np.clip(self._bins(values, self.fine_lo, self.fine_hi), -1, BINS).astype(np.int64)
-        np.minimum(idx, BINS - 1, out=idx, where=values <= self.fine_hi)  # the upper edge is inside
-        return _count(idx + 1, BINS + 2), (idx < 0) | (idx >= BINS)
+        j, e, _ = v.shape
+        t = _positions(v, self.fine_lo, self.fine_hi, shift=1.0)
+        np.clip(t, 0.0, BINS + 1.0, out=t)  # then truncation is floor
+        idx = t.astype(np.int32)  # a faster conversion than to int64
+        idx += (np.arange(j * e, dtype=np.int32) * (BINS + 2)).reshape(j, e, 1)
+        counts = np.bincount(idx.ravel(), minlength=j * e * (BINS + 2)).reshape(j, e, BINS + 2)
+        if not (counts[..., 0].any() or counts[..., BINS + 1].any()):
+            return counts, None
+        return counts, (t < 1.0) | (t >= BINS + 1.0)
 
-    def histogram_coarse(self, values: np.ndarray, outside: np.ndarray) -> np.ndarray:
-        """Counts over the a-priori range of the values outside the window only."""
-        counts = np.zeros((*values.shape[1:], BINS), dtype=np.int64)
-        if outside.any():
-            r, j, e = np.nonzero(outside)
-            v = values[r, j, e]
-            b = np.clip(self._bins(v, self.coarse_lo[j, e], self.coarse_hi[j, e]), 0, BINS - 1).astype(
-                np.int64
-            )
-            np.add.at(counts, (j, e, b), 1)
-        return counts
+    def histogram_coarse(self, v: np.ndarray, outside: np.ndarray) -> np.ndarray:
+        """Counts over the a-priori range of the values ``v`` outside the window only."""
+        j, e, _ = v.shape
+        jj, ee, r = np.nonzero(outside)
+        t = _positions(v[jj, ee, r], self.coarse_lo[jj, ee], self.coarse_hi[jj, ee])
+        b = np.clip(t, 0.0, BINS - 1.0).astype(np.intp) + (jj * e + ee) * BINS
+        return np.bincount(b, minlength=j * e * BINS).reshape(j, e, BINS)
 
     def quantiles(self, acc: Accumulator, probs) -> tuple[np.ndarray, np.ndarray]:
         """Quantile estimates and their error bounds, shaped (len(probs), n, estimators)."""
@@ -205,10 +212,15 @@ class Ranges:
         return est, err
 
 
-def _count(idx: np.ndarray, bins: int) -> np.ndarray:
-    """Counts of bin indices along the first axis, for each trailing position."""
-    rows, *shape = idx.shape
-    flat = idx.reshape(rows, -1)
-    offsets = np.arange(flat.shape[1]) * bins
-    counts = np.bincount((flat + offsets).ravel(), minlength=flat.shape[1] * bins)
-    return counts.reshape(*shape, bins)
+def _positions(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, shift: float = 0.0) -> np.ndarray:
+    """(values − lo)/(hi − lo)·BINS + shift, with bounds broadcast over a last axis of rows.
+
+    ``values`` is (n, estimators, rows) with (n, estimators) bounds, or flat
+    with bounds of the same shape.
+    """
+    if values.ndim == 3:
+        lo, hi = lo[..., None], hi[..., None]
+    scale = BINS / np.where(hi > lo, hi - lo, 1.0)
+    t = np.multiply(values, scale)
+    t -= lo * scale - shift
+    return t

@@ -151,3 +151,28 @@ def test_h_is_accurate_everywhere():
     ref = np.array([_h_exact(x) for x in r])
     assert np.all(h >= 0)
     np.testing.assert_allclose(h, ref, rtol=2e-14, atol=0)
+
+
+def _kl_two_exact(d: float, a: float) -> float:
+    getcontext().prec = 60
+    a_, d_ = Decimal(a), Decimal(d)
+    b_ = 1 - a_
+    total = Decimal(0)
+    for prob, freq in ((a_, a_ + d_), (b_, b_ - d_)):
+        if freq > 0:
+            total += freq * (freq / prob).ln()
+    return float(total)
+
+
+@pytest.mark.parametrize("a", [0.5, 0.7, 0.01, 1 - 1e-6])
+def test_kl_two_is_accurate_near_and_far_from_p(a):
+    """Both branches (the series in d, and two h terms) against 60-digit arithmetic."""
+    b = 1.0 - a
+    low = min(a, b)
+    near = np.concatenate([low * np.geomspace(1e-12, 0.029, 40), -low * np.geomspace(1e-12, 0.029, 40)])
+    far = np.linspace(-a, b, 101)
+    for d_values in (near, far):  # one array each: the branch is chosen per array
+        got = d.kl_two(d_values, a, b)
+        ref = np.array([_kl_two_exact(x, a) for x in d_values])
+        assert np.all(got >= 0)
+        np.testing.assert_allclose(got, ref, rtol=1e-13, atol=0)

@@ -69,3 +69,14 @@ def test_coin_sequence_edge_cases():
     for bad in ("", "HTX"):
         with pytest.raises(ValueError):
             coin_sequence(bad, 0.5, 0.8)
+
+
+def test_coin_estimators_by_table_equal_those_row_by_row():
+    """Small n: each possible value is evaluated once and looked up; the same numbers."""
+    pair = d.Pair(d.coin(0.7), d.coin(0.4))
+    arrays, counts = _random_counts(pair, 9, 400, seed=3)
+    by_table = estimate(counts, 9, arrays)  # 4·(9 + 1) ≤ 400 rows
+    for row in (0, 1, 2, 3):  # one row at a time: evaluated directly
+        direct = estimate(counts[row : row + 1], 9, arrays)
+        for name, values in direct.items():
+            np.testing.assert_allclose(by_table[name][row], values[0], rtol=1e-15, atol=1e-17)
