@@ -67,7 +67,7 @@ class Accumulator:
         block.count = values.shape[0]
         block.mean = v.mean(axis=-1)
         deviation = v - block.mean[..., None]
-        block.m2 = np.einsum("jkr,jkr->jk", deviation, deviation)
+        block.m2 = np.square(deviation, out=deviation).sum(axis=-1)  # pairwise, like the mean
         block.minimum = v.min(axis=-1)
         block.maximum = v.max(axis=-1)
         block.fine, outside = ranges.histogram_fine(v)

@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from sim import distributions as d
-from sim.estimators import SupportArrays, coin_sequence, estimate
+from sim.estimators import ESTIMATORS, SupportArrays, coin_sequence, estimate
 
 
 def _random_counts(pair, n, rows, seed):
@@ -80,3 +80,33 @@ def test_coin_estimators_by_table_equal_those_row_by_row():
         direct = estimate(counts[row : row + 1], 9, arrays)
         for name, values in direct.items():
             np.testing.assert_allclose(by_table[name][row], values[0], rtol=1e-15, atol=1e-17)
+
+
+def test_xlogx_matches_its_definition_across_the_table_edge():
+    from sim.estimators import XLOGX_TABLE, xlogx
+
+    c = np.array([0, 1, 2, 7, XLOGX_TABLE - 1, XLOGX_TABLE, 10**9, 2**52])
+    expected = np.array([0.0] + [float(x) * math.log(x) for x in c[1:]])
+    np.testing.assert_allclose(xlogx(c), expected, rtol=1e-15)
+    np.testing.assert_allclose(xlogx(c.reshape(2, 4)), expected.reshape(2, 4), rtol=1e-15)
+
+
+def test_running_sums_of_large_vocabularies_equal_the_estimators():
+    """SparseSums along a sampled path (sparse updates, then full recounts) against estimate()."""
+    from sim.estimators import SparseSums
+    from sim.sampling import count_paths
+
+    pair = d.Pair(d.zipf(1500, 1.1), d.uniform(1500))
+    arrays = SupportArrays.from_pair(pair)
+    ckpts = [3, 40, 700, 1499, 5000, 10**6]  # observations, then Poissonised increments
+    sums = SparseSums(30, arrays)
+    paths = count_paths(arrays.probs, ckpts, 30, rng=np.random.default_rng(5), with_delta=True)
+    kinds = []
+    for n, (counts, delta) in zip(ckpts, paths, strict=True):
+        kinds.append(delta is None)
+        got = sums.update(counts, delta, n, ESTIMATORS)
+        ref = estimate(counts, n, arrays)
+        for name in ESTIMATORS:
+            # the running form of plugin_kl cancels about log(n)·1e-16 (see SparseSums)
+            np.testing.assert_allclose(got[name], ref[name], rtol=1e-12, atol=1e-14 * math.log(n))
+    assert kinds == [False, False, False, False, True, True]

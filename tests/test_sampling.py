@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from sim import sampling
 from sim.sampling import count_paths
 from tests.conftest import ALPHA, assert_matches_pmf, z_crit
 
@@ -82,3 +83,38 @@ def test_single_category_and_bad_checkpoints():
         _paths([0.5, 0.5], [5, 5], 3, seed=0, method="counts")
     with pytest.raises(ValueError, match="unknown"):
         _paths([0.5, 0.5], [5], 3, seed=0, method="bogus")
+
+
+def _sorted_dirichlet(k, seed):
+    p = np.random.default_rng(seed).dirichlet(np.ones(k))
+    return np.sort(p)[::-1]
+
+
+def test_alias_table_reproduces_the_probabilities():
+    """Walker's table: P(k) = (threshold_k + Σ_{alias_j = k} (1 − threshold_j)) / K."""
+    for p in (_sorted_dirichlet(3000, 1), np.arange(1, 5001) ** -1.07):
+        p = p / p.sum()
+        threshold, alias = sampling._alias_table(p.tobytes())
+        assert np.all((threshold >= 0) & (threshold <= 1))
+        implied = threshold.copy()
+        np.add.at(implied, alias, 1.0 - threshold)
+        np.testing.assert_allclose(implied / p.size, p, rtol=1e-12)
+
+
+@pytest.mark.parametrize("margin", [sampling.POISSON_MARGIN, 0.0])
+def test_poissonised_increments_follow_the_multinomial_law(monkeypatch, margin):
+    """K ≥ POISSON_K and m ≥ K: Poisson counts completed to m, overshoots drawn again.
+
+    With a margin of 0 about half the rows overshoot m, so the redrawing is
+    exercised too.  Marginals of a head, a middle and a tail category, and
+    the sum of the ten most probable (which depends on their covariances),
+    must be the exact Binomial laws.
+    """
+    monkeypatch.setattr(sampling, "POISSON_MARGIN", margin)
+    k, m = sampling.POISSON_K + 476, 3000
+    p = _sorted_dirichlet(k, 2)
+    (c,) = _paths(p, [m], 3000, seed=16, method="counts")
+    assert np.all(c.sum(axis=1) == m) and np.all(c >= 0)
+    checks = [(c[:, i], p[i]) for i in (0, 300, 1200)] + [(c[:, :10].sum(axis=1), p[:10].sum())]
+    for x, prob in checks:
+        assert_matches_pmf(x, stats.binom.pmf(np.arange(m + 1), m, prob), alpha=ALPHA / len(checks))
