@@ -30,6 +30,7 @@ import os
 import shutil
 import sys
 import time
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -264,9 +265,17 @@ class ResumeStore:
             return {k: data[k] for k in data.files}
 
     def save(self, task: Task, arrays: dict[str, np.ndarray]) -> None:
+        """Store a finished task atomically, as an ``.npz`` that :func:`numpy.load` reads.
+
+        Deflate at level 1, not numpy's default 6: the histograms of small
+        counts shrink about as much, at a third of the cost on the process
+        that merges every task.
+        """
         tmp = self.folder / f".{task.key}.tmp.npz"
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+            for name, value in arrays.items():
+                with archive.open(f"{name}.npy", "w", force_zip64=True) as fh:
+                    np.lib.format.write_array(fh, np.asarray(value), allow_pickle=False)
         os.replace(tmp, self.folder / f"{task.key}.npz")
 
     def discard(self) -> None:

@@ -12,6 +12,7 @@ reordering other cases does not change a case's numbers.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import platform
@@ -171,6 +172,13 @@ def run_task(experiment: Experiment, task: Task) -> dict[str, np.ndarray]:
     if acc is not None:
         return acc.arrays()
     return {"values": _stack(values), "covered": _stack(covered)}
+
+
+def _run_and_store(experiment: Experiment, task: Task, *, store: ResumeStore) -> dict[str, np.ndarray]:
+    """:func:`run_task`, then store the task for ``--resume`` (in the worker)."""
+    result = run_task(experiment, task)
+    store.save(task, result)
+    return result
 
 
 def _stack(parts: Sequence[np.ndarray]) -> np.ndarray:
@@ -339,14 +347,19 @@ def _convergence_tables(experiment: Experiment, stage, out: Path, execution: Exe
     progress = Progress(len(tasks), experiment.name, quiet=execution.quiet)
     progress.update(len(tasks) - len(pending))
 
-    def done(task, result) -> None:
-        store.save(task, result)
-        progress.update()
-
     workers = execution.workers or default_workers(experiment)
     kind = "dask" if execution.executor == "dask" else ("processes" if workers > 1 else "serial")
+    # Local worker processes store their own finished tasks (in parallel, off
+    # the merging process); a dask cluster's workers may not share our disk.
+    in_worker = kind == "processes"
+
+    def done(task, result) -> None:
+        if not in_worker:
+            store.save(task, result)
+        progress.update()
+
     results = execute(
-        run_task,
+        functools.partial(_run_and_store, store=store) if in_worker else run_task,
         experiment,
         pending,
         executor=kind,

@@ -61,41 +61,42 @@ class Accumulator:
 
         The work is done on the (n, estimators, rows) layout, which is free
         when ``values`` is a transposed view of it (as the runner's blocks are).
+        Histograms are added in place: a block allocates only its own counts.
         """
         v = np.moveaxis(values, 0, -1)
-        block = Accumulator.empty(values.shape[1:])
-        block.count = values.shape[0]
-        block.mean = v.mean(axis=-1)
-        deviation = v - block.mean[..., None]
-        block.m2 = np.square(deviation, out=deviation).sum(axis=-1)  # pairwise, like the mean
-        block.minimum = v.min(axis=-1)
-        block.maximum = v.max(axis=-1)
-        block.fine, outside = ranges.histogram_fine(v)
+        mean = v.mean(axis=-1)
+        deviation = v - mean[..., None]
+        m2 = np.square(deviation, out=deviation).sum(axis=-1)  # pairwise, like the mean
+        self._merge_moments(values.shape[0], mean, m2, v.min(axis=-1), v.max(axis=-1))
+        fine, outside = ranges.histogram_fine(v)
+        self.fine += fine
         if outside is not None:
-            block.coarse = ranges.histogram_coarse(v, outside)
-        block.covered = covered.sum(axis=0)
-        self.merge(block)
+            self.coarse += ranges.histogram_coarse(v, outside)
+        self.covered += covered.sum(axis=0)
 
     def merge(self, other: Accumulator) -> None:
-        """Chan's pairwise update: exact up to rounding, deterministic in order."""
-        if other.count == 0:
-            return
-        if self.count == 0:
-            self.__dict__.update(
-                {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in other.__dict__.items()}
-            )
-            return
-        n_a, n_b = self.count, other.count
-        n = n_a + n_b
-        delta = other.mean - self.mean
-        self.mean = self.mean + delta * (n_b / n)
-        self.m2 = self.m2 + other.m2 + delta**2 * (n_a * n_b / n)
-        self.count = n
-        self.minimum = np.minimum(self.minimum, other.minimum)
-        self.maximum = np.maximum(self.maximum, other.maximum)
+        """Fold another accumulator in (Chan's pairwise update; deterministic in order)."""
+        self._merge_moments(other.count, other.mean, other.m2, other.minimum, other.maximum)
         self.fine += other.fine
         self.coarse += other.coarse
         self.covered += other.covered
+
+    def _merge_moments(self, n_b: int, mean, m2, minimum, maximum) -> None:
+        """Chan's pairwise update of count, mean and m2: exact up to rounding."""
+        if n_b == 0:
+            return
+        if self.count == 0:
+            self.count, self.mean, self.m2 = n_b, np.array(mean), np.array(m2)
+            self.minimum, self.maximum = np.array(minimum), np.array(maximum)
+            return
+        n_a = self.count
+        n = n_a + n_b
+        delta = mean - self.mean
+        self.mean = self.mean + delta * (n_b / n)
+        self.m2 = self.m2 + m2 + delta**2 * (n_a * n_b / n)
+        self.count = n
+        self.minimum = np.minimum(self.minimum, minimum)
+        self.maximum = np.maximum(self.maximum, maximum)
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The state as arrays (for storage when resuming)."""
