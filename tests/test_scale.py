@@ -105,6 +105,31 @@ def test_resume_after_an_interruption_gives_identical_bytes(tmp_path, monkeypatc
     assert not (tmp_path / "out" / ".scale.resume").exists()
 
 
+def _fail_on_third_task(experiment, task, real=sim.runner.run_task):
+    if task.first == 2 * BLOCKS_PER_TASK and task.case == 0:
+        raise RuntimeError("worker failure")
+    return real(experiment, task)
+
+
+def test_worker_processes_store_their_tasks_for_resume(tmp_path, monkeypatch):
+    """With --workers 2 the workers write the resume files; resuming from them is exact."""
+    reference = _run(CONFIG, tmp_path / "ref").path
+    monkeypatch.setattr(sim.runner, "run_task", _fail_on_third_task)  # forked workers inherit it
+    with pytest.raises(RuntimeError, match="worker failure"):
+        _run(CONFIG, tmp_path / "out", workers=2)
+    stored = {f.name for f in (tmp_path / "out" / ".scale.resume").glob("task-*.npz")}
+    assert {"task-0000-00000000.npz", "task-0000-00000004.npz"} <= stored
+    assert "task-0000-00000008.npz" not in stored
+    monkeypatch.undo()
+    calls = []
+    real = sim.runner.run_task
+    monkeypatch.setattr(sim.runner, "run_task", lambda e, t: (calls.append(t), real(e, t))[1])
+    resumed = _run(CONFIG, tmp_path / "out", resume=True, workers=1).path
+    assert len(calls) == len(plan(parse_config(CONFIG), block_size)) - len(stored)
+    for name in ("summary.csv", "analytic.csv", "config.yaml"):
+        assert (resumed / name).read_bytes() == (reference / name).read_bytes(), name
+
+
 def test_resume_refuses_a_different_config(tmp_path, monkeypatch, cli):
     def interrupted(experiment, task):
         raise KeyboardInterrupt
