@@ -85,6 +85,29 @@ def per_sample_numpy(replicates: int, checkpoints) -> None:
         del llr
 
 
+def _draw_count(count: int) -> None:
+    rng = np.random.default_rng(count)
+    for _ in range(count):
+        rng.binomial(10**9, 0.7, size=8192)
+
+
+def draws_speedup(workers: int, count: int = 3000) -> float:
+    """Wall-clock speed-up of ``workers`` processes over one at numpy's draws alone (best of 3)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    serial, parallel = [], []
+    with ProcessPoolExecutor(workers) as pool:
+        list(pool.map(_draw_count, [10] * workers))  # start the workers first
+        for _ in range(3):
+            t0 = time.perf_counter()
+            _draw_count(count * workers)
+            serial.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            list(pool.map(_draw_count, [count] * workers))
+            parallel.append(time.perf_counter() - t0)
+    return min(serial) / min(parallel)
+
+
 def peak_memory_kb(config: str, workers: int) -> tuple[int, float]:
     """Peak RSS (VmHWM, kB) and wall time of a streaming run in a fresh process."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -182,7 +205,7 @@ def main() -> None:
     vm = parse_config(vocab + "sampler: counts\n")
     import sim.sampling as sampling
 
-    t_ours = best(lambda: simulate_all(ve), 2)
+    t_ours = best(lambda: simulate_all(ve), 3)
     real = sampling.count_paths
 
     def plain(*a, **k):
@@ -192,7 +215,7 @@ def main() -> None:
 
     runner.count_paths = plain
     try:
-        t_plain = best(lambda: simulate_all(vm), 2)
+        t_plain = best(lambda: simulate_all(vm), 3)
     finally:
         runner.count_paths = real
     record(
@@ -214,7 +237,7 @@ def main() -> None:
 
     runner.count_paths = plain_shuffled
     try:
-        t_shuffled = best(lambda: simulate_all(vm), 2)
+        t_shuffled = best(lambda: simulate_all(vm), 3)
     finally:
         runner.count_paths = real
     record(
@@ -226,20 +249,17 @@ def main() -> None:
         "categories in random order",
     )
     r_w = 1_000_000 if q else 3_000_000
+    cfg = coin(r_w, 10**9, save=False)
+    timings = {1: [], 2: []}
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = coin(r_w, 10**9, save=False)
-        t1 = best(
-            lambda: run_experiment(
-                parse_config(cfg), Path(tmp) / "1", execution=Execution(workers=1, quiet=True)
-            ),
-            2,
-        )
-        t2 = best(
-            lambda: run_experiment(
-                parse_config(cfg), Path(tmp) / "2", execution=Execution(workers=2, quiet=True)
-            ),
-            2,
-        )
+        for _ in range(3):  # interleaved, best of three: a shared VM's neighbours come and go
+            for w in (1, 2):
+                t0 = time.perf_counter()
+                run_experiment(
+                    parse_config(cfg), Path(tmp) / str(w), execution=Execution(workers=w, quiet=True)
+                )
+                timings[w].append(time.perf_counter() - t0)
+    t1, t2 = min(timings[1]), min(timings[2])
     record(
         "speed-up of 2 workers over 1",
         t1 / t2,
@@ -247,6 +267,15 @@ def main() -> None:
         "≥ 1.7",
         t1 / t2 >= 1.7,
         f"{r_w:,} replicates, streaming",
+    )
+    ceiling = draws_speedup(2)
+    record(
+        "numpy's own draws: 2 processes over 1",
+        ceiling,
+        "×",
+        "",
+        None,
+        "this machine's ceiling for the row above",
     )
 
     # (d) peak memory, and start-up
