@@ -148,16 +148,16 @@ def _estimate_dense(counts: np.ndarray, n: int, arrays: SupportArrays, names) ->
     llr = None
     for name in names:
         if name in ("llr", "plugin_kl") and llr is None:
-            llr = _row_dot(c, arrays.log_ratio) / n
+            llr = row_dot(c, arrays.log_ratio) / n
         if name == "llr":
             out[name] = llr
         elif name == "cross_entropy":
-            out[name] = -_row_dot(c, arrays.log_q) / n
+            out[name] = -row_dot(c, arrays.log_q) / n
         elif name == "entropy":
-            out[name] = -_row_dot(c, arrays.log_p) / n
+            out[name] = -row_dot(c, arrays.log_p) / n
         elif name == "plugin_kl":
             expected = n * arrays.probs
-            out[name] = llr + _row_dot(xlog1px_minus_x((c - expected) / expected), arrays.probs)
+            out[name] = llr + row_dot(xlog1px_minus_x((c - expected) / expected), arrays.probs)
         else:
             raise ValueError(f"unknown estimator {name!r}")
     return out
@@ -219,9 +219,9 @@ class SparseSums:
         rows = counts.shape[0]
         if delta is None:  # recount every cell: O(K) passes, no search for the non-zero ones
             c = counts.astype(float)
-            self.a = _row_dot(c, arr.log_ratio)
-            self.b = _row_dot(c, arr.log_q)
-            self.e = _row_dot(c, arr.log_p)
+            self.a = row_dot(c, arr.log_ratio)
+            self.b = row_dot(c, arr.log_q)
+            self.e = row_dot(c, arr.log_p)
             self.s = xlogx(counts).sum(axis=1)
         else:
             cells, before = delta
@@ -247,7 +247,7 @@ class SparseSums:
         return out
 
 
-def _row_dot(c: np.ndarray, v: np.ndarray) -> np.ndarray:
+def row_dot(c: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Σ_k c[r, k] v[k] per row, by numpy's pairwise sums.
 
     Not ``c @ v``: BLAS kernels differ between CPUs in their order of

@@ -39,6 +39,7 @@ from .estimators import (
     estimate,
     llr_covered,
     llr_wrong,
+    row_dot,
     unit_divisor,
 )
 from .parallel import Progress, ResumeStore, Task, default_workers, execute, fingerprint, plan
@@ -76,12 +77,15 @@ def block_rng(seed: int, case: str, block: int) -> np.random.Generator:
 def simulate_block(
     experiment: Experiment, case: Case, arrays: SupportArrays, block: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Simulate block ``block`` of ``case``: (values in nats, coverage flags)."""
+    """Simulate block ``block`` of ``case``, replicates last.
+
+    Returns the values in nats, ``(checkpoints, estimators, rows)``, and the
+    coverage flags, ``(checkpoints, rows)``: filled one (n, estimator) at a
+    time, and summarised that way too.
+    """
     reps, ckpts, names = experiment.replicates, experiment.checkpoints, experiment.estimators
     size = block_size(arrays.probs.size)
     rows = min(reps, (block + 1) * size) - block * size
-    # Filled one (n, estimator) row at a time, so stored that way; the caller
-    # gets the (rows, n, estimators) view.
     out = np.empty((len(ckpts), len(names), rows))
     covered = np.zeros((len(ckpts), rows), dtype=bool)
     rng = block_rng(experiment.seed, case.name, block)
@@ -103,7 +107,7 @@ def simulate_block(
             covered[j] = llr_covered(counts, n, values["llr"], case.pair, arrays)
     if "p_wrong_tilted" in names:
         out[:, names.index("p_wrong_tilted")] = _tilted_block(experiment, case, arrays, block, rows).T
-    return out.transpose(2, 0, 1), covered.T
+    return out, covered
 
 
 def _tilted_block(
@@ -124,8 +128,8 @@ def _tilted_block(
     paths = count_paths(r, experiment.checkpoints, rows, rng=rng, method="counts")
     for j, (n, counts) in enumerate(zip(experiment.checkpoints, paths, strict=True)):
         c = counts.astype(float)
-        wrong = llr_wrong(counts, n, (c @ arrays.log_ratio) / n, case.pair, arrays)
-        out[:, j] = np.where(wrong, np.exp(c @ log_w_per), 0.0)
+        wrong = llr_wrong(counts, n, row_dot(c, arrays.log_ratio) / n, case.pair, arrays)
+        out[:, j] = np.where(wrong, np.exp(row_dot(c, log_w_per)), 0.0)
     return out
 
 
@@ -144,13 +148,14 @@ def simulate_case(experiment: Experiment, case: Case) -> tuple[np.ndarray, np.nd
     arrays = SupportArrays.from_pair(case.pair)
     blocks = math.ceil(experiment.replicates / block_size(arrays.probs.size))
     parts = [simulate_block(experiment, case, arrays, b) for b in range(blocks)]
-    return _stack([p[0] for p in parts]), _stack([p[1] for p in parts])
+    return by_replicate(_stack([p[0] for p in parts])), by_replicate(_stack([p[1] for p in parts]))
 
 
 def run_task(experiment: Experiment, task: Task) -> dict[str, np.ndarray]:
     """Simulate one task's blocks, in the experiment's units.
 
-    Returns the values and coverage flags, or with ``save_replicates: false``
+    Returns the values ``(checkpoints, estimators, replicates)`` and coverage
+    flags ``(checkpoints, replicates)``, or with ``save_replicates: false``
     the state of a :class:`sim.streaming.Accumulator`.
     """
     case = experiment.cases[task.case]
@@ -158,7 +163,7 @@ def run_task(experiment: Experiment, task: Task) -> dict[str, np.ndarray]:
     shape = (len(experiment.checkpoints), len(experiment.estimators))
     acc = None if experiment.save_replicates else Accumulator.empty(shape)
     ranges = None if acc is None else _ranges(experiment, task.case)
-    divisor = unit_divisor(experiment.estimators, experiment.units)
+    divisor = unit_divisor(experiment.estimators, experiment.units)[:, None]
     values, covered = [], []
     for b in range(task.first, task.first + task.blocks):
         v, c = simulate_block(experiment, case, arrays, b)
@@ -182,14 +187,19 @@ def _run_and_store(experiment: Experiment, task: Task, *, store: ResumeStore) ->
 
 
 def _stack(parts: Sequence[np.ndarray]) -> np.ndarray:
-    """Concatenate blocks along replicates into a new C-ordered array.
+    """Concatenate blocks along replicates (the last axis) into a new C-ordered array.
 
     numpy sums in an order that follows memory layout, so the summaries' last
-    bits would otherwise depend on where the blocks came from (transposed
-    views here, unpickled or resumed copies there).
+    bits would otherwise depend on where the blocks came from (fresh here,
+    unpickled or resumed copies there).
     """
-    out = np.empty((sum(len(p) for p in parts), *parts[0].shape[1:]), dtype=parts[0].dtype)
-    return np.concatenate(parts, out=out)
+    out = np.empty((*parts[0].shape[:-1], sum(p.shape[-1] for p in parts)), dtype=parts[0].dtype)
+    return np.concatenate(parts, axis=-1, out=out)
+
+
+def by_replicate(values: np.ndarray) -> np.ndarray:
+    """The ``(replicates, checkpoints[, estimators])`` view of replicates-last values."""
+    return np.moveaxis(values, -1, 0)
 
 
 _RANGES: dict = {}
@@ -390,8 +400,8 @@ def _convergence_tables(experiment: Experiment, stage, out: Path, execution: Exe
         for c, (case, arow) in enumerate(zip(experiment.cases, analytic.to_dict("records"), strict=True)):
             parts = per_case[c]
             if experiment.save_replicates:
-                values = _stack([p["values"] for p in parts])
-                covered = _stack([p["covered"] for p in parts])
+                values = by_replicate(_stack([p["values"] for p in parts]))
+                covered = by_replicate(_stack([p["covered"] for p in parts]))
                 summaries.append(summarize_case(values, covered, case=case, analytic=arow, **kw))
                 replicate_frames.append(replicates_frame(values, case=case.name, **kw))
             else:

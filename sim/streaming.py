@@ -56,23 +56,25 @@ class Accumulator:
             np.zeros(shape[0], dtype=np.int64),
         )
 
-    def add(self, values: np.ndarray, covered: np.ndarray, ranges: Ranges) -> None:
-        """Fold a block of values (rows, n, estimators) and its coverage flags in.
+    def add(self, v: np.ndarray, covered: np.ndarray, ranges: Ranges) -> None:
+        """Fold a block of values (n, estimators, rows) and its coverage flags (n, rows) in.
 
-        The work is done on the (n, estimators, rows) layout, which is free
-        when ``values`` is a transposed view of it (as the runner's blocks are).
-        Histograms are added in place: a block allocates only its own counts.
+        One checkpoint at a time, so that the temporaries stay in a core's
+        cache; histograms are added in place.
         """
-        v = np.moveaxis(values, 0, -1)
-        mean = v.mean(axis=-1)
-        deviation = v - mean[..., None]
-        m2 = np.square(deviation, out=deviation).sum(axis=-1)  # pairwise, like the mean
-        self._merge_moments(values.shape[0], mean, m2, v.min(axis=-1), v.max(axis=-1))
-        fine, outside = ranges.histogram_fine(v)
-        self.fine += fine
-        if outside is not None:
-            self.coarse += ranges.histogram_coarse(v, outside)
-        self.covered += covered.sum(axis=0)
+        mean, m2 = np.empty(v.shape[:2]), np.empty(v.shape[:2])
+        for j in range(v.shape[0]):
+            at = slice(j, j + 1)
+            vj = v[at]
+            mean[at] = vj.mean(axis=-1)
+            deviation = vj - mean[at][..., None]
+            m2[at] = np.square(deviation, out=deviation).sum(axis=-1)  # pairwise, like the mean
+            fine, outside = ranges.histogram_fine(vj, at)
+            self.fine[at] += fine
+            if outside is not None:
+                self.coarse[at] += ranges.histogram_coarse(vj, outside, at)
+        self._merge_moments(v.shape[-1], mean, m2, v.min(axis=-1), v.max(axis=-1))
+        self.covered += covered.sum(axis=-1)
 
     def merge(self, other: Accumulator) -> None:
         """Fold another accumulator in (Chan's pairwise update; deterministic in order)."""
@@ -152,15 +154,16 @@ class Ranges:
         divisor = unit_divisor(estimators, units)
         return cls(*(a / divisor for a in (fine_lo, fine_hi, coarse_lo, coarse_hi)))
 
-    def histogram_fine(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def histogram_fine(self, v: np.ndarray, at: slice = slice(None)) -> tuple[np.ndarray, np.ndarray | None]:
         """Counts of values ``v`` (n, estimators, rows) in the window's bins.
 
-        Bin 0 counts the values below the window and bin BINS + 1 those above
-        it.  Returns the counts and the mask of values outside the window, or
-        None when there are none (the common case).
+        ``at`` selects the checkpoints ``v`` holds.  Bin 0 counts the values
+        below the window and bin BINS + 1 those above it.  Returns the counts
+        and the mask of values outside the window, or None when there are
+        none (the common case).
         """
         j, e, _ = v.shape
-        t = _positions(v, self.fine_lo, self.fine_hi, shift=1.0)
+        t = _positions(v, self.fine_lo[at], self.fine_hi[at], shift=1.0)
         np.clip(t, 0.0, BINS + 1.0, out=t)  # then truncation is floor
         idx = t.astype(np.int32)  # a faster conversion than to int64
         idx += (np.arange(j * e, dtype=np.int32) * (BINS + 2)).reshape(j, e, 1)
@@ -169,11 +172,12 @@ class Ranges:
             return counts, None
         return counts, (t < 1.0) | (t >= BINS + 1.0)
 
-    def histogram_coarse(self, v: np.ndarray, outside: np.ndarray) -> np.ndarray:
+    def histogram_coarse(self, v: np.ndarray, outside: np.ndarray, at: slice = slice(None)) -> np.ndarray:
         """Counts over the a-priori range of the values ``v`` outside the window only."""
         j, e, _ = v.shape
         jj, ee, r = np.nonzero(outside)
-        t = _positions(v[jj, ee, r], self.coarse_lo[jj, ee], self.coarse_hi[jj, ee])
+        lo, hi = self.coarse_lo[at], self.coarse_hi[at]
+        t = _positions(v[jj, ee, r], lo[jj, ee], hi[jj, ee])
         b = np.clip(t, 0.0, BINS - 1.0).astype(np.intp) + (jj * e + ee) * BINS
         return np.bincount(b, minlength=j * e * BINS).reshape(j, e, BINS)
 
