@@ -34,6 +34,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from sim.allocator import keep_freed_memory  # noqa: E402
 from sim.config import parse_config  # noqa: E402
 from sim.parallel import plan  # noqa: E402
 from sim.runner import Execution, block_size, run_experiment, run_task  # noqa: E402
@@ -137,6 +138,7 @@ def help_seconds() -> float:
 
 
 def main() -> None:
+    keep_freed_memory()  # as `sim run` does (see sim.allocator)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes")
     parser.add_argument("--csv", default=str(ROOT / "benchmarks" / "results.csv"))

@@ -138,6 +138,7 @@ def run(
       sim run big.yaml --workers 2 --resume
       sim run big.yaml --executor dask --scheduler tcp://127.0.0.1:8786
     """
+    from .allocator import keep_freed_memory
     from .config import load_all, resolve_paths
     from .errors import OutputError
     from .runner import Execution, run_experiment
@@ -150,6 +151,7 @@ def run(
         raise click.UsageError("--scheduler goes with --executor dask")
     execution = Execution(executor, workers, scheduler, resume, quiet)
     signal.signal(signal.SIGTERM, _interrupt)
+    keep_freed_memory()
     after = None if no_figures else _draw_figures
     for experiment in experiments:
         t0 = time.perf_counter()

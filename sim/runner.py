@@ -385,12 +385,12 @@ def _convergence_tables(experiment: Experiment, stage, out: Path, execution: Exe
                 if arrays is None:
                     arrays = next(results)[1]
                 parts = per_case[task.case]
-                if experiment.save_replicates or not parts:
+                if experiment.save_replicates:
                     parts.append(arrays)
+                elif not parts:
+                    parts.append(Accumulator.from_arrays(arrays))
                 else:  # fold into the running accumulator, in task order
-                    merged = Accumulator.from_arrays(parts[0])
-                    merged.merge(Accumulator.from_arrays(arrays))
-                    parts[0] = merged.arrays()
+                    parts[0].merge(Accumulator.from_arrays(arrays))
         finally:
             results.close()
             progress.close()
@@ -405,7 +405,7 @@ def _convergence_tables(experiment: Experiment, stage, out: Path, execution: Exe
                 summaries.append(summarize_case(values, covered, case=case, analytic=arow, **kw))
                 replicate_frames.append(replicates_frame(values, case=case.name, **kw))
             else:
-                acc = Accumulator.from_arrays(parts[0])
+                acc = parts[0]
                 summaries.append(
                     summarize_stream(acc, _ranges(experiment, c), case=case, analytic=arow, **kw)
                 )

@@ -101,14 +101,34 @@ class Accumulator:
         self.maximum = np.maximum(self.maximum, maximum)
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """The state as arrays (for storage when resuming)."""
-        return {k: np.asarray(v) for k, v in self.__dict__.items()}
+        """The state as arrays, to send between processes and store for resuming.
+
+        Counts travel in the smallest unsigned type that holds them: a task's
+        histograms (at most 32,768 replicates) fit 16 bits, a quarter of the
+        bytes to pickle and compress.
+        """
+        out = {}
+        for k, v in self.__dict__.items():
+            v = np.asarray(v)
+            if k in _COUNTS:
+                v = v.astype(np.min_scalar_type(int(v.max(initial=0))))
+            out[k] = v
+        return out
 
     @classmethod
     def from_arrays(cls, arrays) -> Accumulator:
-        return cls(
-            **{k: (int(arrays[k]) if k == "count" else np.array(arrays[k])) for k in cls.__dataclass_fields__}
-        )
+        """The accumulator whose :meth:`arrays` these are (counts widened back to int64)."""
+        state = {}
+        for k in cls.__dataclass_fields__:
+            if k == "count":
+                state[k] = int(arrays[k])
+            else:
+                state[k] = np.array(arrays[k], dtype=np.int64 if k in _COUNTS else float)
+        return cls(**state)
+
+
+#: Accumulator fields that hold counts.
+_COUNTS = ("fine", "coarse", "covered")
 
 
 @dataclass(frozen=True)

@@ -210,3 +210,13 @@ def test_streaming_memory_stays_bounded(tmp_path):
     peak_kb = int(r.stdout.strip().splitlines()[-1])
     assert peak_kb < 400 * 1024, peak_kb
     assert pd.read_csv(tmp_path / "mem" / "summary.csv").replicates.eq(2_000_000).all()
+
+
+@pytest.mark.skipif(
+    not (sys.platform.startswith("linux") and __import__("platform").libc_ver()[0] == "glibc"),
+    reason="glibc only",
+)
+def test_allocator_settings_take_effect_under_glibc():
+    from sim.allocator import keep_freed_memory
+
+    assert keep_freed_memory() is True
