@@ -18,7 +18,7 @@ import math
 import platform
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,7 +44,7 @@ from .estimators import (
 )
 from .parallel import Progress, ResumeStore, Task, default_workers, execute, fingerprint, plan
 from .sampling import count_paths
-from .streaming import Accumulator, Ranges
+from .streaming import Accumulator, BlockFold, Ranges
 from .summary import (
     analytic_table,
     replicates_frame,
@@ -80,20 +80,46 @@ def simulate_block(
     """Simulate block ``block`` of ``case``, replicates last.
 
     Returns the values in nats, ``(checkpoints, estimators, rows)``, and the
-    coverage flags, ``(checkpoints, rows)``: filled one (n, estimator) at a
-    time, and summarised that way too.
+    coverage flags, ``(checkpoints, rows)``.
     """
-    reps, ckpts, names = experiment.replicates, experiment.checkpoints, experiment.estimators
+    rows = block_rows(experiment, arrays, block)
+    names = experiment.estimators
+    out = np.empty((len(experiment.checkpoints), len(names), rows))
+    covered = np.zeros((len(experiment.checkpoints), rows), dtype=bool)
+    for j, values, flags in checkpoint_values(experiment, case, arrays, block):
+        out[j] = values
+        if flags is not None:
+            covered[j] = flags
+    if "p_wrong_tilted" in names:
+        out[:, names.index("p_wrong_tilted")] = _tilted_block(experiment, case, arrays, block, rows).T
+    return out, covered
+
+
+def block_rows(experiment: Experiment, arrays: SupportArrays, block: int) -> int:
+    """Replicates in block ``block`` (the last block of a case may be short)."""
     size = block_size(arrays.probs.size)
-    rows = min(reps, (block + 1) * size) - block * size
-    out = np.empty((len(ckpts), len(names), rows))
-    covered = np.zeros((len(ckpts), rows), dtype=bool)
+    return min(experiment.replicates, (block + 1) * size) - block * size
+
+
+def checkpoint_values(
+    experiment: Experiment, case: Case, arrays: SupportArrays, block: int
+) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
+    """Yield ``(j, values, flags)`` for each checkpoint of one block, in nats.
+
+    ``values`` is ``(estimators, rows)`` (``p_wrong_tilted``, drawn from its
+    own paths, left unset), reused from one checkpoint to the next: consume
+    or copy it before asking for the next.  ``flags`` are the llr's coverage
+    flags, or None without ``llr``.
+    """
+    names, ckpts = experiment.estimators, experiment.checkpoints
+    rows = block_rows(experiment, arrays, block)
     rng = block_rng(experiment.seed, case.name, block)
     paths = count_paths(arrays.probs, ckpts, rows, rng=rng, method=experiment.sampler, with_delta=True)
     sums = SparseSums(rows, arrays) if arrays.probs.size > DENSE_K else None
     wanted = [name for name in names if name not in PROBABILITIES]
     if "p_wrong" in names and "llr" not in wanted:
         wanted.append("llr")
+    row = np.zeros((len(names), rows))
     for j, (n, (counts, delta)) in enumerate(zip(ckpts, paths, strict=True)):
         values = (
             estimate(counts, n, arrays, wanted) if sums is None else sums.update(counts, delta, n, wanted)
@@ -101,13 +127,10 @@ def simulate_block(
         if "p_wrong" in names:
             values["p_wrong"] = llr_wrong(counts, n, values["llr"], case.pair, arrays)
         for e, name in enumerate(names):
-            if name != "p_wrong_tilted":  # drawn from its own paths, below
-                out[j, e] = values[name]
-        if "llr" in values:
-            covered[j] = llr_covered(counts, n, values["llr"], case.pair, arrays)
-    if "p_wrong_tilted" in names:
-        out[:, names.index("p_wrong_tilted")] = _tilted_block(experiment, case, arrays, block, rows).T
-    return out, covered
+            if name != "p_wrong_tilted":
+                row[e] = values[name]
+        flags = llr_covered(counts, n, values["llr"], case.pair, arrays) if "llr" in values else None
+        yield j, row, flags
 
 
 def _tilted_block(
@@ -164,16 +187,22 @@ def run_task(experiment: Experiment, task: Task) -> dict[str, np.ndarray]:
     acc = None if experiment.save_replicates else Accumulator.empty(shape)
     ranges = None if acc is None else _ranges(experiment, task.case)
     divisor = unit_divisor(experiment.estimators, experiment.units)[:, None]
+    scale = bool((divisor != 1.0).any())
     values, covered = [], []
     for b in range(task.first, task.first + task.blocks):
-        v, c = simulate_block(experiment, case, arrays, b)
-        if (divisor != 1.0).any():
-            v /= divisor
         if acc is None:
+            v, c = simulate_block(experiment, case, arrays, b)
+            if scale:
+                v /= divisor
             values.append(v)
             covered.append(c)
-        else:
-            acc.add(v, c, ranges)
+        else:  # fold each checkpoint in while it is in cache
+            fold = BlockFold(acc, ranges, block_rows(experiment, arrays, b))
+            for j, v, c in checkpoint_values(experiment, case, arrays, b):
+                if scale:
+                    v /= divisor
+                fold.add(j, v, c)
+            fold.close()
     if acc is not None:
         return acc.arrays()
     return {"values": _stack(values), "covered": _stack(covered)}
