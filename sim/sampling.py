@@ -21,7 +21,8 @@ Three methods draw the increments, all exactly:
     completed by m − T further observations, which makes it Multinomial(m, p)
     whatever T was, and the rare path with T > m (probability ≈ 3·10⁻⁷) is
     drawn again.  Vectorised Poisson draws cost about half numpy's
-    category-by-category Binomials.
+    category-by-category Binomials.  The completion takes about 5√m
+    observations, so beyond m = (K/5)² numpy's Multinomial is used again.
 ``per-sample``
     Every observation is drawn (inverse CDF on uniforms) and counted.  Its
     cost grows with N; it exists to validate ``counts``.
@@ -119,7 +120,7 @@ def count_paths(
             heads = rng.binomial(m, p[0], size=size)
             counts[:, 0] += heads
             counts[:, 1] += m - heads
-        elif table is not None and k >= POISSON_K:
+        elif table is not None and k >= POISSON_K and POISSON_MARGIN * math.sqrt(m) <= k:
             counts += _poissonised(m, p, table, size, rng)
         else:
             counts += rng.multinomial(m, p, size=size)

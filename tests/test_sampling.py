@@ -118,3 +118,16 @@ def test_poissonised_increments_follow_the_multinomial_law(monkeypatch, margin):
     checks = [(c[:, i], p[i]) for i in (0, 300, 1200)] + [(c[:, :10].sum(axis=1), p[:10].sum())]
     for x, prob in checks:
         assert_matches_pmf(x, stats.binom.pmf(np.arange(m + 1), m, prob), alpha=ALPHA / len(checks))
+
+
+def test_huge_increments_of_large_vocabularies_stay_o_of_k(monkeypatch):
+    """Beyond m = (K/5)² the Poissonised draw would need ~5√m completing observations."""
+    calls = []
+    real = sampling._poissonised
+    monkeypatch.setattr(sampling, "_poissonised", lambda *a: (calls.append(a[0]), real(*a))[1])
+    k = sampling.POISSON_K
+    p = _sorted_dirichlet(k, 3)
+    small, huge = (k // 5) ** 2, 10**15
+    paths = _paths(p, [small, small + huge], 3, seed=17, method="counts")
+    assert calls == [small]
+    assert np.all(paths[-1].sum(axis=1) == small + huge)
