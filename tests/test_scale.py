@@ -220,3 +220,45 @@ def test_allocator_settings_take_effect_under_glibc():
     from sim.allocator import keep_freed_memory
 
     assert keep_freed_memory() is True
+
+
+KILLED = """
+name: killed
+seed: 5
+replicates: 1000000
+save_replicates: false
+n: {min: 1, max: 1000000000, points: 40}
+cases:
+  - {name: coin, p: 0.6, q: 0.5}
+"""
+
+
+def test_a_run_killed_halfway_and_resumed_equals_the_uninterrupted_one(tmp_path):
+    """SIGKILL to the whole process group (client and worker processes) mid-run, then --resume."""
+    import signal
+    import time
+
+    reference = _run(KILLED, tmp_path / "ref", workers=2).path
+    cfg = tmp_path / "killed.yaml"
+    cfg.write_text(KILLED)
+    args = [sys.executable, "-m", "sim", "run", str(cfg), "--out", str(tmp_path / "out"), "--no-figures"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([*args, "--workers", "2"], env=env, start_new_session=True)
+    resume = tmp_path / "out" / ".killed.resume"
+    deadline = time.monotonic() + 60
+    while len(list(resume.glob("task-*.npz"))) < 4 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    assert proc.returncode == -signal.SIGKILL
+    assert not (tmp_path / "out" / "killed").exists()  # killed before it finished
+    stored = len(list(resume.glob("task-*.npz")))
+    total = len(plan(parse_config(KILLED), block_size))
+    assert 4 <= stored < total
+    done = subprocess.run(
+        [*args, "--resume", "--quiet"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    for name in ("summary.csv", "analytic.csv", "config.yaml"):
+        assert (tmp_path / "out" / "killed" / name).read_bytes() == (reference / name).read_bytes(), name
+    assert not resume.exists()
