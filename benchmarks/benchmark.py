@@ -35,9 +35,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sim.allocator import keep_freed_memory  # noqa: E402
+from sim.blocks import block_size, run_task  # noqa: E402
 from sim.config import parse_config  # noqa: E402
 from sim.parallel import plan  # noqa: E402
-from sim.runner import Execution, block_size, run_experiment, run_task  # noqa: E402
+from sim.runner import Execution, run_experiment  # noqa: E402
 
 
 def best(fn, repeat: int = 3) -> float:
@@ -213,13 +214,13 @@ def main() -> None:
     def plain(*a, **k):
         return real(*a, **{**k, "method": "multinomial"})
 
-    import sim.runner as runner
+    import sim.blocks as blocks
 
-    runner.count_paths = plain
+    blocks.count_paths = plain
     try:
         t_plain = best(lambda: simulate_all(vm), 3)
     finally:
-        runner.count_paths = real
+        blocks.count_paths = real
     record(
         "Zipf K=50,000: plain multinomial / ours",
         t_plain / t_ours,
@@ -237,11 +238,11 @@ def main() -> None:
     def plain_shuffled(probs, *a, **k):
         return real(np.asarray(probs)[shuffled], *a, **{**k, "method": "multinomial"})
 
-    runner.count_paths = plain_shuffled
+    blocks.count_paths = plain_shuffled
     try:
         t_shuffled = best(lambda: simulate_all(vm), 3)
     finally:
-        runner.count_paths = real
+        blocks.count_paths = real
     record(
         "Zipf K=50,000: shuffled multinomial / ours",
         t_shuffled / t_ours,

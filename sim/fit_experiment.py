@@ -23,9 +23,12 @@ import numpy as np
 import pandas as pd
 
 from . import fitting
+from . import results as res
+from .blocks import block_rng, block_size
 from .config import FitCase, FitExperiment
 from .distributions import to_units
 from .sampling import count_paths
+from .summary import replicates_frame, summarize_fit_case
 
 TRAJECTORY_COLUMNS = [
     "case",
@@ -120,8 +123,6 @@ def simulate(experiment: FitExperiment) -> tuple[dict[str, np.ndarray], pd.DataF
         The optimisation path of the chosen replicate at the chosen N, for
         every model (:data:`TRAJECTORY_COLUMNS`, nats).
     """
-    from .runner import block_rng, block_size
-
     truth = experiment.truth
     support, probs = _cells(experiment)
     shape = truth.table.shape
@@ -201,3 +202,33 @@ def convert(frame: pd.DataFrame, units: str, columns) -> pd.DataFrame:
     for col in columns:
         out[col] = to_units(out[col], units)
     return out
+
+
+def fit_tables(experiment: FitExperiment, stage) -> dict[str, pd.DataFrame]:
+    """Every table of a fit experiment's results folder; ``stage(name)`` times each stage."""
+    with stage("analytic"):
+        analytic = analytic_table(experiment)
+    with stage("simulate"):
+        values, trajectory = simulate(experiment)
+    summaries, replicate_frames = [], []
+    with stage("summarize"):
+        order = {"kl_fitted": 0, "train_cross_entropy": 1, "test_cross_entropy": 2}
+        for case, arow in zip(experiment.cases, analytic.to_dict("records"), strict=True):
+            v = to_units(values[case.name], experiment.units)
+            summaries.append(summarize_fit_case(v, case=case, experiment=experiment, analytic=arow))
+            chosen = v[:, :, [order[e] for e in experiment.estimators]]
+            replicate_frames.append(
+                replicates_frame(
+                    chosen,
+                    case=case.name,
+                    checkpoints=experiment.checkpoints,
+                    estimators=experiment.estimators,
+                )
+            )
+    in_units = [c for c in TRAJECTORY_COLUMNS if c not in ("case", "replicate", "n", "step")]
+    return {
+        res.ANALYTIC: analytic,
+        res.SUMMARY: pd.concat(summaries, ignore_index=True),
+        res.REPLICATES: pd.concat(replicate_frames, ignore_index=True),
+        res.TRAJECTORY: convert(trajectory, experiment.units, in_units),
+    }

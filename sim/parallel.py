@@ -3,7 +3,7 @@
 A run is split into tasks of ``BLOCKS_PER_TASK`` (4) consecutive replicate blocks
 of one case.  Blocks and tasks depend only on the experiment, never on how
 many workers run them; each block draws from its own generator (see
-:func:`sim.runner.block_rng`), and results merge in task order, so serial,
+:func:`sim.blocks.block_rng`), and results merge in task order, so serial,
 ``--workers N`` and ``--executor dask`` runs write byte-identical files.
 
 Executors

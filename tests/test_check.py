@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import sim.runner
+import sim.blocks
 from sim.check import check_results
 from sim.config import parse_config
 from sim.runner import run_experiment
@@ -114,14 +114,14 @@ def test_a_tampered_exact_column_is_caught(copy):
 
 
 def test_a_biased_sampler_is_caught(monkeypatch, tmp_path, cli):
-    real = sim.runner.count_paths
+    real = sim.blocks.count_paths
 
     def biased(probs, *args, **kwargs):
         p = np.asarray(probs, dtype=float).copy()
         p[0] += 0.02  # the most likely category a little too likely
         return real(p / p.sum(), *args, **kwargs)
 
-    monkeypatch.setattr(sim.runner, "count_paths", biased)
+    monkeypatch.setattr(sim.blocks, "count_paths", biased)
     text = "name: biased\nseed: 1\nreplicates: 400\nn: [10, 1000, 100000]\ncases:\n  - {name: coin, p: 0.7, q: 0.5}\n"
     report = run_experiment(parse_config(text), tmp_path)
     assert not report.check.passed

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import sim.blocks
 import sim.runner
 from sim.cli import main
 from sim.errors import RunError
@@ -134,7 +135,7 @@ def test_runtime_failure_exits_1_and_keeps_previous_results(cli, write_config, t
     def broken(*args, **kwargs):
         raise RunError("the sampler broke")
 
-    monkeypatch.setattr(sim.runner, "simulate_block", broken)
+    monkeypatch.setattr(sim.blocks, "simulate_block", broken)
     r = cli("run", str(cfg), "--out", str(out), "--set", "seed=99")
     assert r.exit_code == 1 and "the sampler broke" in r.stderr
     assert (out / "tiny" / "summary.csv").read_bytes() == before

@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from sim.blocks import block_size, simulate_case
 from sim.config import parse_config
-from sim.runner import block_size, run_experiment, simulate_case
+from sim.runner import run_experiment
 from tests.conftest import z_crit
 
 CHECKPOINTS = [1, 3, 10, 100, 10_000, 10**8]

@@ -13,9 +13,10 @@ import pandas as pd
 import pytest
 
 import sim.runner
+from sim.blocks import block_size
 from sim.config import parse_config
 from sim.parallel import BLOCKS_PER_TASK, Progress, default_workers, plan
-from sim.runner import Execution, block_size, run_experiment
+from sim.runner import Execution, run_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 
