@@ -97,6 +97,10 @@ def count_paths(
     if method not in METHODS:
         raise ValueError(f"unknown sampling method {method!r}")
     p = np.asarray(probs, dtype=float)
+    if p.ndim != 1 or p.size == 0 or not np.all(np.isfinite(p)) or np.any(p < 0) or p.sum() <= 0:
+        raise ValueError(
+            "probs must be a non-empty vector of finite, non-negative numbers with a positive sum"
+        )
     p = p / p.sum()
     k = p.size
     cdf = np.cumsum(p)

@@ -83,6 +83,9 @@ def test_single_category_and_bad_checkpoints():
         _paths([0.5, 0.5], [5, 5], 3, seed=0, method="counts")
     with pytest.raises(ValueError, match="unknown"):
         _paths([0.5, 0.5], [5], 3, seed=0, method="bogus")
+    for bad in ([0.5, np.nan, 0.5], [0.6, -0.1, 0.5], [], [0.0, 0.0, 0.0], [[0.5, 0.5]]):
+        with pytest.raises(ValueError, match="probs"):
+            _paths(bad, [5], 3, seed=0, method="counts")
 
 
 def _sorted_dirichlet(k, seed):
