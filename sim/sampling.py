@@ -14,7 +14,8 @@ Three methods draw the increments, all exactly:
     An increment m costs O(min(m, K)) per path.  K = 2: one Binomial draw.
     m < K: the m observations themselves, by Walker's alias method (O(1)
     each: a uniform category j, kept with probability ``threshold[j]``, else
-    replaced by ``alias[j]``).  m ≥ K: numpy's Multinomial, or from
+    replaced by ``alias[j]``; beyond :data:`ALIAS_MAX_K` categories by
+    inverse CDF, O(log K) each).  m ≥ K: numpy's Multinomial, or from
     :data:`POISSON_K` categories on, a *Poissonised* Multinomial:
     independent Poisson(λ p_k) counts with λ = m − 5√m, whose total T is
     Poisson(λ) and which given T are Multinomial(T, p); a path with T ≤ m is
@@ -54,6 +55,10 @@ METHODS = ("counts", "per-sample", "multinomial")
 POISSON_K = 1024
 #: λ = m − POISSON_MARGIN·√m: a Poisson total overshoots m with probability ≈ 3·10⁻⁷.
 POISSON_MARGIN = 5.0
+#: Beyond this many categories no alias table is built (its construction is a
+#: Python loop, ~0.6 µs a category): observations are drawn by inverse CDF and
+#: increments of at least K by numpy's Multinomial.
+ALIAS_MAX_K = 1 << 20
 
 
 def count_paths(
@@ -105,7 +110,7 @@ def count_paths(
     k = p.size
     cdf = np.cumsum(p)
     cdf /= cdf[-1]
-    table = _alias_table(p.tobytes()) if method == "counts" and k > 2 else None
+    table = _alias_table(p.tobytes()) if method == "counts" and 2 < k <= ALIAS_MAX_K else None
     counts = np.zeros((size, k), dtype=np.int64)
     previous = 0
     for n in checkpoints:
@@ -116,7 +121,7 @@ def count_paths(
         delta = None
         if k == 1:
             counts[:, 0] += m
-        elif method == "per-sample":
+        elif method == "per-sample" or (method == "counts" and table is None and k > 2 and m < k):
             delta = _add(counts, _inverse_cdf(cdf, rng, size, m))
         elif table is not None and m < k:
             delta = _add(counts, _alias_draws(table, rng, np.full(size, m)))

@@ -134,3 +134,13 @@ def test_huge_increments_of_large_vocabularies_stay_o_of_k(monkeypatch):
     paths = _paths(p, [small, small + huge], 3, seed=17, method="counts")
     assert calls == [small]
     assert np.all(paths[-1].sum(axis=1) == small + huge)
+
+
+def test_vocabularies_beyond_the_alias_limit_use_the_inverse_cdf(monkeypatch):
+    monkeypatch.setattr(sampling, "ALIAS_MAX_K", 40)
+    monkeypatch.setattr(sampling, "_alias_table", None)  # must not be called
+    p = _sorted_dirichlet(50, 4)
+    paths = _paths(p, [5, 20, 1000], 5000, seed=18, method="counts")
+    for n, c in zip([5, 20, 1000], paths, strict=True):
+        assert np.all(c.sum(axis=1) == n)
+        assert_matches_pmf(c[:, 0], stats.binom.pmf(np.arange(n + 1), n, p[0]), alpha=ALPHA / 3)
