@@ -182,7 +182,7 @@ def default_workers(experiment) -> int:
 
 
 class Progress:
-    """A one-line progress bar on stderr: tasks done, rate and ETA.
+    """A one-line progress bar on stderr: blocks done (of cases × blocks), rate and ETA.
 
     Shown only when stderr is a terminal, ``quiet`` is False and the run has
     lasted a second; a non-terminal stderr gets nothing.
@@ -209,7 +209,7 @@ class Progress:
         filled = int(width * self.done / self.total)
         eta_text = f"{eta:5.0f}s" if math.isfinite(eta) else "    ?"
         self.stream.write(
-            f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} tasks "
+            f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} blocks "
             f"{rate:6.1f}/s ETA {eta_text}"
         )
         self.stream.flush()

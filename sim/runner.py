@@ -176,8 +176,9 @@ def _convergence_tables(experiment: Experiment, stage, out: Path, execution: Exe
     )
     stored = {t: store.load(t) for t in tasks} if execution.resume else dict.fromkeys(tasks)
     pending = [t for t in tasks if stored[t] is None]
-    progress = Progress(len(tasks), experiment.name, quiet=execution.quiet)
-    progress.update(len(tasks) - len(pending))
+    # counted in blocks (cases × blocks), finished a task at a time
+    progress = Progress(sum(t.blocks for t in tasks), experiment.name, quiet=execution.quiet)
+    progress.update(sum(t.blocks for t in tasks) - sum(t.blocks for t in pending))
 
     workers = execution.workers or default_workers(experiment)
     kind = "dask" if execution.executor == "dask" else ("processes" if workers > 1 else "serial")
@@ -188,7 +189,7 @@ def _convergence_tables(experiment: Experiment, stage, out: Path, execution: Exe
     def done(task, result) -> None:
         if not in_worker:
             store.save(task, result)
-        progress.update()
+        progress.update(task.blocks)
 
     results = execute(
         functools.partial(_run_and_store, store=store) if in_worker else run_task,

@@ -157,7 +157,7 @@ def test_progress_bar_only_on_a_terminal():
         for _ in range(10):
             bar.update()
         bar.close()
-    assert "10/10 tasks" in tty.getvalue() and "ETA" in tty.getvalue() and "/s" in tty.getvalue()
+    assert "10/10 blocks" in tty.getvalue() and "ETA" in tty.getvalue() and "/s" in tty.getvalue()
     assert pipe.getvalue() == ""
 
 
@@ -263,3 +263,16 @@ def test_a_run_killed_halfway_and_resumed_equals_the_uninterrupted_one(tmp_path)
     for name in ("summary.csv", "analytic.csv", "config.yaml"):
         assert (tmp_path / "out" / "killed" / name).read_bytes() == (reference / name).read_bytes(), name
     assert not resume.exists()
+
+
+def test_a_run_counts_its_progress_in_blocks(tmp_path, monkeypatch):
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    tty = Tty()
+    monkeypatch.setattr(sys, "stderr", tty)
+    run_experiment(parse_config(SMALL), tmp_path, execution=Execution(workers=1))
+    blocks = sum(t.blocks for t in plan(parse_config(SMALL), block_size))
+    assert blocks == 2 * -(-20000 // block_size(2))
+    assert f"{blocks}/{blocks} blocks" in tty.getvalue()
