@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 
 import click
 
@@ -231,19 +232,23 @@ def plot(results: tuple[str, ...], fmt: str) -> None:
     """Redraw the figures of RESULTS folders from their CSVs and config.yaml alone.
 
     Never re-simulates: reads summary.csv, analytic.csv, replicates.csv.gz and
-    config.yaml, and replaces RESULTS/figures/ once every figure is drawn.
+    config.yaml, and replaces RESULTS/figures/ once every figure is drawn,
+    holding the folder's lock so that a sim run writing it is not raced.
 
     \b
     Examples:
       sim plot results/*
       sim plot results/coin --format svg
     """
+    from . import results as res
     from .figures import draw_figures, load_tables
 
     for folder in results:
         load_tables(folder)  # every folder readable before any is redrawn
     for folder in results:
-        written = draw_figures(folder, fmt=fmt)
+        path = Path(folder).resolve()
+        with res.exclusive(path.parent, path.name):
+            written = draw_figures(folder, fmt=fmt)
         click.echo(f"{folder}: {len(written)} figures → {os.path.join(folder, 'figures')}")
 
 

@@ -95,8 +95,14 @@ def exclusive(out: Path, name: str) -> Iterator[None]:
     ------
     sim.errors.RunError
         If another run holds the lock.
+    sim.errors.OutputError
+        If the lock file cannot be created in ``out``.
     """
-    with open(Path(out) / f".{name}.lock", "a+", encoding="utf-8") as fh:
+    try:
+        lock = open(Path(out) / f".{name}.lock", "a+", encoding="utf-8")  # noqa: SIM115 (a with below)
+    except OSError as exc:
+        raise OutputError(f"{Path(out) / name}: cannot take the results lock: {exc.strerror}") from None
+    with lock as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -172,3 +172,23 @@ def test_run_draws_figures_unless_told_not_to(cli, write_config, tmp_path):
     assert {p.stem for p in (tmp_path / "a" / "tiny" / "figures").iterdir()} == set(figures.KINDS)
     assert cli("run", str(cfg), "--out", str(tmp_path / "b"), "--no-figures").exit_code == 0
     assert not (tmp_path / "b" / "tiny" / "figures").exists()
+
+
+def test_sim_plot_refuses_a_folder_a_run_is_writing(cli, tiny_results, tmp_path):
+    """While a run holds a results folder's lock, sim plot refuses it (exit 1) and writes nothing."""
+    from sim import results as res
+
+    folder = tmp_path / "tiny"
+    shutil.copytree(tiny_results, folder)
+    shutil.rmtree(folder / "figures", ignore_errors=True)
+    with res.exclusive(tmp_path, "tiny"):
+        r = subprocess.run(
+            [sys.executable, "-m", "sim", "plot", str(folder)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+            check=False,
+        )
+    assert r.returncode == 1 and "another sim run is writing" in r.stderr, r.stderr
+    assert not (folder / "figures").exists()
+    assert cli("plot", str(folder)).exit_code == 0  # and once it is released
