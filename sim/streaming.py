@@ -7,12 +7,18 @@ task order (so the result does not depend on how tasks were scheduled):
 - counts, means and sums of squared deviations merge exactly by Chan et al.'s
   pairwise formulas, minima and maxima and coverage counts trivially;
 - quantiles come from two fixed-bin histograms per (n, estimator): a fine one
-  over the exact mean ± 12 exact sd (where the exact sd is known and positive)
-  and a coarse one, over the estimator's a-priori range (llr lies between the
-  smallest and largest log p/q, and so on), of the values outside that window.  A quantile is reported as the
-  middle of the smallest interval known to contain it, and ``quantile_error``
-  in ``summary.csv`` is that interval's half-width: an upper bound on the
-  distance to the exact quantile (numpy's linear interpolation).
+  over the exact mean ± 12 exact sd (where the exact sd is known and positive;
+  widened by a hair so that values on its edges fall inside) and a coarse
+  one, over the estimator's a-priori range (llr lies between the smallest and
+  largest log p/q, and so on), of the values outside that window.  A quantile
+  is reported as the middle of the smallest interval known to contain it, and
+  ``quantile_error`` in ``summary.csv`` is that interval's half-width: an
+  upper bound on the distance to the exact quantile (numpy's linear
+  interpolation).
+
+Blocks arrive one checkpoint at a time (:class:`BlockFold`), values laid out
+(estimators, replicates), so that their statistics are taken while they are
+still in a core's cache.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ WINDOW_SD = 12.0
 
 @dataclass
 class Accumulator:
-    """Streaming statistics of values shaped (replicates, n, estimators)."""
+    """Streaming statistics, per (n, estimator), of replicated values."""
 
     count: int
     mean: np.ndarray
