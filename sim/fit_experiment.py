@@ -27,6 +27,7 @@ from . import results as res
 from .blocks import block_rng, block_size
 from .config import FitCase, FitExperiment
 from .distributions import to_units
+from .parallel import BLOCKS_PER_TASK, Task
 from .sampling import count_paths
 from .summary import replicates_frame, summarize_fit_case
 
@@ -111,41 +112,102 @@ def evaluate(
     return np.stack([kl, train, test], axis=1)
 
 
-def simulate(experiment: FitExperiment) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
+def plan(experiment: FitExperiment) -> list[Task]:
+    """The tasks of a fit experiment: blocks of replicates, every model fitted to each.
+
+    Models share their data, so a task holds all of them (its ``case`` is 0).
+    """
+    blocks = math.ceil(experiment.replicates / _block_size(experiment))
+    return [Task(0, b, min(BLOCKS_PER_TASK, blocks - b)) for b in range(0, blocks, BLOCKS_PER_TASK)]
+
+
+def _block_size(experiment: FitExperiment) -> int:
+    return block_size(experiment.truth.inputs * experiment.truth.classes)
+
+
+def _block_paths(experiment: FitExperiment, block: int):
+    """The replicate rows of one block and their count paths (flat cells on the support)."""
+    support, probs = _cells(experiment)
+    size = _block_size(experiment)
+    rows = slice(block * size, min(experiment.replicates, (block + 1) * size))
+    rng = block_rng(experiment.seed, "fit-data", block)
+    paths = count_paths(
+        probs, experiment.checkpoints, rows.stop - rows.start, rng=rng, method=experiment.sampler
+    )
+    return rows, support, paths
+
+
+def fit_task(experiment: FitExperiment, task: Task) -> dict[str, np.ndarray]:
+    """Fit every model to every replicate of one task's blocks at every N.
+
+    Returns ``{"values": (models, rows, checkpoints, 3)}`` in nats, estimators
+    in :data:`sim.config.FIT_ESTIMATORS` order.
+    """
+    truth = experiment.truth
+    designs = [fitting.design(c.model, truth) for c in experiment.cases]
+    parts = []
+    for b in range(task.first, task.first + task.blocks):
+        rows, support, paths = _block_paths(experiment, b)
+        out = np.empty((len(designs), rows.stop - rows.start, len(experiment.checkpoints), 3))
+        for j, flat in enumerate(paths):
+            counts = _full_counts(flat, support, truth.table.shape)
+            for m, design in enumerate(designs):
+                result = fitting.fit(counts, design, smoothing=experiment.smoothing)
+                out[m, :, j] = evaluate(truth, counts, result.log_q, result.converged)
+        parts.append(out)
+    return {"values": np.concatenate(parts, axis=1)}
+
+
+def trajectory(experiment: FitExperiment) -> pd.DataFrame:
+    """The optimisation path of the chosen replicate at the chosen N, for every model (nats).
+
+    Its counts are drawn again from its block's own stream: the same counts
+    the block's fits saw.
+    """
+    rep, n = experiment.trajectory["replicate"], experiment.trajectory["n"]
+    block = rep // _block_size(experiment)
+    rows, support, paths = _block_paths(experiment, block)
+    for checkpoint, flat in zip(experiment.checkpoints, paths, strict=True):
+        if checkpoint == n:
+            counts = _full_counts(flat, support, experiment.truth.table.shape)
+            one = counts[rep - rows.start : rep - rows.start + 1]
+            frames = [
+                _trajectory(experiment, c, fitting.design(c.model, experiment.truth), one, rep)
+                for c in experiment.cases
+            ]
+            return pd.concat(frames, ignore_index=True)
+    raise ValueError(f"trajectory n = {n} is not a checkpoint")
+
+
+def simulate(experiment: FitExperiment, run_tasks=None) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
     """Fit every model to every replicate at every N.
+
+    Parameters
+    ----------
+    experiment : FitExperiment
+    run_tasks : callable, optional
+        ``run_tasks(tasks, fn)`` yields ``(task, fn(experiment, task))`` in
+        task order, on whatever executor (see :func:`sim.runner.task_results`);
+        by default the tasks run here, one after the other.
 
     Returns
     -------
     values : dict of str to numpy.ndarray
-        Per case, ``(replicates, checkpoints, 3)`` in nats, estimators in
+        Per model, ``(replicates, checkpoints, 3)`` in nats, estimators in
         :data:`sim.config.FIT_ESTIMATORS` order.
     trajectory : pandas.DataFrame
         The optimisation path of the chosen replicate at the chosen N, for
         every model (:data:`TRAJECTORY_COLUMNS`, nats).
     """
-    truth = experiment.truth
-    support, probs = _cells(experiment)
-    shape = truth.table.shape
-    designs = {c.name: fitting.design(c.model, truth) for c in experiment.cases}
-    reps, ckpts = experiment.replicates, experiment.checkpoints
-    values = {c.name: np.empty((reps, len(ckpts), 3)) for c in experiment.cases}
-    size = block_size(truth.inputs * truth.classes)
-    tr_rep, tr_n = experiment.trajectory["replicate"], experiment.trajectory["n"]
-    trajectory: list[pd.DataFrame] = []
-    for b in range(math.ceil(reps / size)):
-        rows = slice(b * size, min(reps, (b + 1) * size))
-        rng = block_rng(experiment.seed, "fit-data", b)
-        paths = count_paths(probs, ckpts, rows.stop - rows.start, rng=rng, method=experiment.sampler)
-        for j, (n, flat) in enumerate(zip(ckpts, paths, strict=True)):
-            counts = _full_counts(flat, support, shape)
-            for case in experiment.cases:
-                result = fitting.fit(counts, designs[case.name], smoothing=experiment.smoothing)
-                values[case.name][rows, j] = evaluate(truth, counts, result.log_q, result.converged)
-            if n == tr_n and rows.start <= tr_rep < rows.stop:
-                one = counts[tr_rep - rows.start : tr_rep - rows.start + 1]
-                for case in experiment.cases:
-                    trajectory.append(_trajectory(experiment, case, designs[case.name], one, tr_rep))
-    return values, pd.concat(trajectory, ignore_index=True)
+    if run_tasks is None:
+
+        def run_tasks(tasks, fn):
+            return ((task, fn(experiment, task)) for task in tasks)
+
+    parts = [arrays["values"] for _, arrays in run_tasks(plan(experiment), fit_task)]
+    stacked = np.concatenate(parts, axis=1)  # (models, replicates, checkpoints, 3), C order
+    values = {case.name: stacked[m] for m, case in enumerate(experiment.cases)}
+    return values, trajectory(experiment)
 
 
 def _trajectory(
@@ -204,12 +266,16 @@ def convert(frame: pd.DataFrame, units: str, columns) -> pd.DataFrame:
     return out
 
 
-def fit_tables(experiment: FitExperiment, stage) -> dict[str, pd.DataFrame]:
-    """Every table of a fit experiment's results folder; ``stage(name)`` times each stage."""
+def fit_tables(experiment: FitExperiment, stage, run_tasks=None) -> dict[str, pd.DataFrame]:
+    """Every table of a fit experiment's results folder.
+
+    ``stage(name)`` times each stage; ``run_tasks`` runs the fits (see
+    :func:`simulate`).
+    """
     with stage("analytic"):
         analytic = analytic_table(experiment)
     with stage("simulate"):
-        values, trajectory = simulate(experiment)
+        values, path = simulate(experiment, run_tasks)
     summaries, replicate_frames = [], []
     with stage("summarize"):
         order = {"kl_fitted": 0, "train_cross_entropy": 1, "test_cross_entropy": 2}
@@ -230,5 +296,5 @@ def fit_tables(experiment: FitExperiment, stage) -> dict[str, pd.DataFrame]:
         res.ANALYTIC: analytic,
         res.SUMMARY: pd.concat(summaries, ignore_index=True),
         res.REPLICATES: pd.concat(replicate_frames, ignore_index=True),
-        res.TRAJECTORY: convert(trajectory, experiment.units, in_units),
+        res.TRAJECTORY: convert(path, experiment.units, in_units),
     }

@@ -13,7 +13,7 @@ import functools
 import platform
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,9 +32,9 @@ from .streaming import Accumulator
 from .summary import analytic_table, replicates_frame, summarize_case, summarize_stream
 
 
-def _run_and_store(experiment: Experiment, task: Task, *, store: ResumeStore) -> dict[str, np.ndarray]:
-    """:func:`run_task`, then store the task for ``--resume`` (in the worker)."""
-    result = run_task(experiment, task)
+def _run_and_store(experiment, task: Task, *, fn: Callable, store: ResumeStore) -> dict[str, np.ndarray]:
+    """``fn(experiment, task)``, then store the task for ``--resume`` (in the worker)."""
+    result = fn(experiment, task)
     store.save(task, result)
     return result
 
@@ -109,8 +109,7 @@ def run_experiment(
         Replace an existing ``out/<name>/`` (only once the run has
         succeeded); with False, refuse before simulating.
     execution : Execution, optional
-        Executor, workers, resume and progress (convergence experiments;
-        fit experiments run serially).
+        Executor, workers, resume and progress.
 
     Returns
     -------
@@ -139,7 +138,11 @@ def _run_locked(experiment, out: Path, command, after, execution: Execution) -> 
     report = RunReport(experiment, out / experiment.name)
     stage = _Stopwatch(report.timings)
     if experiment.kind == "fit":
-        tables = fit_tables(experiment, stage)
+        store = _store(experiment, out, "fit", execution)
+        tables = fit_tables(
+            experiment, stage, lambda tasks, fn: task_results(experiment, tasks, fn, store, execution)
+        )
+        tables["_store"] = store
     else:
         tables = _convergence_tables(experiment, stage, out, execution)
     store = tables.pop("_store", None)
@@ -169,54 +172,20 @@ def _run_locked(experiment, out: Path, command, after, execution: Execution) -> 
 def _convergence_tables(experiment: Experiment, stage, out: Path, execution: Execution) -> dict:
     with stage("analytic"):
         analytic = analytic_table(experiment)
-    tasks = plan(experiment, block_size)
     mode = "replicates" if experiment.save_replicates else "streaming"
-    store = ResumeStore(
-        out, experiment.name, fingerprint(dump_config(experiment), mode), resume=execution.resume
-    )
-    stored = {t: store.load(t) for t in tasks} if execution.resume else dict.fromkeys(tasks)
-    pending = [t for t in tasks if stored[t] is None]
-    # counted in blocks (cases × blocks), finished a task at a time
-    progress = Progress(sum(t.blocks for t in tasks), experiment.name, quiet=execution.quiet)
-    progress.update(sum(t.blocks for t in tasks) - sum(t.blocks for t in pending))
-
-    workers = execution.workers or default_workers(experiment)
-    kind = "dask" if execution.executor == "dask" else ("processes" if workers > 1 else "serial")
-    # Local worker processes store their own finished tasks (in parallel, off
-    # the merging process); a dask cluster's workers may not share our disk.
-    in_worker = kind == "processes"
-
-    def done(task, result) -> None:
-        if not in_worker:
-            store.save(task, result)
-        progress.update(task.blocks)
-
-    results = execute(
-        functools.partial(_run_and_store, store=store) if in_worker else run_task,
-        experiment,
-        pending,
-        executor=kind,
-        workers=workers,
-        scheduler=execution.scheduler,
-        on_done=done,
-    )
+    store = _store(experiment, out, mode, execution)
     per_case: dict[int, list] = {c: [] for c in range(len(experiment.cases))}
     with stage("simulate"):
-        try:
-            for task in tasks:
-                arrays = stored.pop(task)
-                if arrays is None:
-                    arrays = next(results)[1]
-                parts = per_case[task.case]
-                if experiment.save_replicates:
-                    parts.append(arrays)
-                elif not parts:
-                    parts.append(Accumulator.from_arrays(arrays))
-                else:  # fold into the running accumulator, in task order
-                    parts[0].merge(Accumulator.from_arrays(arrays))
-        finally:
-            results.close()
-            progress.close()
+        for task, arrays in task_results(
+            experiment, plan(experiment, block_size), run_task, store, execution
+        ):
+            parts = per_case[task.case]
+            if experiment.save_replicates:
+                parts.append(arrays)
+            elif not parts:
+                parts.append(Accumulator.from_arrays(arrays))
+            else:  # fold into the running accumulator, in task order
+                parts[0].merge(Accumulator.from_arrays(arrays))
     summaries, replicate_frames = [], []
     kw = dict(checkpoints=experiment.checkpoints, estimators=experiment.estimators)
     with stage("summarize"):
@@ -237,6 +206,54 @@ def _convergence_tables(experiment: Experiment, stage, out: Path, execution: Exe
         tables[res.REPLICATES] = pd.concat(replicate_frames, ignore_index=True)
     tables["_store"] = store
     return tables
+
+
+def _store(experiment, out: Path, mode: str, execution: Execution) -> ResumeStore:
+    """The resume store of a run, keyed by its resolved config (refuses a different one)."""
+    return ResumeStore(
+        out, experiment.name, fingerprint(dump_config(experiment), mode), resume=execution.resume
+    )
+
+
+def task_results(
+    experiment, tasks: Sequence[Task], fn: Callable, store: ResumeStore, execution: Execution
+) -> Iterator[tuple[Task, dict[str, np.ndarray]]]:
+    """Run ``fn(experiment, task)`` for every task not already stored; yield all in task order.
+
+    Finished tasks are stored for ``--resume`` (by local worker processes
+    themselves, in parallel and off this process; by this process for a dask
+    cluster, whose workers may not share our disk), and counted on the
+    progress bar in blocks (cases × blocks).
+    """
+    stored = {t: store.load(t) for t in tasks} if execution.resume else dict.fromkeys(tasks)
+    pending = [t for t in tasks if stored[t] is None]
+    progress = Progress(sum(t.blocks for t in tasks), experiment.name, quiet=execution.quiet)
+    progress.update(sum(t.blocks for t in tasks) - sum(t.blocks for t in pending))
+    workers = execution.workers or default_workers(experiment)
+    kind = "dask" if execution.executor == "dask" else ("processes" if workers > 1 else "serial")
+    in_worker = kind == "processes"
+
+    def done(task, result) -> None:
+        if not in_worker:
+            store.save(task, result)
+        progress.update(task.blocks)
+
+    results = execute(
+        functools.partial(_run_and_store, fn=fn, store=store) if in_worker else fn,
+        experiment,
+        pending,
+        executor=kind,
+        workers=workers,
+        scheduler=execution.scheduler,
+        on_done=done,
+    )
+    try:
+        for task in tasks:
+            arrays = stored.pop(task)
+            yield task, (next(results)[1] if arrays is None else arrays)
+    finally:
+        results.close()
+        progress.close()
 
 
 def _run_info(experiment: Experiment, command, started: str, timings: dict[str, float]) -> dict:

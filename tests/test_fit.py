@@ -288,3 +288,47 @@ def test_fits_that_reach_the_rounding_floor_converge():
     marginal = (counts.sum(axis=1) + 3 * 0.5) / (2000 + 3 * 2 * 0.5)
     const = fitting.fit(counts, fitting.design("constant", truth), smoothing=0.5)
     np.testing.assert_allclose(np.exp(const.log_q[0, 0]), marginal[0], rtol=1e-10)
+
+
+def _tasks_of_64(monkeypatch):
+    import sim.blocks
+
+    monkeypatch.setattr(sim.blocks, "MAX_BLOCK", 64)  # 400 replicates → 7 blocks → 2 tasks
+
+
+def test_fits_on_two_workers_write_identical_bytes(tmp_path, monkeypatch):
+    from sim.fit_experiment import plan
+    from sim.runner import Execution
+
+    _tasks_of_64(monkeypatch)
+    assert len(plan(parse_config(CONFIG))) == 2
+    one = run_experiment(parse_config(CONFIG), tmp_path / "1", execution=Execution(workers=1)).path
+    two = run_experiment(parse_config(CONFIG), tmp_path / "2", execution=Execution(workers=2)).path
+    for name in ("summary.csv", "replicates.csv.gz", "trajectory.csv", "analytic.csv"):
+        assert (one / name).read_bytes() == (two / name).read_bytes(), name
+
+
+def test_an_interrupted_fit_resumes_to_identical_bytes(tmp_path, monkeypatch):
+    import sim.fit_experiment as fx
+    from sim.runner import Execution
+
+    _tasks_of_64(monkeypatch)
+    reference = run_experiment(parse_config(CONFIG), tmp_path / "ref").path
+    real, calls = fx.fit_task, []
+
+    def interrupted(experiment, task):
+        calls.append(task)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(experiment, task)
+
+    monkeypatch.setattr(fx, "fit_task", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(parse_config(CONFIG), tmp_path / "out")
+    assert len(list((tmp_path / "out" / ".fit-test.resume").glob("task-*.npz"))) == 1
+    calls.clear()
+    monkeypatch.setattr(fx, "fit_task", lambda e, t: (calls.append(t), real(e, t))[1])
+    resumed = run_experiment(parse_config(CONFIG), tmp_path / "out", execution=Execution(resume=True)).path
+    assert len(calls) == 1  # only the unfinished task ran
+    for name in ("summary.csv", "replicates.csv.gz", "trajectory.csv"):
+        assert (resumed / name).read_bytes() == (reference / name).read_bytes(), name
