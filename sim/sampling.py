@@ -151,7 +151,7 @@ def _inverse_cdf(cdf: np.ndarray, rng: np.random.Generator, size: int, m: int) -
     return np.concatenate(cells)
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=4)
 def _alias_table(probs: bytes) -> tuple[np.ndarray, np.ndarray]:
     """Walker's alias table (Vose's construction) of the probabilities in ``probs``.
 
