@@ -202,6 +202,24 @@ def main() -> None:
     )
     t_more = best(lambda: simulate_all(parse_config(coin(4 * r_c, 10**3))), 1)
     record("time(4× replicates) / time(1×)", t_more / t_small, "×", "≈ 4", None, "linear in replicates")
+    r_small = 500 if q else 2000
+
+    def zipf(k: int):
+        return parse_config(
+            f"name: k\nseed: 1\nreplicates: {r_small}\nn: {{min: 10, max: 1000, points: 5}}\n"
+            f"cases: [{{name: z, p: {{zipf: {{k: {k}, s: 1.07}}}}, q: {{uniform: {k}}}}}]\n"
+        )
+
+    k_small, k_large = zipf(500), zipf(50_000)
+    t_k = best(lambda: simulate_all(k_large), 3) / best(lambda: simulate_all(k_small), 3)
+    record(
+        "time(K = 50,000) / time(K = 500)",
+        t_k,
+        "×",
+        "",
+        None,
+        f"Zipf, {r_small:,} replicates, N ≤ 1000: increments below K",
+    )
     r_k = 20 if q else 100
     vocab = f"name: v\nseed: 1\nreplicates: {r_k}\nn: {{min: 10, max: 1000000, points: 11}}\ncases: [{{name: z, p: {{zipf: {{k: 50000, s: 1.07}}}}, q: {{uniform: 50000}}}}]\n"
     ve = parse_config(vocab)
