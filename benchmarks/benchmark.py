@@ -94,13 +94,13 @@ def _draw_count(count: int) -> None:
 
 
 def draws_speedup(workers: int, count: int = 3000) -> float:
-    """Wall-clock speed-up of ``workers`` processes over one at numpy's draws alone (best of 3)."""
+    """Wall-clock speed-up of ``workers`` processes over one at numpy's draws alone (best of 5)."""
     from concurrent.futures import ProcessPoolExecutor
 
     serial, parallel = [], []
     with ProcessPoolExecutor(workers) as pool:
         list(pool.map(_draw_count, [10] * workers))  # start the workers first
-        for _ in range(3):
+        for _ in range(5):
             t0 = time.perf_counter()
             _draw_count(count * workers)
             serial.append(time.perf_counter() - t0)
@@ -274,7 +274,7 @@ def main() -> None:
     cfg = coin(r_w, 10**9, save=False)
     timings = {1: [], 2: []}
     with tempfile.TemporaryDirectory() as tmp:
-        for _ in range(3):  # interleaved, best of three: a shared VM's neighbours come and go
+        for _ in range(5):  # interleaved, best of five: a shared VM's neighbours come and go
             for w in (1, 2):
                 t0 = time.perf_counter()
                 run_experiment(
