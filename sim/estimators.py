@@ -69,17 +69,29 @@ class SupportArrays:
 
     @classmethod
     def from_pair(cls, pair: Pair) -> SupportArrays:
+        """The arrays of ``pair`` (cached: every task of a case asks for them)."""
+        return _support_arrays(pair)
+
+    @classmethod
+    def _build(cls, pair: Pair) -> SupportArrays:
         s = pair.support
         order = np.argsort(-pair.p.probs[s], kind="stable")
         idx = s[order]
-        return cls(
-            probs=pair.p.probs[idx],
-            log_p=pair.p.log_probs[idx],
-            log_q=pair.q.log_probs[idx],
-            log_ratio=pair.log_ratio[order],
-            index=idx,
-            total=math.fsum(pair.p.probs[idx]),
-        )
+        arrays = {
+            "probs": pair.p.probs[idx],
+            "log_p": pair.p.log_probs[idx],
+            "log_q": pair.q.log_probs[idx],
+            "log_ratio": pair.log_ratio[order],
+            "index": idx,
+        }
+        for a in arrays.values():
+            a.setflags(write=False)  # shared by every task of the case
+        return cls(**arrays, total=math.fsum(arrays["probs"]))
+
+
+@functools.lru_cache(maxsize=4)
+def _support_arrays(pair: Pair) -> SupportArrays:
+    return SupportArrays._build(pair)
 
 
 def estimate(counts: np.ndarray, n: int, arrays: SupportArrays, names=ESTIMATORS) -> dict[str, np.ndarray]:

@@ -108,8 +108,7 @@ def count_paths(
         )
     p = p / p.sum()
     k = p.size
-    cdf = np.cumsum(p)
-    cdf /= cdf[-1]
+    cdf = None  # built when first needed
     table = _alias_table(p.tobytes()) if method == "counts" and 2 < k <= ALIAS_MAX_K else None
     counts = np.zeros((size, k), dtype=np.int64)
     previous = 0
@@ -122,6 +121,7 @@ def count_paths(
         if k == 1:
             counts[:, 0] += m
         elif method == "per-sample" or (method == "counts" and table is None and k > 2 and m < k):
+            cdf = _cdf(p) if cdf is None else cdf
             delta = _add(counts, _inverse_cdf(cdf, rng, size, m))
         elif table is not None and m < k:
             delta = _add(counts, _alias_draws(table, rng, np.full(size, m)))
@@ -134,6 +134,12 @@ def count_paths(
         else:
             counts += rng.multinomial(m, p, size=size)
         yield (counts, delta) if with_delta else counts
+
+
+def _cdf(p: np.ndarray) -> np.ndarray:
+    cdf = np.cumsum(p)
+    cdf /= cdf[-1]
+    return cdf
 
 
 def _inverse_cdf(cdf: np.ndarray, rng: np.random.Generator, size: int, m: int) -> np.ndarray:
