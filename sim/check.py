@@ -9,7 +9,12 @@ columns, which are themselves checked):
     the replicates' own sd otherwise (the plug-in KL of a categorical case).
 ``sd``
     z = (sd − exact sd)/se(sd), where Var(s²) = μ4/R − σ⁴(R − 3)/(R(R − 1))
-    uses the exact fourth central moment and se(sd) = √Var(s²)/(2σ).
+    uses the exact fourth central moment and se(sd) = √Var(s²)/(2σ).  An
+    estimator that takes only two values (``p_wrong``; any estimator of a coin
+    at n = 1) has a sample sd that is a function of its sample mean,
+    √(R/(R − 1)·(mean − a)(b − mean)): that is checked exactly instead, since
+    the mean's test already covers it and the normal approximation of s²
+    fails for such laws near p = 1/2.
 ``coverage95``
     z = (c − c_exact)/√(c_exact(1 − c_exact)/R), for coins.
 
@@ -32,6 +37,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from scipy import stats
 
@@ -170,7 +176,14 @@ def check_summary(
             rows.append(key | _z("mean", row["mean"], mean, spread / math.sqrt(r), mean))
         else:
             rows.append(key | _exact("mean", row["mean"], mean))
-        if not math.isnan(sd):
+        two = _two_values(experiment, case, est, n)
+        if not math.isnan(sd) and sd > 0 and two is not None and r > 1:
+            # Two possible values: the sample sd is a function of the sample mean
+            # (and its z-test's normal approximation fails near p = 1/2).
+            lo, hi = sorted(v * k for v in two)
+            consistent = math.sqrt(max(r / (r - 1) * (row["mean"] - lo) * (hi - row["mean"]), 0.0))
+            rows.append(key | _exact("sd from the mean", row.sd, consistent, reference=hi - lo))
+        elif not math.isnan(sd):
             if sd > 0:
                 var_s2 = mu4 / r - sd**4 * (r - 3) / (r * (r - 1))
                 rows.append(key | _z("sd", row.sd, sd, math.sqrt(max(var_s2, 0.0)) / (2 * sd), mean))
@@ -191,6 +204,23 @@ def check_summary(
     tests.loc[stochastic, "passed"] = tests.loc[stochastic, "z"].abs() <= z_crit
     tests["passed"] = tests.passed.astype(bool)
     return CheckReport(name or experiment.name, tests, alpha, z_crit)
+
+
+def _two_values(experiment, case, est: str, n: int) -> tuple[float, float] | None:
+    """The two values an estimator can take at n (nats), if it takes only two.
+
+    ``p_wrong`` is an indicator; at n = 1 every estimator of a two-category
+    case is a function of the one observation.
+    """
+    if est == "p_wrong":
+        return (0.0, 1.0)
+    if experiment.kind == "fit" or n != 1 or case.pair.support.size != 2 or est.startswith("p_wrong"):
+        return None
+    from .estimators import SupportArrays, estimate
+
+    arrays = SupportArrays.from_pair(case.pair)
+    values = estimate(np.array([[1, 0], [0, 1]]), 1, arrays, [est])[est]
+    return float(values[0]), float(values[1])
 
 
 def _tilted_against_plain(summary: pd.DataFrame, cases) -> list[dict]:

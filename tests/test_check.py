@@ -166,3 +166,32 @@ def test_identical_replicates_of_an_estimator_with_unknown_spread_are_not_misjud
     assert report.check.passed, report.check.table()
     tested = report.check.tests
     assert tested[(tested.n == 2) & (tested.estimator == "plugin_kl")].empty
+
+
+def test_two_valued_estimators_have_their_sd_checked_through_the_mean(tmp_path):
+    """A fair coin at n = 1 and the indicator p_wrong: s is a function of the mean.
+
+    The z-test of s² assumes it is roughly normal, which fails for a two-point
+    law near p = 1/2 (s² then sits just below its maximum, its fluctuation
+    second-order).  This seed made the old z-test fail (z = −4.4 with
+    |z| ≤ 4.2 allowed); the sd is now checked exactly against the mean, and a
+    tampered sd is still caught.
+    """
+    text = (
+        "name: fair\nseed: 478865\nreplicates: 500\nunits: bits\n"
+        "n: {min: 1, max: 1000000000000, points: 3}\n"
+        "estimators: [llr, cross_entropy, entropy, plugin_kl, p_wrong]\n"
+        "cases: [{name: c, p: 0.5, q: 7.701987898638942e-09}]\n"
+    )
+    report = run_experiment(parse_config(text), tmp_path).check
+    t = report.tests
+    assert report.passed, report.table()
+    by_mean = t[t.quantity == "sd from the mean"]
+    assert set(by_mean.estimator) == {"llr", "cross_entropy", "plugin_kl", "p_wrong"}  # entropy: constant
+    assert set(by_mean.n) == {1}  # later p_wrong is 0 to all precision: sd exactly 0
+    summary = tmp_path / "fair" / "summary.csv"
+    s = pd.read_csv(summary)
+    s.loc[(s.n == 1) & (s.estimator == "llr"), "sd"] *= 1.001
+    s.to_csv(summary, index=False)
+    bad = check_results(tmp_path / "fair")
+    assert list(bad.failures.quantity) == ["sd from the mean"]
