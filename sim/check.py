@@ -180,9 +180,7 @@ def check_summary(
         if not math.isnan(sd) and sd > 0 and two is not None and r > 1:
             # Two possible values: the sample sd is a function of the sample mean
             # (and its z-test's normal approximation fails near p = 1/2).
-            lo, hi = sorted(v * k for v in two)
-            consistent = math.sqrt(max(r / (r - 1) * (row["mean"] - lo) * (hi - row["mean"]), 0.0))
-            rows.append(key | _exact("sd from the mean", row.sd, consistent, reference=hi - lo))
+            rows.append(key | _sd_from_mean(row.sd, row["mean"], sorted(v * k for v in two), r))
         elif not math.isnan(sd):
             if sd > 0:
                 var_s2 = mu4 / r - sd**4 * (r - 3) / (r * (r - 1))
@@ -221,6 +219,26 @@ def _two_values(experiment, case, est: str, n: int) -> tuple[float, float] | Non
     arrays = SupportArrays.from_pair(case.pair)
     values = estimate(np.array([[1, 0], [0, 1]]), 1, arrays, [est])[est]
     return float(values[0]), float(values[1])
+
+
+def _sd_from_mean(sd: float, mean: float, values, r: int) -> dict:
+    """Exact test of the sd of R draws of a two-valued estimator against its mean.
+
+    s² = R/(R − 1)·(mean − a)(b − mean).  Compared as variances, with the
+    mean's own rounding allowance (ROUNDING relative) carried through: near
+    a or b the square root would magnify it.
+    """
+    a, b = values
+    variance = max(r / (r - 1) * (mean - a) * (b - mean), 0.0)
+    allowance = ROUNDING * ((b - a) * max(1.0, abs(mean)) + variance)
+    return {
+        "quantity": "sd from the mean",
+        "observed": sd,
+        "expected": math.sqrt(variance),
+        "se": 0.0,
+        "z": math.nan,
+        "passed": abs(sd * sd - variance) <= allowance,
+    }
 
 
 def _tilted_against_plain(summary: pd.DataFrame, cases) -> list[dict]:

@@ -195,3 +195,15 @@ def test_two_valued_estimators_have_their_sd_checked_through_the_mean(tmp_path):
     s.to_csv(summary, index=False)
     bad = check_results(tmp_path / "fair")
     assert list(bad.failures.quantity) == ["sd from the mean"]
+
+
+def test_a_two_valued_estimator_that_never_moved_is_consistent(tmp_path):
+    """All 500 replicates the same (p = 4.6e-5 at n = 1), streamed: the mean's rounding
+    must not be magnified by the square root into a false failure."""
+    text = (
+        "name: rare\nseed: 441173\nreplicates: 500\nsave_replicates: false\nunits: bits\n"
+        "n: {min: 1, max: 100000, points: 8}\ncases: [{name: c, p: 4.596296407832921e-05, q: 0.5}]\n"
+    )
+    report = run_experiment(parse_config(text), tmp_path).check
+    assert report.passed, report.table()
+    assert (report.tests.quantity == "sd from the mean").any()
