@@ -207,3 +207,33 @@ def test_a_two_valued_estimator_that_never_moved_is_consistent(tmp_path):
     report = run_experiment(parse_config(text), tmp_path).check
     assert report.passed, report.table()
     assert (report.tests.quantity == "sd from the mean").any()
+
+
+def test_plain_p_wrong_is_tested_against_the_tilted_estimate_as_a_binomial_count(tmp_path):
+    """One plain event in 2,000 where the tilted estimate (exact: 0.004278) expects 8.6.
+
+    Unlucky (probability 0.2 %) but no error: with the plain estimate's own
+    standard error the old two-sample test gave z = 7.2; the exact Binomial
+    test against the tilted estimate gives a p-value of about 1 %.  A tilted
+    estimate off by a factor of five would be caught.
+    """
+    from sim.check import check_summary
+
+    text = (
+        "name: b20\nseed: 126149\nreplicates: 2000\nunits: bits\n"
+        "n: {min: 1, max: 10000000, points: 9}\n"
+        "estimators: [llr, cross_entropy, entropy, plugin_kl, p_wrong, p_wrong_tilted]\n"
+        "cases: [{name: c, p: {dirichlet: {k: 3, alpha: 2.595, seed: 44}}, "
+        "q: {dirichlet: {k: 3, alpha: 1.143, seed: 6}}}]\n"
+    )
+    experiment = parse_config(text)
+    report = run_experiment(experiment, tmp_path)
+    assert report.check.passed, report.check.table()
+    t = report.check.tests
+    row = t[(t.n == 56) & (t.quantity == "agrees with p_wrong_tilted (Binomial)")].iloc[0]
+    assert row.observed == 0.0005 and abs(row.expected - 0.004278) < 3e-4
+    assert 2.0 < abs(row.z) < 3.0
+    s = report.summary.copy()
+    s.loc[(s.n == 56) & (s.estimator == "p_wrong_tilted"), "mean"] *= 5
+    bad = check_summary(s, experiment)
+    assert not bad.passed and set(bad.failures.quantity) == {"agrees with p_wrong_tilted (Binomial)"}
