@@ -117,9 +117,9 @@ class Case:
         return d
 
 
-@dataclass(frozen=True, eq=False)
-class Experiment:
-    """A validated experiment; build it with :func:`load_config`.
+@dataclass(frozen=True, eq=False, kw_only=True)
+class _Run:
+    """What every kind of experiment has: its name, sample sizes, seed and outputs.
 
     ``checkpoints`` are the sample sizes N (strictly increasing integers)
     derived from ``n``, the checkpoint specification as written with its
@@ -127,19 +127,25 @@ class Experiment:
     """
 
     name: str
-    cases: tuple[Case, ...]
     n: Any
     checkpoints: tuple[int, ...]
     seed: int = 0
     replicates: int = 1000
     units: str = "nats"
-    estimators: tuple[str, ...] = ESTIMATORS
     sampler: str = "counts"
-    kind: str = "convergence"
     description: str = ""
-    save_replicates: bool = True
     notes: tuple[str, ...] = ()
     source: str = field(default="<config>", compare=False)
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class Experiment(_Run):
+    """A validated convergence experiment; build it with :func:`load_config`."""
+
+    cases: tuple[Case, ...]
+    estimators: tuple[str, ...] = ESTIMATORS
+    kind: str = "convergence"
+    save_replicates: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         """The fully resolved config: every key, every default filled in."""
@@ -169,32 +175,22 @@ class FitCase:
         return d
 
 
-@dataclass(frozen=True, eq=False)
-class FitExperiment:
+@dataclass(frozen=True, eq=False, kw_only=True)
+class FitExperiment(_Run):
     """A validated ``kind: fit`` experiment (see :mod:`sim.fitting`).
 
     ``truth`` is the built data-generating process; ``inputs`` and
     ``truth_spec`` are the keys as written (defaults filled in).
     """
 
-    name: str
     cases: tuple[FitCase, ...]
-    n: Any
-    checkpoints: tuple[int, ...]
     truth: Any
     inputs: dict[str, Any]
     truth_spec: dict[str, Any]
     smoothing: float
     trajectory: dict[str, int]
-    seed: int = 0
-    replicates: int = 1000
-    units: str = "nats"
     estimators: tuple[str, ...] = FIT_ESTIMATORS
-    sampler: str = "counts"
     kind: str = "fit"
-    description: str = ""
-    notes: tuple[str, ...] = ()
-    source: str = field(default="<config>", compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The fully resolved config: every key, every default filled in."""
