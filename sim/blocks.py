@@ -207,16 +207,17 @@ def by_replicate(values: np.ndarray) -> np.ndarray:
     return np.moveaxis(values, -1, 0)
 
 
-_RANGES: dict = {}
+_RANGES: list = [None, None, None]  # experiment, case, its Ranges
 
 
 def ranges_of(experiment: Experiment, case: int) -> Ranges:
-    """Histogram ranges of a case, cached for the case being worked on."""
-    key = (experiment.name, experiment.seed, case)
-    if key not in _RANGES:
+    """Histogram ranges of a case, cached for the case being worked on.
+
+    Keyed by the experiment object itself: two experiments of one name and
+    seed (the same config with a ``--set``) must not share ranges.
+    """
+    if _RANGES[0] is not experiment or _RANGES[1] != case:
         c = experiment.cases[case]
-        _RANGES.clear()
-        _RANGES[key] = Ranges.for_case(
-            c.pair, experiment.checkpoints, experiment.estimators, experiment.units
-        )
-    return _RANGES[key]
+        ranges = Ranges.for_case(c.pair, experiment.checkpoints, experiment.estimators, experiment.units)
+        _RANGES[:] = [experiment, case, ranges]
+    return _RANGES[2]

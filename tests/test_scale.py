@@ -276,3 +276,19 @@ def test_a_run_counts_its_progress_in_blocks(tmp_path, monkeypatch):
     blocks = sum(t.blocks for t in plan(parse_config(SMALL), block_size))
     assert blocks == 2 * -(-20000 // block_size(2))
     assert f"{blocks}/{blocks} blocks" in tty.getvalue()
+
+
+def test_streamed_experiments_of_one_name_and_seed_do_not_share_histogram_ranges(tmp_path):
+    """The same config with other checkpoints, in one process (as --set would give)."""
+    from sim.blocks import ranges_of
+    from sim.streaming import Ranges
+
+    lean = SMALL + "save_replicates: false\n"
+    assert _run(lean, tmp_path / "a").check.passed
+    other = parse_config(lean.replace("n: [1, 10, 1000, 1000000000000]", "n: [2, 20, 2000]"))
+    used = ranges_of(other, 1)
+    c = other.cases[1]
+    expected = Ranges.for_case(c.pair, other.checkpoints, other.estimators, other.units)
+    np.testing.assert_array_equal(used.fine_lo, expected.fine_lo)
+    np.testing.assert_array_equal(used.fine_hi, expected.fine_hi)
+    assert run_experiment(other, tmp_path / "b", execution=Execution(quiet=True)).check.passed
