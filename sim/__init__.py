@@ -18,6 +18,7 @@ _API = {
     "ConfigError": "errors",
     "ConfigIssue": "errors",
     "Distribution": "distributions",
+    "Execution": "runner",
     "Experiment": "config",
     "OutputError": "errors",
     "Pair": "distributions",
