@@ -156,23 +156,12 @@ def _estimate_dense(counts: np.ndarray, n: int, arrays: SupportArrays, names) ->
             return {name: values[first] for name, values in table.items()}
         return _estimate_two(first.astype(float), n, arrays, names)
     c = counts.astype(float)
-    out: dict[str, np.ndarray] = {}
-    llr = None
-    for name in names:
-        if name in ("llr", "plugin_kl") and llr is None:
-            llr = row_dot(c, arrays.log_ratio) / n
-        if name == "llr":
-            out[name] = llr
-        elif name == "cross_entropy":
-            out[name] = -row_dot(c, arrays.log_q) / n
-        elif name == "entropy":
-            out[name] = -row_dot(c, arrays.log_p) / n
-        elif name == "plugin_kl":
-            expected = n * arrays.probs
-            out[name] = llr + row_dot(xlog1px_minus_x((c - expected) / expected), arrays.probs)
-        else:
-            raise ValueError(f"unknown estimator {name!r}")
-    return out
+
+    def kl_to_p() -> np.ndarray:
+        expected = n * arrays.probs
+        return row_dot(xlog1px_minus_x((c - expected) / expected), arrays.probs)
+
+    return _by_name(names, n, arrays, lambda v: row_dot(c, v), kl_to_p)
 
 
 def _estimate_two(first: np.ndarray, n: int, arrays: SupportArrays, names) -> dict[str, np.ndarray]:
@@ -182,10 +171,18 @@ def _estimate_two(first: np.ndarray, n: int, arrays: SupportArrays, names) -> di
     written out, and KL(f‖p) is :func:`sim.distributions.kl_two`.
     """
     second = n - first
+    a, b = arrays.probs
+    return _by_name(
+        names,
+        n,
+        arrays,
+        lambda v: first * v[0] + second * v[1],
+        lambda: kl_two((first - n * a) / n, a, b),
+    )
 
-    def dot(v: np.ndarray) -> np.ndarray:
-        return first * v[0] + second * v[1]
 
+def _by_name(names, n: int, arrays: SupportArrays, dot, kl_to_p) -> dict[str, np.ndarray]:
+    """The requested estimators from ``dot(v)`` = Σ_k c_k v_k per row and KL(f‖p) per row."""
     out: dict[str, np.ndarray] = {}
     llr = None
     for name in names:
@@ -198,8 +195,7 @@ def _estimate_two(first: np.ndarray, n: int, arrays: SupportArrays, names) -> di
         elif name == "entropy":
             out[name] = -dot(arrays.log_p) / n
         elif name == "plugin_kl":
-            a, b = arrays.probs
-            out[name] = llr + kl_two((first - n * a) / n, a, b)
+            out[name] = llr + kl_to_p()
         else:
             raise ValueError(f"unknown estimator {name!r}")
     return out

@@ -216,12 +216,11 @@ def _poissonised(m: int, p: np.ndarray, table, size: int, rng: np.random.Generat
     """``size`` Multinomial(m, p) rows, Poissonised and completed (see the module notes)."""
     lam = m - POISSON_MARGIN * math.sqrt(m)
     rows = rng.poisson(lam * p, size=(size, p.size))
-    while True:  # redraw the (rare) rows that overshoot m
-        over = np.flatnonzero(rows.sum(axis=1) > m)
-        if not over.size:
-            break
+    totals = rows.sum(axis=1)
+    while (over := np.flatnonzero(totals > m)).size:  # redraw the (rare) rows that overshoot m
         rows[over] = rng.poisson(lam * p, size=(over.size, p.size))
-    rest = m - rows.sum(axis=1)
+        totals[over] = rows[over].sum(axis=1)
+    rest = m - totals
     flat = rows.reshape(-1)
     flat += np.bincount(_alias_draws(table, rng, rest), minlength=flat.size)
     return rows
