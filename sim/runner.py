@@ -137,15 +137,20 @@ def _run_locked(experiment, out: Path, command, after, execution: Execution) -> 
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     report = RunReport(experiment, out / experiment.name)
     stage = _Stopwatch(report.timings)
+    mode = (
+        "fit" if experiment.kind == "fit" else ("replicates" if experiment.save_replicates else "streaming")
+    )
+    store = ResumeStore(
+        out, experiment.name, fingerprint(dump_config(experiment), mode), resume=execution.resume
+    )
+
+    def run_tasks(tasks, fn):
+        return task_results(experiment, tasks, fn, store, execution)
+
     if experiment.kind == "fit":
-        store = _store(experiment, out, "fit", execution)
-        tables = fit_tables(
-            experiment, stage, lambda tasks, fn: task_results(experiment, tasks, fn, store, execution)
-        )
-        tables["_store"] = store
+        tables = fit_tables(experiment, stage, run_tasks)
     else:
-        tables = _convergence_tables(experiment, stage, out, execution)
-    store = tables.pop("_store", None)
+        tables = _convergence_tables(experiment, stage, run_tasks)
     analytic, summary = tables[res.ANALYTIC], tables[res.SUMMARY]
     report.summary, report.analytic = summary, analytic
     with stage("check"):
@@ -164,21 +169,16 @@ def _run_locked(experiment, out: Path, command, after, execution: Execution) -> 
         info = _run_info(experiment, command, started, report.timings)
         info["check"] = {"agrees_with_theory": report.check.passed, "summary": report.check.headline()}
         res.write_json(info, tmp / res.RUN)
-    if store is not None:
-        store.discard()
+    store.discard()
     return report
 
 
-def _convergence_tables(experiment: Experiment, stage, out: Path, execution: Execution) -> dict:
+def _convergence_tables(experiment: Experiment, stage, run_tasks) -> dict:
     with stage("analytic"):
         analytic = analytic_table(experiment)
-    mode = "replicates" if experiment.save_replicates else "streaming"
-    store = _store(experiment, out, mode, execution)
     per_case: dict[int, list] = {c: [] for c in range(len(experiment.cases))}
     with stage("simulate"):
-        for task, arrays in task_results(
-            experiment, plan(experiment, block_size), run_task, store, execution
-        ):
+        for task, arrays in run_tasks(plan(experiment, block_size), run_task):
             parts = per_case[task.case]
             if experiment.save_replicates:
                 parts.append(arrays)
@@ -204,15 +204,7 @@ def _convergence_tables(experiment: Experiment, stage, out: Path, execution: Exe
     tables = {res.ANALYTIC: analytic, res.SUMMARY: pd.concat(summaries, ignore_index=True)}
     if experiment.save_replicates:
         tables[res.REPLICATES] = pd.concat(replicate_frames, ignore_index=True)
-    tables["_store"] = store
     return tables
-
-
-def _store(experiment, out: Path, mode: str, execution: Execution) -> ResumeStore:
-    """The resume store of a run, keyed by its resolved config (refuses a different one)."""
-    return ResumeStore(
-        out, experiment.name, fingerprint(dump_config(experiment), mode), resume=execution.resume
-    )
 
 
 def task_results(

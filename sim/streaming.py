@@ -62,13 +62,6 @@ class Accumulator:
             np.zeros(shape[0], dtype=np.int64),
         )
 
-    def add(self, v: np.ndarray, covered: np.ndarray, ranges: Ranges) -> None:
-        """Fold a block of values (n, estimators, rows) and its coverage flags (n, rows) in."""
-        fold = BlockFold(self, ranges, v.shape[-1])
-        for j in range(v.shape[0]):
-            fold.add(j, v[j], covered[j])
-        fold.close()
-
     def merge(self, other: Accumulator) -> None:
         """Fold another accumulator in (Chan's pairwise update; deterministic in order)."""
         self._merge_moments(other.count, other.mean, other.m2, other.minimum, other.maximum)
