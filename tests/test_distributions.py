@@ -175,4 +175,5 @@ def test_kl_two_is_accurate_near_and_far_from_p(a):
         got = d.kl_two(d_values, a, b)
         ref = np.array([_kl_two_exact(x, a) for x in d_values])
         assert np.all(got >= 0)
-        np.testing.assert_allclose(got, ref, rtol=1e-13, atol=0)
+        # as for h: the closed form loses at most ~2 eps/|r| ≈ 1e-14 at the series radius
+        np.testing.assert_allclose(got, ref, rtol=2e-14, atol=0)
