@@ -7,10 +7,14 @@ With counts c_k among N observations drawn from p (f_k = c_k / N):
 ``entropy``        −(1/N) Σ c_k log p_k          → H(p)
 ``plugin_kl``      KL(f‖q) = llr + KL(f‖p)       → KL(p‖q), biased upward
 
-``KL(f‖p)`` is evaluated as Σ p_k h(f_k/p_k − 1) (see
-:func:`sim.distributions.xlog1px_minus_x`): a sum of non-negative terms, so
-``plugin_kl ≥ llr`` holds exactly, not only up to rounding.  Values are in
-nats.
+``KL(f‖q)`` is evaluated as Σ q_k h(f_k/q_k − 1) (see
+:func:`sim.distributions.xlog1px_minus_x`), a sum of non-negative terms, so
+it is never negative and keeps its relative precision however small it is
+(it is not llr + KL(f‖p), whose terms cancel when f is near q).  The sums
+Σ c_k v_k behind the other three are taken as N·v_0 + Σ c_k (v_k − v_0), so
+an estimator that is constant in exact arithmetic (v the same on every
+category of the support) is the same double in every replicate.  Values
+are in nats.
 """
 
 from __future__ import annotations
@@ -65,7 +69,10 @@ class SupportArrays:
     log_q: np.ndarray
     log_ratio: np.ndarray
     index: np.ndarray
+    q_probs: np.ndarray
     total: float = 1.0
+    q_outside: float = 0.0
+    q_total: float = 1.0
 
     @classmethod
     def from_pair(cls, pair: Pair) -> SupportArrays:
@@ -83,10 +90,18 @@ class SupportArrays:
             "log_q": pair.q.log_probs[idx],
             "log_ratio": pair.log_ratio[order],
             "index": idx,
+            "q_probs": pair.q.probs[idx],
         }
         for a in arrays.values():
             a.setflags(write=False)  # shared by every task of the case
-        return cls(**arrays, total=math.fsum(arrays["probs"]))
+        outside = np.ones(pair.q.k, dtype=bool)
+        outside[idx] = False
+        return cls(
+            **arrays,
+            total=math.fsum(arrays["probs"]),
+            q_outside=math.fsum(pair.q.probs[outside]),
+            q_total=math.fsum(pair.q.probs),
+        )
 
 
 @functools.lru_cache(maxsize=4)
@@ -126,20 +141,13 @@ def estimate(counts: np.ndarray, n: int, arrays: SupportArrays, names=ESTIMATORS
     def row_sum(values: np.ndarray) -> np.ndarray:
         return np.bincount(rows, weights=values, minlength=size)
 
-    out: dict[str, np.ndarray] = {}
-    for name in names:
-        if name == "llr":
-            out[name] = row_sum(c * arrays.log_ratio[cols]) / n
-        elif name == "cross_entropy":
-            out[name] = -row_sum(c * arrays.log_q[cols]) / n
-        elif name == "entropy":
-            out[name] = -row_sum(c * arrays.log_p[cols]) / n
-        elif name == "plugin_kl":
-            llr = out["llr"] if "llr" in out else row_sum(c * arrays.log_ratio[cols]) / n
-            out[name] = llr + _kl_to_p(c, rows, cols, n, size, arrays)
-        else:
-            raise ValueError(f"unknown estimator {name!r}")
-    return out
+    def dot(v: np.ndarray) -> np.ndarray:  # Σ c v = n v_0 + Σ c (v − v_0)
+        return n * v[0] + row_sum(c * (v[cols] - v[0]))
+
+    def kl_to_q() -> np.ndarray:
+        return _kl_to(arrays.q_probs, arrays.q_total, c, rows, cols, n, size)
+
+    return _by_name(names, n, arrays, dot, kl_to_q)
 
 
 #: Up to this many categories the estimators use dense matrix products; beyond
@@ -157,45 +165,42 @@ def _estimate_dense(counts: np.ndarray, n: int, arrays: SupportArrays, names) ->
         return _estimate_two(first.astype(float), n, arrays, names)
     c = counts.astype(float)
 
-    def kl_to_p() -> np.ndarray:
-        expected = n * arrays.probs
-        return row_dot(xlog1px_minus_x((c - expected) / expected), arrays.probs)
+    def kl_to_q() -> np.ndarray:
+        expected = n * arrays.q_probs
+        return row_dot(xlog1px_minus_x((c - expected) / expected), arrays.q_probs) + arrays.q_outside
 
-    return _by_name(names, n, arrays, lambda v: row_dot(c, v), kl_to_p)
+    return _by_name(names, n, arrays, lambda v: n * v[0] + row_dot(c, v - v[0]), kl_to_q)
 
 
 def _estimate_two(first: np.ndarray, n: int, arrays: SupportArrays, names) -> dict[str, np.ndarray]:
     """:func:`estimate` for two categories (a coin) from the first one's counts, as floats.
 
     Every estimator is then a function of one number per row: the sums are
-    written out, and KL(f‖p) is :func:`sim.distributions.kl_two`.
+    written out as n·v_1 + c_0·(v_0 − v_1), and KL(f‖q) is
+    :func:`sim.distributions.kl_two`.
     """
-    second = n - first
-    a, b = arrays.probs
+    a, b = arrays.q_probs
     return _by_name(
         names,
         n,
         arrays,
-        lambda v: first * v[0] + second * v[1],
+        lambda v: n * v[1] + first * (v[0] - v[1]),
         lambda: kl_two((first - n * a) / n, a, b),
     )
 
 
-def _by_name(names, n: int, arrays: SupportArrays, dot, kl_to_p) -> dict[str, np.ndarray]:
-    """The requested estimators from ``dot(v)`` = Σ_k c_k v_k per row and KL(f‖p) per row."""
+def _by_name(names, n: int, arrays: SupportArrays, dot, kl_to_q) -> dict[str, np.ndarray]:
+    """The requested estimators from ``dot(v)`` = Σ_k c_k v_k per row and KL(f‖q) per row."""
     out: dict[str, np.ndarray] = {}
-    llr = None
     for name in names:
-        if name in ("llr", "plugin_kl") and llr is None:
-            llr = dot(arrays.log_ratio) / n
         if name == "llr":
-            out[name] = llr
+            out[name] = dot(arrays.log_ratio) / n
         elif name == "cross_entropy":
             out[name] = -dot(arrays.log_q) / n
         elif name == "entropy":
             out[name] = -dot(arrays.log_p) / n
         elif name == "plugin_kl":
-            out[name] = llr + kl_to_p()
+            out[name] = kl_to_q()
         else:
             raise ValueError(f"unknown estimator {name!r}")
     return out
@@ -204,14 +209,15 @@ def _by_name(names, n: int, arrays: SupportArrays, dot, kl_to_p) -> dict[str, np
 class SparseSums:
     """Estimators of large-K paths kept as running sums, updated where counts change.
 
-    Per row: A = Σ c log(p/q), B = Σ c log q, E = Σ c log p and S = Σ c log c.
-    Then llr = A/n, cross_entropy = −B/n, entropy = −E/n and
-    plugin_kl = llr + max(0, (S − E)/n − log n), since KL(f‖p) =
-    (1/n) Σ c log(c/(n p)).  When an increment is drawn as observations only
-    the cells it touched are revisited, so a checkpoint costs O(min(increment,
-    K)) rather than O(K).  The plug-in form loses about log(n)·1e-16 to
-    cancellation, negligible beside the K'/(2n) it estimates for large K;
-    small K use the dense, cancellation-free path.
+    Per row: A = Σ c log(p/q), B = Σ c log q, E = Σ c log p, each kept as
+    Σ c (v − v_0) (see the module notes), and S = Σ c log c.  Then llr = A/n,
+    cross_entropy = −B/n, entropy = −E/n and plugin_kl =
+    max(0, (S − B)/n − log n), since KL(f‖q) = (1/n) Σ c log(c/(n q)).  When
+    an increment is drawn as observations only the cells it touched are
+    revisited, so a checkpoint costs O(min(increment, K)) rather than O(K).
+    The plug-in form loses about log(n)·1e-16 to cancellation, negligible
+    beside the K'/(2n) it estimates for large K; small K use the dense,
+    cancellation-free path.
     """
 
     def __init__(self, rows: int, arrays: SupportArrays):
@@ -225,31 +231,32 @@ class SparseSums:
     def update(self, counts: np.ndarray, delta, n: int, names) -> dict[str, np.ndarray]:
         arr = self.arrays
         rows = counts.shape[0]
+        lr, lq, lp = arr.log_ratio, arr.log_q, arr.log_p
         if delta is None:  # recount every cell: O(K) passes, no search for the non-zero ones
             c = counts.astype(float)
-            self.a = row_dot(c, arr.log_ratio)
-            self.b = row_dot(c, arr.log_q)
-            self.e = row_dot(c, arr.log_p)
+            self.a = row_dot(c, lr - lr[0])
+            self.b = row_dot(c, lq - lq[0])
+            self.e = row_dot(c, lp - lp[0])
             self.s = xlogx(counts).sum(axis=1)
         else:
             cells, before = delta
             r, col = np.divmod(cells, self.k)
             after = counts.reshape(-1)[cells]
             add = (after - before).astype(float)
-            self.a += np.bincount(r, weights=add * arr.log_ratio[col], minlength=rows)
-            self.b += np.bincount(r, weights=add * arr.log_q[col], minlength=rows)
-            self.e += np.bincount(r, weights=add * arr.log_p[col], minlength=rows)
+            self.a += np.bincount(r, weights=add * (lr[col] - lr[0]), minlength=rows)
+            self.b += np.bincount(r, weights=add * (lq[col] - lq[0]), minlength=rows)
+            self.e += np.bincount(r, weights=add * (lp[col] - lp[0]), minlength=rows)
             self.s += np.bincount(r, weights=xlogx(after) - xlogx(before), minlength=rows)
         out: dict[str, np.ndarray] = {}
         for name in names:
             if name == "llr":
-                out[name] = self.a / n
+                out[name] = (n * lr[0] + self.a) / n
             elif name == "cross_entropy":
-                out[name] = -self.b / n
+                out[name] = -(n * lq[0] + self.b) / n
             elif name == "entropy":
-                out[name] = -self.e / n
+                out[name] = -(n * lp[0] + self.e) / n
             elif name == "plugin_kl":
-                out[name] = self.a / n + np.maximum((self.s - self.e) / n - math.log(n), 0.0)
+                out[name] = np.maximum((self.s - (n * lq[0] + self.b)) / n - math.log(n), 0.0)
             else:
                 raise ValueError(f"unknown estimator {name!r}")
         return out
@@ -304,16 +311,16 @@ def llr_covered(counts: np.ndarray, n: int, llr: np.ndarray, pair: Pair, arrays:
     return np.abs(llr - kl) <= Z95 * sigma / math.sqrt(n) + 1e-12 * max(1.0, abs(kl))
 
 
-def _kl_to_p(c, rows, cols, n, size, arrays: SupportArrays) -> np.ndarray:
-    """KL(f‖p) per row from the non-zero counts ``c`` at (rows, cols).
+def _kl_to(probs: np.ndarray, total: float, c, rows, cols, n, size) -> np.ndarray:
+    """KL(f‖m) per row from the non-zero counts ``c`` at (rows, cols), m = ``probs`` of mass ``total``.
 
-    Σ_k p_k h(f_k/p_k − 1): observed categories through ``h``, unobserved
-    ones contribute h(−1) p_k = p_k, i.e. the probability mass not yet seen.
+    Σ_k m_k h(f_k/m_k − 1): observed categories through ``h``, unobserved
+    ones contribute h(−1) m_k = m_k, i.e. the mass not yet seen.
     """
-    p = arrays.probs[cols]
-    expected = n * p
-    seen = np.bincount(rows, weights=xlog1px_minus_x((c - expected) / expected) * p, minlength=size)
-    unseen = arrays.total - np.bincount(rows, weights=p, minlength=size)
+    m = probs[cols]
+    expected = n * m
+    seen = np.bincount(rows, weights=xlog1px_minus_x((c - expected) / expected) * m, minlength=size)
+    unseen = total - np.bincount(rows, weights=m, minlength=size)
     return seen + np.maximum(unseen, 0.0)
 
 

@@ -74,11 +74,16 @@ class Truth:
         p(y|x), shape (X, K), rows summing to 1.
     features : numpy.ndarray
         φ(x), shape (X, F) (F may be 0).
+    linear : bool
+        Whether p(y|x) was given as a softmax of a linear function of the
+        features (``truth: {weights: …}``), so that the ``linear`` family
+        contains it.
     """
 
     input_probs: np.ndarray
     table: np.ndarray
     features: np.ndarray
+    linear: bool = False
 
     @property
     def inputs(self) -> int:
@@ -260,11 +265,15 @@ def population_fit(truth: Truth, family: str) -> FitResult:
 def floor(truth: Truth, family: str) -> float:
     """The smallest KL(p‖q_θ) the family can reach (nats); 0 when well specified.
 
-    The saturated family contains p (floor 0 exactly); the constant family's
-    best member is the marginal p̄, so its floor is I(X; Y) in closed form;
-    the others are minimised numerically to ``TOLERANCE``.
+    The saturated family contains p (floor 0 exactly), and so does the
+    linear family when p was given by softmax weights (rather than a table
+    that might or might not be linear): there the floor is 0 exactly, not the
+    optimiser's residue of rounding (~1e-32, which differs between CPUs).
+    The constant family's best member is the marginal p̄, so its floor is
+    I(X; Y) in closed form; the others are minimised numerically to
+    ``TOLERANCE``.
     """
-    if family == "saturated":
+    if family == "saturated" or (family == "linear" and truth.linear):
         return 0.0
     if family == "constant":
         marginal = truth.joint.sum(axis=0)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import __version__
+from . import provenance
 from . import results as res
 from .blocks import block_size, by_replicate, ranges_of, run_task, stack
 from .check import CheckReport, check_summary, check_trajectory
@@ -249,14 +249,6 @@ def task_results(
 
 
 def _run_info(experiment: Experiment, command, started: str, timings: dict[str, float]) -> dict:
-    from importlib import metadata
-
-    versions = {"sim": __version__, "python": platform.python_version()}
-    for dist in ("numpy", "pandas", "scipy", "pyyaml", "click", "matplotlib", "seaborn"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = None
     return {
         "experiment": experiment.name,
         "config": experiment.source,
@@ -264,6 +256,7 @@ def _run_info(experiment: Experiment, command, started: str, timings: dict[str, 
         "command": list(sys.argv if command is None else command),
         "started": started,
         "platform": platform.platform(),
-        "versions": versions,
+        "versions": provenance.versions(),
+        "machine": provenance.machine(),
         "wall_seconds": {k: round(v, 4) for k, v in timings.items()},
     }

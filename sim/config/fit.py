@@ -151,7 +151,7 @@ def _truth(inputs: Any, truth: Any, ck: _Checker):
     pi = np.array(probs) / math.fsum(probs)
     phi = np.array(features) if features is not None else np.zeros((x, 0))
     resolved_inputs = {"probs": probs} | ({"features": features} if features is not None else {})
-    return resolved_inputs, raw_truth, fitting.Truth(pi, matrix, phi)
+    return resolved_inputs, raw_truth, fitting.Truth(pi, matrix, phi, linear="weights" in spec)
 
 
 def _fit_cases(value: Any, ck: _Checker) -> tuple[FitCase, ...] | None:
