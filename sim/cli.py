@@ -303,7 +303,7 @@ def llr(sequence: tuple[str, ...], p: float, q: float, units: str) -> None:
     try:
         r = coin_sequence(" ".join(sequence), p, q)
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="SEQUENCE") from None
+        raise BadInput(f"SEQUENCE: {exc}") from None
     scale = 1.0 if units == "nats" else 1.0 / math.log(2.0)
     log = "ln" if units == "nats" else "log2"
 
@@ -316,7 +316,7 @@ def llr(sequence: tuple[str, ...], p: float, q: float, units: str) -> None:
         return f"{math.exp(x):.6g}" if abs(x) < 700 else f"e^{x:.4f}"
 
     lines = [
-        ("flips", f"{r.n} ({r.heads} heads, {r.tails} tails)"),
+        ("flips", f"{r.n} ({_counted(r.heads, 'head')}, {_counted(r.tails, 'tail')})"),
         ("L_p = p^H (1−p)^T", f"{power(r.loglik_p)}   {log} L_p = {num(r.loglik_p)}"),
         ("L_q = q^H (1−q)^T", f"{power(r.loglik_q)}   {log} L_q = {num(r.loglik_q)}"),
         (
@@ -331,3 +331,21 @@ def llr(sequence: tuple[str, ...], p: float, q: float, units: str) -> None:
     click.echo(f"p = {p:g}, q = {q:g}, units: {units}")
     for key, value in lines:
         click.echo(f"  {key:<{width}}  {value}")
+
+
+def _counted(count: int, noun: str) -> str:
+    """``count`` and ``noun``, plural unless the count is 1: "1 head", "3 tails".
+
+    Parameters
+    ----------
+    count : int
+        How many.
+    noun : str
+        The singular noun.
+
+    Returns
+    -------
+    str
+        The count and the noun, e.g. ``"1 tail"`` or ``"0 heads"``.
+    """
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
