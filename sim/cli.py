@@ -265,14 +265,22 @@ def validate(configs: tuple[str, ...], overrides: tuple[str, ...]) -> None:
     Example:
       sim validate configs/*.yaml
     """
-    from .config import load_all
+    from .config import FitExperiment, load_all
 
     for e in load_all(configs, overrides):
         ck = e.checkpoints
-        click.echo(
-            f"{e.source}: ok: '{e.name}', {len(e.cases)} case(s), N = {ck[0]:,}…{ck[-1]:,} "
-            f"({len(ck)} sizes), {e.replicates:,} replicates, {e.units}, sampler {e.sampler}"
-        )
+        sizes = f"N = {ck[0]:,}…{ck[-1]:,} ({len(ck)} sizes), {e.replicates:,} replicates"
+        if isinstance(e, FitExperiment):
+            models = ", ".join(c.model for c in e.cases)
+            click.echo(
+                f"{e.source}: ok: '{e.name}', fit of {len(e.cases)} model(s) ({models}) to "
+                f"{e.truth.inputs} input(s) × {e.truth.classes} classes, {sizes}, "
+                f"smoothing {e.smoothing:g}, {e.units}"
+            )
+        else:
+            click.echo(
+                f"{e.source}: ok: '{e.name}', {len(e.cases)} case(s), {sizes}, {e.units}, sampler {e.sampler}"
+            )
 
 
 @main.command()

@@ -211,6 +211,16 @@ def test_llr_counts_in_the_singular_for_one(cli, flips, counted):
     assert r.exit_code == 0 and f"({counted})" in r.stdout
 
 
+def test_validate_describes_a_fit_experiment_as_a_fit(cli):
+    r = cli("validate", str(Path(__file__).resolve().parents[1] / "configs" / "classifier.yaml"))
+    assert r.exit_code == 0, r.output
+    assert "sampler" not in r.stdout
+    assert (
+        "fit of 4 model(s) (saturated, linear, constant, ordinal) to 3 input(s) × 3 classes, "
+        "N = 20…100,000 (12 sizes), 300 replicates, smoothing 0.5, nats"
+    ) in r.stdout
+
+
 def test_every_command_has_help_with_an_example(cli):
     assert cli("--help").exit_code == 0
     for name in main.commands:
