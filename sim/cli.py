@@ -265,14 +265,22 @@ def validate(configs: tuple[str, ...], overrides: tuple[str, ...]) -> None:
     Example:
       sim validate configs/*.yaml
     """
-    from .config import load_all
+    from .config import FitExperiment, load_all
 
     for e in load_all(configs, overrides):
         ck = e.checkpoints
-        click.echo(
-            f"{e.source}: ok: '{e.name}', {len(e.cases)} case(s), N = {ck[0]:,}…{ck[-1]:,} "
-            f"({len(ck)} sizes), {e.replicates:,} replicates, {e.units}, sampler {e.sampler}"
-        )
+        sizes = f"N = {ck[0]:,}…{ck[-1]:,} ({len(ck)} sizes), {e.replicates:,} replicates"
+        if isinstance(e, FitExperiment):
+            models = ", ".join(c.model for c in e.cases)
+            click.echo(
+                f"{e.source}: ok: '{e.name}', fit of {len(e.cases)} model(s) ({models}) to "
+                f"{e.truth.inputs} input(s) × {e.truth.classes} classes, {sizes}, "
+                f"smoothing {e.smoothing:g}, {e.units}"
+            )
+        else:
+            click.echo(
+                f"{e.source}: ok: '{e.name}', {len(e.cases)} case(s), {sizes}, {e.units}, sampler {e.sampler}"
+            )
 
 
 @main.command()
@@ -303,7 +311,7 @@ def llr(sequence: tuple[str, ...], p: float, q: float, units: str) -> None:
     try:
         r = coin_sequence(" ".join(sequence), p, q)
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="SEQUENCE") from None
+        raise BadInput(f"SEQUENCE: {exc}") from None
     scale = 1.0 if units == "nats" else 1.0 / math.log(2.0)
     log = "ln" if units == "nats" else "log2"
 
@@ -316,7 +324,7 @@ def llr(sequence: tuple[str, ...], p: float, q: float, units: str) -> None:
         return f"{math.exp(x):.6g}" if abs(x) < 700 else f"e^{x:.4f}"
 
     lines = [
-        ("flips", f"{r.n} ({r.heads} heads, {r.tails} tails)"),
+        ("flips", f"{r.n} ({_counted(r.heads, 'head')}, {_counted(r.tails, 'tail')})"),
         ("L_p = p^H (1−p)^T", f"{power(r.loglik_p)}   {log} L_p = {num(r.loglik_p)}"),
         ("L_q = q^H (1−q)^T", f"{power(r.loglik_q)}   {log} L_q = {num(r.loglik_q)}"),
         (
@@ -331,3 +339,21 @@ def llr(sequence: tuple[str, ...], p: float, q: float, units: str) -> None:
     click.echo(f"p = {p:g}, q = {q:g}, units: {units}")
     for key, value in lines:
         click.echo(f"  {key:<{width}}  {value}")
+
+
+def _counted(count: int, noun: str) -> str:
+    """``count`` and ``noun``, plural unless the count is 1: "1 head", "3 tails".
+
+    Parameters
+    ----------
+    count : int
+        How many.
+    noun : str
+        The singular noun.
+
+    Returns
+    -------
+    str
+        The count and the noun, e.g. ``"1 tail"`` or ``"0 heads"``.
+    """
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

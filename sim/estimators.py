@@ -358,16 +358,23 @@ def coin_sequence(sequence: str, p: float, q: float) -> CoinSequence:
     ------
     ValueError
         If the sequence is empty or holds anything but H and T (either case;
-        spaces are ignored), or if p or q lies outside [0, 1].
+        spaces are ignored), or if p or q lies outside [0, 1].  The message
+        quotes the first offending character as given and its position in
+        ``sequence`` (counting spaces, from 1).
     """
     from .distributions import Pair, coin
 
     flips = "".join(sequence.split()).upper()
     if not flips:
         raise ValueError("the sequence is empty; give flips such as HTHHTTH")
-    bad = next((i for i, ch in enumerate(flips) if ch not in "HT"), None)
+    bad = next(
+        (i for i, ch in enumerate(sequence) if not ch.isspace() and ch.upper() not in ("H", "T")), None
+    )
     if bad is not None:
-        raise ValueError(f"the sequence may hold only H and T; found {flips[bad]!r} at position {bad + 1}")
+        raise ValueError(
+            f"the sequence may hold only H and T; found {sequence[bad]!r} at position {bad + 1}"
+            + (f" of {sequence!r}" if any(ch.isspace() for ch in sequence) else "")
+        )
     heads = flips.count("H")
     tails = len(flips) - heads
     cp, cq = coin(p), coin(q)

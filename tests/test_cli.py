@@ -188,6 +188,39 @@ def test_llr_bad_input_exits_2(cli, args):
     assert r.exit_code == 2 and "Traceback" not in r.output
 
 
+def test_llr_bad_flip_is_reported_as_typed_in_one_line(cli):
+    r = cli("llr", "--p", "0.5", "--q", "0.8", "hthx")
+    assert r.exit_code == 2 and r.stdout == ""
+    assert r.stderr == "Error: SEQUENCE: the sequence may hold only H and T; found 'x' at position 4\n"
+    spaced = cli("llr", "--p", "0.5", "--q", "0.8", "HT", "hé")
+    assert spaced.exit_code == 2
+    assert spaced.stderr.strip().endswith("found 'é' at position 5 of 'HT hé'")
+
+
+@pytest.mark.parametrize(
+    ("flips", "counted"),
+    [
+        ("H", "1 head, 0 tails"),
+        ("T", "0 heads, 1 tail"),
+        ("HT", "1 head, 1 tail"),
+        ("HHT", "2 heads, 1 tail"),
+    ],
+)
+def test_llr_counts_in_the_singular_for_one(cli, flips, counted):
+    r = cli("llr", "--p", "0.5", "--q", "0.8", flips)
+    assert r.exit_code == 0 and f"({counted})" in r.stdout
+
+
+def test_validate_describes_a_fit_experiment_as_a_fit(cli):
+    r = cli("validate", str(Path(__file__).resolve().parents[1] / "configs" / "classifier.yaml"))
+    assert r.exit_code == 0, r.output
+    assert "sampler" not in r.stdout
+    assert (
+        "fit of 4 model(s) (saturated, linear, constant, ordinal) to 3 input(s) × 3 classes, "
+        "N = 20…100,000 (12 sizes), 300 replicates, smoothing 0.5, nats"
+    ) in r.stdout
+
+
 def test_every_command_has_help_with_an_example(cli):
     assert cli("--help").exit_code == 0
     for name in main.commands:
