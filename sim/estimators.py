@@ -167,7 +167,9 @@ def _estimate_dense(counts: np.ndarray, n: int, arrays: SupportArrays, names) ->
 
     def kl_to_q() -> np.ndarray:
         expected = n * arrays.q_probs
-        return row_dot(xlog1px_minus_x((c - expected) / expected), arrays.q_probs) + arrays.q_outside
+        return row_dot(xlog1px_minus_x(residual(c, n, arrays.q_probs) / expected), arrays.q_probs) + (
+            arrays.q_outside
+        )
 
     return _by_name(names, n, arrays, lambda v: n * v[0] + row_dot(c, v - v[0]), kl_to_q)
 
@@ -180,13 +182,18 @@ def _estimate_two(first: np.ndarray, n: int, arrays: SupportArrays, names) -> di
     :func:`sim.distributions.kl_two`.
     """
     a, b = arrays.q_probs
-    return _by_name(
-        names,
-        n,
-        arrays,
-        lambda v: n * v[1] + first * (v[0] - v[1]),
-        lambda: kl_two((first - n * a) / n, a, b),
-    )
+
+    def kl_to_q() -> np.ndarray:
+        if arrays.q_outside == 0.0:  # q is a coin too: one series in f − a
+            return kl_two(residual(first, n, a) / n, a, b)
+        second = n - first  # q has mass off p's two categories, which f lacks
+        return (
+            a * xlog1px_minus_x(residual(first, n, a) / (n * a))
+            + b * xlog1px_minus_x(residual(second, n, b) / (n * b))
+            + arrays.q_outside
+        )
+
+    return _by_name(names, n, arrays, lambda v: n * v[1] + first * (v[0] - v[1]), kl_to_q)
 
 
 def _by_name(names, n: int, arrays: SupportArrays, dot, kl_to_q) -> dict[str, np.ndarray]:
@@ -262,6 +269,31 @@ class SparseSums:
         return out
 
 
+#: Dekker's splitter for doubles: 2^27 + 1.
+_SPLIT = 134217729.0
+
+
+def residual(c, n: float, m):
+    """c − n·m with n·m's rounding error put back (Dekker's exact product).
+
+    A count c that is within rounding of its expectation n·m (f = c/n the
+    double nearest a model probability m) would otherwise give c − n·m = 0
+    and KL(f‖m) = 0 where the true value is ~1e-33; this keeps its relative
+    precision at every scale.  Only + and × are used, so it is the same on
+    every CPU.
+    """
+    m = np.asarray(m, dtype=float)
+    prod = n * m
+    t = _SPLIT * n
+    n_hi = t - (t - n)
+    n_lo = n - n_hi
+    t = _SPLIT * m
+    m_hi = t - (t - m)
+    m_lo = m - m_hi
+    err = ((n_hi * m_hi - prod) + n_hi * m_lo + n_lo * m_hi) + n_lo * m_lo
+    return (c - prod) - err
+
+
 def row_dot(c: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Σ_k c[r, k] v[k] per row, by numpy's pairwise sums.
 
@@ -319,7 +351,7 @@ def _kl_to(probs: np.ndarray, total: float, c, rows, cols, n, size) -> np.ndarra
     """
     m = probs[cols]
     expected = n * m
-    seen = np.bincount(rows, weights=xlog1px_minus_x((c - expected) / expected) * m, minlength=size)
+    seen = np.bincount(rows, weights=xlog1px_minus_x(residual(c, n, m) / expected) * m, minlength=size)
     unseen = total - np.bincount(rows, weights=m, minlength=size)
     return seen + np.maximum(unseen, 0.0)
 

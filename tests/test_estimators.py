@@ -24,6 +24,7 @@ def _random_counts(pair, n, rows, seed):
         d.Pair(d.coin(0.7), d.coin(0.5)),
         d.Pair(d.categorical([0.5, 0.3, 0.2, 0.0]), d.uniform(4)),
         d.Pair(d.zipf(300, 1.1), d.uniform(300)),
+        d.Pair(d.categorical([0.5, 0.5, 0.0]), d.uniform(3)),  # two categories, q has a third
     ],
 )
 @pytest.mark.parametrize("n", [1, 7, 1000, 10**9])
@@ -42,7 +43,41 @@ def test_estimators_match_their_definitions(pair, n):
     np.testing.assert_allclose(est["plugin_kl"], ref, rtol=1e-9, atol=1e-15)
     # identities, per replicate
     np.testing.assert_allclose(est["cross_entropy"] - est["entropy"], est["llr"], rtol=1e-11, atol=1e-14)
-    assert np.all(est["plugin_kl"] >= est["llr"])
+    # KL(f‖q) = llr + KL(f‖p) ≥ llr, up to the rounding of two separate evaluations
+    assert np.all(est["plugin_kl"] >= est["llr"] - 4 * np.finfo(float).eps * np.abs(est["llr"]))
+    assert np.all(est["plugin_kl"] >= 0.0)
+
+
+def _decimal_coin_kl(heads: int, n: int, q: float) -> float:
+    """KL((h/n, 1 − h/n) ‖ (q, 1 − q)) in 50-digit decimals, q the double's exact value."""
+    from decimal import Decimal, localcontext
+
+    with localcontext() as ctx:
+        ctx.prec = 50
+        total = Decimal(0)
+        for fk, qk in ((Decimal(heads) / n, Decimal(q)), (Decimal(n - heads) / n, 1 - Decimal(q))):
+            if fk:
+                total += fk * (fk / qk).ln()
+        return float(total)
+
+
+@pytest.mark.parametrize(("p", "q", "n"), [(0.5, 0.6, 5), (0.5, 0.55, 20), (0.3, 0.300000001, 10**6)])
+def test_plugin_kl_keeps_relative_precision_where_f_is_almost_q(p, q, n):
+    """f = k/n within rounding of q: KL(f‖q) is tiny and positive, not llr + KL(f‖p)'s ±1e-17.
+
+    The reference is the exact KL between the frequency k/n and the double
+    nearest q, in 50-digit decimals: agreement to 1e-12 relative, however
+    small the value.
+    """
+    pair = d.Pair(d.coin(p), d.coin(q))
+    arrays = SupportArrays.from_pair(pair)
+    heads = round(q * n)
+    first = heads if arrays.index[0] == 0 else n - heads
+    counts = np.array([[first, n - first]])
+    got = estimate(counts, n, arrays, names=["plugin_kl"])["plugin_kl"][0]
+    ref = _decimal_coin_kl(heads, n, q)
+    assert got >= 0.0
+    assert abs(got - ref) <= 1e-12 * ref, (got, ref)
 
 
 def test_requested_estimators_only():
