@@ -26,6 +26,13 @@ class BadInput(click.ClickException):
     exit_code = 2
 
 
+#: The one line printed on Ctrl-C (or SIGTERM), by command.
+INTERRUPTED = {
+    "run": "Interrupted: earlier results are untouched; finished tasks are kept, "
+    "and `sim run CONFIG --resume` continues the run.",
+}
+
+
 def _fail_on_library_errors(func):
     """Run ``func``, mapping sim's exceptions to click's exit statuses."""
     import functools
@@ -41,7 +48,9 @@ def _fail_on_library_errors(func):
         except SimError as exc:
             raise click.ClickException(str(exc)) from None
         except KeyboardInterrupt:
-            click.echo("Interrupted: no partial results were kept; earlier results are untouched.", err=True)
+            click.echo(
+                INTERRUPTED.get(func.__name__, "Interrupted: earlier results are untouched."), err=True
+            )
             sys.exit(130)
 
     return wrapper
