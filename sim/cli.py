@@ -180,6 +180,8 @@ def run(
             f"{experiment.replicates:,} replicates → {report.path} ({time.perf_counter() - t0:.1f} s)"
         )
         click.echo(f"  {report.check.headline()}", err=not report.check.passed)
+        for note in experiment.notes:  # what the config asked for but was adjusted (also in config.yaml)
+            click.echo(f"  note: {note}")
         figures_failed |= _report_figures(str(report.path), report.figures)
     if figures_failed:
         sys.exit(1)
