@@ -234,6 +234,9 @@ def test_a_streamed_run_draws_every_figure_its_tables_support(cli, write_config,
     tables = figures.load_tables(folder)
     assert tables["replicates"] is None
     assert figures.figure_kinds(tables) == ["convergence", "error", "decomposition", "testing"]
+    fig = figures.testing_figure(tables["summary"], tables["analytic"], config=tables["config"])
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]  # the die's Stein panel says why it is empty
+    assert texts == ["no simulated curve: it needs per-replicate\nllr values (save_replicates: false)"]
     shutil.rmtree(folder / "figures")
     r = cli("plot", str(folder))
     assert r.exit_code == 0, r.output
