@@ -289,7 +289,7 @@ def plot(results: tuple[str, ...], fmt: str) -> None:
                 drawn = draw_figures(folder, fmt=fmt).to_dict()
             except SimError:
                 raise
-            except Exception as exc:  # (one folder's figures never stop the others)
+            except Exception as exc:  # one folder's figures never stop the others
                 drawn = {"written": [], "failed": {"figures": one_line(exc)}}
         click.echo(f"{folder}: {len(drawn['written'])} figures → {os.path.join(folder, 'figures')}")
         failed |= _report_figures(folder, drawn)

@@ -191,7 +191,7 @@ def _figures_outcome(after: Callable, report: RunReport, folder: Path) -> dict[s
     """
     try:
         outcome = after(report, folder)
-    except Exception as exc:  # (the tables are published whatever the figures do)
+    except Exception as exc:  # the tables are published whatever the figures do
         return {"failed": {"figures": one_line(exc)}}
     outcome = dict(outcome or {})
     outcome.setdefault("failed", {})

@@ -250,7 +250,7 @@ def draw_figures(folder: str | Path, *, fmt: str = "png", into: str | Path | Non
         path = target / f"{kind}.{fmt}"
         try:
             _save_atomically(draw(), path)
-        except Exception as exc:  # (one figure never costs the others, nor the results)
+        except Exception as exc:  # one figure never costs the others, nor the results
             report.failed[kind] = one_line(exc)
             continue
         report.written.append(path)
