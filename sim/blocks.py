@@ -180,8 +180,15 @@ def run_task(experiment: Experiment, task: Task) -> dict[str, np.ndarray]:
             values.append(v)
             covered.append(c)
         else:  # fold each checkpoint in while it is in cache
-            fold = BlockFold(acc, ranges, block_rows(experiment, arrays, b))
+            rows = block_rows(experiment, arrays, b)
+            fold = BlockFold(acc, ranges, rows)
+            tilted = None
+            if "p_wrong_tilted" in experiment.estimators:  # drawn from its own paths: all checkpoints
+                tilted = _tilted_block(experiment, case, arrays, b, rows)
+                t = experiment.estimators.index("p_wrong_tilted")
             for j, v, c in checkpoint_values(experiment, case, arrays, b):
+                if tilted is not None:
+                    v[t] = tilted[:, j]
                 if scale:
                     v /= divisor
                 fold.add(j, v, c)

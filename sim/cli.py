@@ -26,6 +26,13 @@ class BadInput(click.ClickException):
     exit_code = 2
 
 
+#: The one line printed on Ctrl-C (or SIGTERM), by command.
+INTERRUPTED = {
+    "run": "Interrupted: earlier results are untouched; finished tasks are kept, "
+    "and `sim run CONFIG --resume` continues the run.",
+}
+
+
 def _fail_on_library_errors(func):
     """Run ``func``, mapping sim's exceptions to click's exit statuses."""
     import functools
@@ -41,7 +48,9 @@ def _fail_on_library_errors(func):
         except SimError as exc:
             raise click.ClickException(str(exc)) from None
         except KeyboardInterrupt:
-            click.echo("Interrupted: no partial results were kept; earlier results are untouched.", err=True)
+            click.echo(
+                INTERRUPTED.get(func.__name__, "Interrupted: earlier results are untouched."), err=True
+            )
             sys.exit(130)
 
     return wrapper
@@ -127,7 +136,8 @@ def run(
     replicates.csv.gz (unless save_replicates: false), trajectory.csv (fit
     experiments), run.json and figures/.  The run ends by checking every row
     against exact theory.  A results folder is replaced only when its run
-    completes.  Blocks of replicates run on local processes
+    completes; a figure that fails is named in one line, and the tables are
+    still published (exit status 1).  Blocks of replicates run on local processes
     (--workers) or a Dask cluster (--executor dask) with byte-identical
     results; an interrupted run continues with --resume.
 
@@ -154,6 +164,7 @@ def run(
     signal.signal(signal.SIGTERM, _interrupt)
     keep_freed_memory()
     after = None if no_figures else _draw_figures
+    figures_failed = False
     for experiment in experiments:
         t0 = time.perf_counter()
         report = run_experiment(
@@ -169,6 +180,11 @@ def run(
             f"{experiment.replicates:,} replicates → {report.path} ({time.perf_counter() - t0:.1f} s)"
         )
         click.echo(f"  {report.check.headline()}", err=not report.check.passed)
+        for note in experiment.notes:  # what the config asked for but was adjusted (also in config.yaml)
+            click.echo(f"  note: {note}")
+        figures_failed |= _report_figures(str(report.path), report.figures)
+    if figures_failed:
+        sys.exit(1)
 
 
 @main.command()
@@ -211,10 +227,25 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def _draw_figures(report, folder) -> None:
+def _draw_figures(report, folder) -> dict:
+    """Draw a staged results folder's figures; what was skipped or failed, for run.json."""
     from .figures import draw_figures
 
-    draw_figures(folder)
+    return draw_figures(folder).to_dict()
+
+
+def _report_figures(folder: str, figures: dict | None) -> bool:
+    """Print one line per figure skipped, drawn incompletely or failed; True if any failed."""
+    if not figures:
+        return False
+    for kind, why in figures.get("skipped", {}).items():
+        click.echo(f"{folder}: {kind} figure skipped: {why}")
+    for kind, why in figures.get("partial", {}).items():
+        click.echo(f"{folder}: {kind} figure {why}")
+    for kind, why in figures.get("failed", {}).items():
+        what = "figures" if kind == "figures" else f"figure '{kind}'"
+        click.echo(f"Error: {folder}: {what} failed: {why}", err=True)
+    return bool(figures.get("failed"))
 
 
 @main.command()
@@ -225,15 +256,19 @@ def _draw_figures(report, folder) -> None:
     type=click.Choice(["png", "svg", "pdf"]),
     default="png",
     show_default=True,
-    help="Image format (PNG at 200 dpi).",
+    help="Image format (PNG at 200 dpi); figure files of other formats are kept.",
 )
 @_fail_on_library_errors
 def plot(results: tuple[str, ...], fmt: str) -> None:
     """Redraw the figures of RESULTS folders from their CSVs and config.yaml alone.
 
-    Never re-simulates: reads summary.csv, analytic.csv, replicates.csv.gz and
-    config.yaml, and replaces RESULTS/figures/ once every figure is drawn,
-    holding the folder's lock so that a sim run writing it is not raced.
+    Never re-simulates: reads summary.csv, analytic.csv, replicates.csv.gz
+    (absent after save_replicates: false: figures that need it are skipped,
+    with a note) and config.yaml.  Each figure of the chosen format in
+    RESULTS/figures/ is replaced atomically; files of other formats are
+    kept.  Holds the folder's lock, so that a sim run writing it is not
+    raced.  A figure that fails is named in one line, the others are still
+    drawn, and the exit status is 1.
 
     \b
     Examples:
@@ -241,15 +276,25 @@ def plot(results: tuple[str, ...], fmt: str) -> None:
       sim plot results/coin --format svg
     """
     from . import results as res
+    from .errors import SimError, one_line
     from .figures import draw_figures, load_tables
 
     for folder in results:
         load_tables(folder)  # every folder readable before any is redrawn
+    failed = False
     for folder in results:
         path = Path(folder).resolve()
         with res.exclusive(path.parent, path.name):
-            written = draw_figures(folder, fmt=fmt)
-        click.echo(f"{folder}: {len(written)} figures → {os.path.join(folder, 'figures')}")
+            try:
+                drawn = draw_figures(folder, fmt=fmt).to_dict()
+            except SimError:
+                raise
+            except Exception as exc:  # one folder's figures never stop the others
+                drawn = {"written": [], "failed": {"figures": one_line(exc)}}
+        click.echo(f"{folder}: {len(drawn['written'])} figures → {os.path.join(folder, 'figures')}")
+        failed |= _report_figures(folder, drawn)
+    if failed:
+        sys.exit(1)
 
 
 @main.command()

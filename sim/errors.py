@@ -73,3 +73,16 @@ class ResultsError(SimError):
 
 class RunError(SimError):
     """A failure while running an experiment."""
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception as one line for the user: its type and the first line of its message.
+
+    >>> one_line(ValueError("bad value\nmore detail"))
+    'ValueError: bad value'
+    >>> one_line(MemoryError())
+    'MemoryError'
+    """
+    text = str(exc).strip().splitlines()
+    line = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    return line if len(line) <= limit else line[: limit - 1] + "…"

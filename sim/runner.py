@@ -13,9 +13,10 @@ import functools
 import platform
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,7 +26,7 @@ from . import results as res
 from .blocks import block_size, by_replicate, ranges_of, run_task, stack
 from .check import CheckReport, check_summary, check_trajectory
 from .config import Experiment, FitExperiment, dump_config
-from .errors import OutputError
+from .errors import OutputError, one_line
 from .fit_experiment import fit_tables
 from .parallel import Progress, ResumeStore, Task, default_workers, execute, fingerprint, plan
 from .streaming import Accumulator
@@ -63,6 +64,7 @@ class RunReport:
     summary: pd.DataFrame | None = None
     analytic: pd.DataFrame | None = None
     check: CheckReport | None = None
+    figures: dict[str, Any] | None = None
 
 
 class _Stopwatch:
@@ -87,7 +89,7 @@ def run_experiment(
     out: str | Path = "results",
     *,
     command: Sequence[str] | None = None,
-    after: Callable[[RunReport, Path], None] | None = None,
+    after: Callable[[RunReport, Path], Mapping[str, Any] | None] | None = None,
     overwrite: bool = True,
     execution: Execution | None = None,
 ) -> RunReport:
@@ -104,7 +106,12 @@ def run_experiment(
     after : callable, optional
         Called as ``after(report, folder)`` with the staged folder once the
         tables are written, before it is published; used to draw figures.
-        Its time is recorded as the ``figures`` stage.
+        Its time is recorded as the ``figures`` stage.  What it returns (a
+        mapping such as :meth:`sim.figures.FigureReport.to_dict`, with a
+        ``failed`` mapping of figure → reason) is kept as
+        ``report.figures`` and written to ``run.json`` under ``figures``.
+        If it raises an exception, the tables are still published: the
+        failure is recorded as ``{"failed": {"figures": reason}}``.
     overwrite : bool
         Replace an existing ``out/<name>/`` (only once the run has
         succeeded); with False, refuse before simulating.
@@ -164,13 +171,31 @@ def _run_locked(experiment, out: Path, command, after, execution: Execution) -> 
                 res.write_csv(frame, tmp / name)
         if after is not None:
             with stage("figures"):
-                after(report, tmp)
+                report.figures = _figures_outcome(after, report, tmp)
         report.timings["total"] = time.perf_counter() - t_start
         info = _run_info(experiment, command, started, report.timings)
         info["check"] = {"agrees_with_theory": report.check.passed, "summary": report.check.headline()}
+        if report.figures is not None:
+            info["figures"] = report.figures
         res.write_json(info, tmp / res.RUN)
     store.discard()
     return report
+
+
+def _figures_outcome(after: Callable, report: RunReport, folder: Path) -> dict[str, Any]:
+    """Run the figure stage; a failure of any kind is recorded, never raised.
+
+    The figures must never cost the tables: whatever ``after`` raises
+    (``MemoryError`` included, though not ``KeyboardInterrupt``) becomes a
+    one-line entry of ``failed``.
+    """
+    try:
+        outcome = after(report, folder)
+    except Exception as exc:  # the tables are published whatever the figures do
+        return {"failed": {"figures": one_line(exc)}}
+    outcome = dict(outcome or {})
+    outcome.setdefault("failed", {})
+    return outcome
 
 
 def _convergence_tables(experiment: Experiment, stage, run_tasks) -> dict:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import exact
+from .decision import chernoff
 from .distributions import Pair
 from .estimators import unit_divisor
 
@@ -169,8 +170,15 @@ class Ranges:
             "entropy": (lp.min(), lp.max()),
             "plugin_kl": (0.0, max(lq.max(), 0.0)),
             "p_wrong": (0.0, 1.0),
-            "p_wrong_tilted": (0.0, 1.0),  # not used: refused with save_replicates: false
+            "p_wrong_tilted": (0.0, 1.0),  # its upper bound depends on n: see below
         }
+        # A tilted replicate's value is w·1{llr_n ≤ 0} with w = Π (p_k/r_k)^{c_k} for
+        # r ∝ p^(1−s) q^s at the Chernoff s: w = Z^n exp(s·n·llr_n) ≤ Z^n = exp(−n·C)
+        # where llr_n ≤ 0, so exp(−n·C) bounds it (widened for rounding in the exponent).
+        tilted_hi = {}
+        if "p_wrong_tilted" in estimators:
+            c = chernoff(pair).information
+            tilted_hi = {int(n): math.exp(-n * c + 1e-9 * (1.0 + n * c)) for n in checkpoints}
         shape = (len(checkpoints), len(estimators))
         fine_lo, fine_hi = np.zeros(shape), np.zeros(shape)
         coarse_lo, coarse_hi = np.zeros(shape), np.zeros(shape)
@@ -178,6 +186,8 @@ class Ranges:
             lo, hi = bounds[est]
             coarse_lo[:, e], coarse_hi[:, e] = lo, hi
             for j, n in enumerate(checkpoints):
+                if est == "p_wrong_tilted":
+                    hi = coarse_hi[j, e] = tilted_hi[int(n)]
                 m = exact.moments(pair, est, int(n))
                 if m.sd > 0:
                     fine_lo[j, e] = max(lo, m.mean - WINDOW_SD * m.sd)

@@ -206,16 +206,6 @@ def test_tilted_exact_moments_by_enumeration():
     assert mu4 == pytest.approx(np.sum(w * (x - mean) ** 4), rel=1e-6)
 
 
-def test_tilted_estimator_needs_replicates_kept():
-    from sim.config import parse_config
-    from sim.errors import ConfigError
-
-    with pytest.raises(ConfigError, match="p_wrong_tilted needs save_replicates: true"):
-        parse_config(
-            PW_CONFIG.replace("[llr, p_wrong]", "[llr, p_wrong_tilted]") + "save_replicates: false\n"
-        )
-
-
 @pytest.mark.parametrize(("p", "q"), [(0.7, 0.5), (0.3, 0.6)])
 def test_stein_type_two_error_by_enumeration(p, q):
     from sim.decision import coin_stein

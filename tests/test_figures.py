@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -135,9 +136,13 @@ def test_sim_plot_writes_every_figure(cli, tiny_results, tmp_path):
     r = cli("plot", str(folder))
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in (folder / "figures").iterdir()) == sorted(f"{k}.png" for k in figures.KINDS)
+    pngs = {p.name: p.read_bytes() for p in (folder / "figures").iterdir()}
     r = cli("plot", str(folder), "--format", "svg")
     assert r.exit_code == 0
-    assert sorted(p.suffix for p in (folder / "figures").iterdir()) == [".svg"] * len(figures.KINDS)
+    names = sorted(p.name for p in (folder / "figures").iterdir())
+    assert names == sorted([*pngs, *(f"{k}.svg" for k in figures.KINDS)])  # the PNGs are kept
+    assert all((folder / "figures" / name).read_bytes() == data for name, data in pngs.items())
+    assert not [p for p in (folder / "figures").iterdir() if p.name.startswith(".")]  # no temporary files
 
 
 def test_sim_plot_in_a_fresh_process_needs_only_the_csvs(tiny_results, tmp_path):
@@ -192,3 +197,92 @@ def test_sim_plot_refuses_a_folder_a_run_is_writing(cli, tiny_results, tmp_path)
     assert r.returncode == 1 and "another sim run is writing" in r.stderr, r.stderr
     assert not (folder / "figures").exists()
     assert cli("plot", str(folder)).exit_code == 0  # and once it is released
+
+
+# --------------------------------------------------------------------------
+# Streamed results (save_replicates: false) and figures that fail
+
+STREAMED = TINY.replace("replicates: 50", "replicates: 20") + (
+    "save_replicates: false\nestimators: [llr, cross_entropy, entropy, plugin_kl, p_wrong]\n"
+)
+
+
+def _figure_names(folder: Path) -> set[str]:
+    return {p.name for p in (folder / "figures").iterdir()}
+
+
+def test_a_streamed_run_draws_every_figure_its_tables_support(cli, write_config, tmp_path):
+    out = tmp_path / "out"
+    r = cli("run", str(write_config(STREAMED)), "--out", str(out))
+    assert r.exit_code == 0, r.output
+    folder = out / "tiny"
+    assert not (folder / "replicates.csv.gz").exists()
+    drawn = {"convergence.png", "error.png", "decomposition.png", "testing.png"}
+    assert _figure_names(folder) == drawn
+    notes = [line for line in r.stdout.splitlines() if "figure" in line]
+    assert notes == [
+        f"{folder}: paths figure skipped: it needs per-replicate paths (save_replicates: false)",
+        f"{folder}: clt figure skipped: it needs per-replicate llr values; "
+        "a streamed summary keeps only quantiles (save_replicates: false)",
+        f"{folder}: testing figure drawn without the simulated Stein curve: "
+        "it reweights per-replicate llr values (save_replicates: false)",
+    ]
+    info = json.loads((folder / "run.json").read_text())
+    assert info["figures"]["failed"] == {} and set(info["figures"]["skipped"]) == {"paths", "clt"}
+    assert sorted(p.name for p in out.iterdir()) == [".tiny.lock", "tiny"]  # no .tiny.resume left
+
+    tables = figures.load_tables(folder)
+    assert tables["replicates"] is None
+    assert figures.figure_kinds(tables) == ["convergence", "error", "decomposition", "testing"]
+    fig = figures.testing_figure(tables["summary"], tables["analytic"], config=tables["config"])
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]  # the die's Stein panel says why it is empty
+    assert texts == ["no simulated curve: it needs per-replicate\nllr values (save_replicates: false)"]
+    shutil.rmtree(folder / "figures")
+    r = cli("plot", str(folder))
+    assert r.exit_code == 0, r.output
+    assert _figure_names(folder) == drawn
+    assert (
+        f"{folder}: paths figure skipped: it needs per-replicate paths (save_replicates: false)" in r.stdout
+    )
+
+
+def _broken(*args, **kwargs):
+    raise MemoryError
+
+
+def test_a_failing_figure_never_costs_the_tables(cli, write_config, tmp_path, monkeypatch):
+    monkeypatch.setattr(figures.folders, "error_figure", _broken)
+    out = tmp_path / "out"
+    r = cli("run", str(write_config(TINY.replace("replicates: 50", "replicates: 10"))), "--out", str(out))
+    assert r.exit_code == 1
+    assert r.stderr.splitlines() == [f"Error: {out / 'tiny'}: figure 'error' failed: MemoryError"]
+    assert "Traceback" not in r.output
+    folder = out / "tiny"
+    for name in ("config.yaml", "analytic.csv", "summary.csv", "replicates.csv.gz", "run.json"):
+        assert (folder / name).is_file(), name
+    assert _figure_names(folder) == {f"{k}.png" for k in figures.KINDS if k != "error"}
+    info = json.loads((folder / "run.json").read_text())
+    assert info["figures"]["failed"] == {"error": "MemoryError"}
+    assert {"seed", "versions", "wall_seconds", "check"} <= set(info)  # the existing keys stay
+    assert sorted(p.name for p in out.iterdir()) == [".tiny.lock", "tiny"]  # resume folder removed
+
+    shutil.rmtree(folder / "figures")
+    r = cli("plot", str(folder))
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert r.stderr.splitlines() == [f"Error: {folder}: figure 'error' failed: MemoryError"]
+    assert _figure_names(folder) == {f"{k}.png" for k in figures.KINDS if k != "error"}
+
+
+def test_a_failing_figure_stage_still_publishes_the_tables(cli, write_config, tmp_path, monkeypatch):
+    import sim.cli
+
+    def broken(report, folder):
+        raise RuntimeError("no display\nand a second line")
+
+    monkeypatch.setattr(sim.cli, "_draw_figures", broken)
+    out = tmp_path / "out"
+    r = cli("run", str(write_config(TINY.replace("replicates: 50", "replicates: 10"))), "--out", str(out))
+    assert r.exit_code == 1
+    assert r.stderr.splitlines() == [f"Error: {out / 'tiny'}: figures failed: RuntimeError: no display"]
+    assert (out / "tiny" / "summary.csv").is_file() and (out / "tiny" / "run.json").is_file()
+    assert sorted(p.name for p in out.iterdir()) == [".tiny.lock", "tiny"]

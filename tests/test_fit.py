@@ -263,6 +263,18 @@ def test_bad_fit_configs(change, message):
     assert any(message in str(i) for i in info.value.issues), info.value.issues
 
 
+def test_save_replicates_false_does_not_apply_to_a_fit_experiment_and_says_so():
+    """``--set save_replicates=false`` given to every config of a run must not reject a fit config."""
+    e = parse_config(CONFIG, "fit.yaml", ["save_replicates=false"])
+    assert e.notes == (
+        "save_replicates: false does not apply to a fit experiment: its replicates "
+        "(one value per model and fit) are always kept",
+    )
+    assert parse_config(CONFIG, "fit.yaml", ["save_replicates=true"]).notes == ()
+    with pytest.raises(ConfigError, match="save_replicates: must be true or false"):
+        parse_config(CONFIG, "fit.yaml", ["save_replicates=3"])
+
+
 def test_fit_config_requires_truth_and_table_rows_that_sum_to_one():
     with pytest.raises(ConfigError, match="missing key 'truth'"):
         parse_config("name: x\nkind: fit\nn: [10]\ncases: [{name: s, model: saturated}]\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import os
 import subprocess
 import sys
@@ -78,6 +79,28 @@ def test_streaming_summary_equals_the_in_memory_one(tmp_path):
     for q in ("q05", "q50", "q95"):
         assert np.all(np.abs(s[q] - full[q]) <= s.quantile_error + 1e-12), q
     assert (s.quantile_error < 0.05 * np.maximum(full.sd, 1e-300) + 1e-12).mean() > 0.5
+    assert lean.check.passed
+
+
+def test_tilted_estimator_streams_within_its_a_priori_bound(tmp_path):
+    """save_replicates: false keeps p_wrong_tilted: its values lie in [0, exp(−n·C)], binned there."""
+    from sim.decision import chernoff
+
+    text = SMALL.replace("replicates: 20000", "replicates: 3000").replace(
+        "n: [1, 10, 1000, 1000000000000]", "n: [1, 10, 100, 1000]\nestimators: [llr, p_wrong, p_wrong_tilted]"
+    )
+    full = _run(text, tmp_path / "full")
+    lean = _run(text + "save_replicates: false\n", tmp_path / "lean")
+    reps = pd.read_csv(full.path / "replicates.csv.gz")
+    for case in parse_config(text).cases:
+        c = chernoff(case.pair).information
+        for n, values in reps[reps.case == case.name].groupby("n").p_wrong_tilted:
+            assert values.min() >= 0 and values.max() <= math.exp(-n * c) * (1 + 1e-12), (case.name, n)
+    s, f = lean.summary, full.summary
+    for col in ("mean", "sd", "mcse", "exact_mean", "exact_sd"):
+        np.testing.assert_allclose(s[col], f[col], rtol=1e-9, atol=1e-300, equal_nan=True)
+    for q in ("q05", "q50", "q95"):
+        assert np.all(np.abs(s[q] - f[q]) <= s.quantile_error * (1 + 1e-9) + 1e-300), q
     assert lean.check.passed
 
 

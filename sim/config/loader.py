@@ -74,11 +74,6 @@ def _experiment(data: Any, ck: _Checker) -> Experiment | FitExperiment | None:
     save = top.get("save_replicates", True)
     if not isinstance(save, bool):
         ck.error(("save_replicates",), f"must be true or false, got {_describe(save)}")
-    elif not save and estimators and "p_wrong_tilted" in estimators:
-        ck.error(
-            ("estimators",),
-            "p_wrong_tilted needs save_replicates: true (its weighted values have no a-priori range to bin)",
-        )
     if ck.issues:
         return None
     common["description"] = common["description"].strip()

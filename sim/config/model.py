@@ -62,7 +62,7 @@ _TOP_KEYS = (
 )
 _CASE_KEYS = ("name", "description", "p", "q")
 _FIT_KEYS = (
-    *(k for k in _TOP_KEYS if k not in ("cases", "notes", "save_replicates")),
+    *(k for k in _TOP_KEYS if k not in ("cases", "notes")),  # save_replicates: accepted, not applied
     "smoothing",
     "inputs",
     "truth",

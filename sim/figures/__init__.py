@@ -2,7 +2,9 @@
 
 Every figure is built from DataFrames (``summary.csv``, ``analytic.csv``,
 ``replicates.csv.gz``) and the resolved config, never from a simulation, so
-``sim plot`` can redraw them in a fresh process.
+``sim plot`` can redraw them in a fresh process.  A streamed run
+(``save_replicates: false``) has no ``replicates.csv.gz``: its figures are
+those its summary supports (:func:`figure_kinds`, :func:`figure_notes`).
 
 Each kind has an axes-level function that draws one case, takes the tables
 and keyword-only options, accepts ``ax=None`` and returns the Axes, and a
@@ -42,7 +44,15 @@ from .convergence import (
 )
 from .decision import plot_p_wrong, plot_stein, testing_figure
 from .fit import fit_convergence_figure, fit_trajectory_figure, plot_fit_convergence, plot_fit_trajectory
-from .folders import build_figures, draw_figures, figure_kinds, load_tables, save_figure
+from .folders import (
+    FigureReport,
+    build_figures,
+    draw_figures,
+    figure_kinds,
+    figure_notes,
+    load_tables,
+    save_figure,
+)
 from .style import (
     COLOURS,
     DPI,
@@ -63,6 +73,7 @@ __all__ = [
     "KINDS",
     "LABELS",
     "MARKERS",
+    "FigureReport",
     "build_figures",
     "case_titles",
     "clt_figure",
@@ -72,6 +83,7 @@ __all__ = [
     "draw_figures",
     "error_figure",
     "figure_kinds",
+    "figure_notes",
     "fit_convergence_figure",
     "fit_trajectory_figure",
     "load_tables",

@@ -151,6 +151,18 @@ def plot_stein(
             linewidth=1.2,
             label=f"exact −(1/n) log β_n, type-I error α = {alpha:g}",
         )
+    if coin is None and (replicates is None or "llr" not in replicates.columns):
+        ax.text(
+            0.5,
+            0.5,
+            "no simulated curve: it needs per-replicate\nllr values (save_replicates: false)",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+            fontsize=8,
+            color="0.3",
+        )
+        ax.set_xlim(max(1.0, float(ns.min())), max(10.0 * float(ns.min()), float(ns.max())))
     ax.axhline(float(analytic["kl_pq"]), label="KL(p‖q)", **THEORY)
     ax.set_xscale("log")
     ax.set_xlabel("sample size n")

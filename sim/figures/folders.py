@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
 
 from .. import results as res
-from ..errors import ResultsError
+from ..errors import ResultsError, one_line
 from .convergence import clt_figure, convergence_figure, decomposition_figure, error_figure, paths_figure
 from .decision import testing_figure
 from .fit import fit_convergence_figure, fit_trajectory_figure
 from .style import DPI, FIT_KINDS, FORMATS, KINDS
+
+#: Every figure kind, in drawing order.
+ALL_KINDS = (*KINDS, "testing", *FIT_KINDS)
+
+#: Why a figure needs the replicates that ``save_replicates: false`` does not keep.
+NEEDS_REPLICATES = {
+    "paths": "it needs per-replicate paths (save_replicates: false)",
+    "clt": "it needs per-replicate llr values; a streamed summary keeps only quantiles (save_replicates: false)",
+}
 
 # --------------------------------------------------------------------------
 # Results folders
@@ -22,9 +35,10 @@ from .style import DPI, FIT_KINDS, FORMATS, KINDS
 def load_tables(folder: str | Path) -> dict[str, Any]:
     """Read what the figures need from a results folder.
 
-    Returns a dict with ``summary``, ``analytic``, ``replicates`` (DataFrames),
-    ``trajectory`` for a fit experiment, and ``config`` (the resolved config as
-    a mapping).
+    Returns a dict with ``summary``, ``analytic``, ``replicates`` (DataFrames;
+    ``replicates`` is None for a streamed run, ``save_replicates: false``,
+    which writes no ``replicates.csv.gz``), ``trajectory`` for a fit
+    experiment, and ``config`` (the resolved config as a mapping).
 
     Raises
     ------
@@ -36,12 +50,9 @@ def load_tables(folder: str | Path) -> dict[str, Any]:
     folder = Path(folder)
     if not folder.is_dir():
         raise ResultsError(f"{folder}: not a results folder")
-    names = {
-        "summary": res.SUMMARY,
-        "analytic": res.ANALYTIC,
-        "replicates": res.REPLICATES,
-        "config": res.CONFIG,
-    }
+    names = {"summary": res.SUMMARY, "analytic": res.ANALYTIC, "config": res.CONFIG}
+    if (folder / res.REPLICATES).is_file():
+        names["replicates"] = res.REPLICATES
     if (folder / res.TRAJECTORY).is_file():
         names["trajectory"] = res.TRAJECTORY
     missing = [f for f in names.values() if not (folder / f).is_file()]
@@ -49,7 +60,7 @@ def load_tables(folder: str | Path) -> dict[str, Any]:
         raise ResultsError(
             f"{folder}: missing {', '.join(missing)} (is it a results folder written by sim run?)"
         )
-    tables: dict[str, Any] = {}
+    tables: dict[str, Any] = {"replicates": None}
     try:
         for key in names:
             if key != "config":
@@ -57,7 +68,9 @@ def load_tables(folder: str | Path) -> dict[str, Any]:
         tables["config"] = yaml.safe_load((folder / res.CONFIG).read_text(encoding="utf-8"))
     except (OSError, ValueError, yaml.YAMLError) as exc:
         raise ResultsError(f"{folder}: cannot read its tables: {exc}") from None
-    fit = isinstance(tables["config"], dict) and tables["config"].get("kind") == "fit"
+    if not isinstance(tables["config"], dict):
+        raise ResultsError(f"{folder}: {res.CONFIG} is not a resolved config")
+    fit = tables["config"].get("kind") == "fit"
     if fit and "trajectory" not in tables:
         raise ResultsError(f"{folder}: missing {res.TRAJECTORY} (a fit experiment's results)")
     needed = {
@@ -66,19 +79,27 @@ def load_tables(folder: str | Path) -> dict[str, Any]:
         "replicates": {"case", "replicate", "n"},
     }
     for key, cols in needed.items():
+        if tables[key] is None:
+            continue
         lacking = cols - set(tables[key].columns)
         if lacking:
             raise ResultsError(f"{folder}: {names[key]} lacks columns {', '.join(sorted(lacking))}")
     return tables
 
 
+def _has_llr_replicates(tables: Mapping[str, Any]) -> bool:
+    replicates = tables.get("replicates")
+    return replicates is not None and "llr" in replicates.columns
+
+
 def figure_kinds(tables: Mapping[str, Any]) -> list[str]:
     """The figure kinds a results folder's tables support, in drawing order.
 
     A fit experiment has ``fit_trajectory`` and ``fit_convergence``; a
-    convergence experiment has ``error`` always, ``convergence``, ``paths``
-    and ``clt`` with ``llr``, ``decomposition`` with llr, cross-entropy and
-    entropy, and ``testing`` with ``p_wrong`` or ``p_wrong_tilted``.
+    convergence experiment has ``error`` always, ``convergence`` with
+    ``llr``, ``paths`` and ``clt`` with llr replicates (not kept by
+    ``save_replicates: false``), ``decomposition`` with llr, cross-entropy
+    and entropy, and ``testing`` with ``p_wrong`` or ``p_wrong_tilted``.
     """
     if tables["config"].get("kind") == "fit":
         return list(FIT_KINDS)
@@ -86,7 +107,7 @@ def figure_kinds(tables: Mapping[str, Any]) -> list[str]:
     wanted = {"error"}
     if "llr" in estimators:
         wanted |= {"convergence"}
-    if "llr" in tables["replicates"].columns:
+    if _has_llr_replicates(tables):
         wanted |= {"paths", "clt"}
     if {"llr", "cross_entropy", "entropy"} <= estimators:
         wanted |= {"decomposition"}
@@ -95,8 +116,28 @@ def figure_kinds(tables: Mapping[str, Any]) -> list[str]:
     return [k for k in (*KINDS, "testing") if k in wanted]
 
 
-def build_figures(tables: Mapping[str, Any]) -> dict[str, Figure]:
-    """Every figure kind that the tables support (see :func:`figure_kinds`), by kind name."""
+def figure_notes(tables: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """What the tables cannot support: (skipped kinds, kinds drawn incompletely), each kind → why.
+
+    A streamed run (no ``replicates.csv.gz``) skips ``paths`` and ``clt``,
+    and its ``testing`` figure lacks the simulated Stein curve, which
+    reweights the saved llr replicates.  The reasons are one line each.
+    """
+    if tables["config"].get("kind") == "fit" or tables.get("replicates") is not None:
+        return {}, {}
+    estimators = set(tables["summary"].estimator)
+    skipped = {k: why for k, why in NEEDS_REPLICATES.items() if "llr" in estimators}
+    partial = {}
+    if "testing" in figure_kinds(tables) and "llr" in estimators:
+        partial["testing"] = (
+            "drawn without the simulated Stein curve: it reweights per-replicate llr values "
+            "(save_replicates: false)"
+        )
+    return skipped, partial
+
+
+def _drawers(tables: Mapping[str, Any]) -> dict[str, Callable[[], Figure]]:
+    """A function drawing each figure kind the tables support, by kind name."""
     summary, analytic, replicates, config = (
         tables[k] for k in ("summary", "analytic", "replicates", "config")
     )
@@ -111,7 +152,12 @@ def build_figures(tables: Mapping[str, Any]) -> dict[str, Figure]:
         "fit_trajectory": lambda: fit_trajectory_figure(tables.get("trajectory"), config=config, units=units),
         "fit_convergence": lambda: fit_convergence_figure(summary, analytic, config=config),
     }
-    return {kind: draw[kind]() for kind in figure_kinds(tables)}
+    return {kind: draw[kind] for kind in figure_kinds(tables)}
+
+
+def build_figures(tables: Mapping[str, Any]) -> dict[str, Figure]:
+    """Every figure kind that the tables support (see :func:`figure_kinds`), by kind name."""
+    return {kind: draw() for kind, draw in _drawers(tables).items()}
 
 
 def save_figure(fig: Figure, path: Path) -> None:
@@ -121,25 +167,95 @@ def save_figure(fig: Figure, path: Path) -> None:
     fig.savefig(path, dpi=DPI, metadata=metadata)
 
 
-def draw_figures(folder: str | Path, *, fmt: str = "png", into: str | Path | None = None) -> list[Path]:
+@dataclass
+class FigureReport:
+    """What :func:`draw_figures` did.
+
+    Attributes
+    ----------
+    written : list of pathlib.Path
+        The files written.
+    skipped : dict
+        Figure kind → why the tables cannot support it (one line).
+    partial : dict
+        Figure kind → what it lacks (one line), for figures drawn incompletely.
+    failed : dict
+        Figure kind → why drawing or saving it failed (one line).
+    """
+
+    written: list[Path] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    partial: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data (file names only), for ``run.json``."""
+        return {
+            "written": [p.name for p in self.written],
+            "skipped": dict(self.skipped),
+            "partial": dict(self.partial),
+            "failed": dict(self.failed),
+        }
+
+
+def _save_atomically(fig: Figure, path: Path) -> None:
+    """Save ``fig`` to a temporary file beside ``path``, then rename it into place."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.tmp-", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        tmp.chmod(0o666 & ~umask)  # mkstemp makes it private; figures are ordinary files
+        save_figure(fig, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def draw_figures(folder: str | Path, *, fmt: str = "png", into: str | Path | None = None) -> FigureReport:
     """Draw every figure of a results folder into ``into`` (default ``folder/figures``).
 
-    Reads only the folder's CSVs and ``config.yaml``.  The figures folder is
-    replaced as a whole once every figure is drawn.
+    Reads only the folder's CSVs and ``config.yaml``.  Each figure file is
+    written to a temporary file and renamed into place, replacing only the
+    file of that name; files of other formats are kept.  Files of this
+    format for figures that are not drawn this time (skipped or failed) are
+    removed, so that none is left from other tables.
+
+    A figure that fails to draw or save (any exception, ``MemoryError``
+    included) does not stop the others: it is reported in
+    :attr:`FigureReport.failed`.
 
     Returns
     -------
-    list of pathlib.Path
-        The files written.
+    FigureReport
+        Files written, and the kinds skipped, drawn incompletely or failed.
+
+    Raises
+    ------
+    sim.errors.ResultsError
+        If the folder's tables cannot be read (see :func:`load_tables`).
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown figure format {fmt!r}; use one of {', '.join(FORMATS)}")
     folder = Path(folder)
     tables = load_tables(folder)
     target = Path(into) if into is not None else folder / res.FIGURES
-    written = []
-    with res.staged_folder(target.parent, target.name) as tmp:
-        for kind, fig in build_figures(tables).items():
-            save_figure(fig, tmp / f"{kind}.{fmt}")
-            written.append(target / f"{kind}.{fmt}")
-    return written
+    target.mkdir(parents=True, exist_ok=True)
+    report = FigureReport()
+    report.skipped, report.partial = figure_notes(tables)
+    for kind, draw in _drawers(tables).items():
+        path = target / f"{kind}.{fmt}"
+        try:
+            _save_atomically(draw(), path)
+        except Exception as exc:  # one figure never costs the others, nor the results
+            report.failed[kind] = one_line(exc)
+            continue
+        report.written.append(path)
+    for kind in ALL_KINDS:
+        stale = target / f"{kind}.{fmt}"
+        if stale not in report.written and stale.is_file():
+            stale.unlink()
+    return report
