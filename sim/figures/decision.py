@@ -26,8 +26,15 @@ EXPONENT_SPAN = 1e4
 
 
 def _grid(ns: np.ndarray) -> np.ndarray:
+    """:data:`CURVE_POINTS` log-spaced sample sizes over the range of ``ns``, and ``ns`` itself.
+
+    The checkpoints are included so that the exact curve, jagged at small n
+    (a lattice), passes through the points simulated there.
+    """
+    ns = np.asarray(ns, dtype=np.int64)
     lo, hi = max(1, int(ns.min())), int(ns.max())
-    return np.unique(np.geomspace(lo, hi, CURVE_POINTS).round().astype(np.int64))
+    grid = np.geomspace(lo, hi, CURVE_POINTS).round().astype(np.int64)
+    return np.union1d(grid, ns[ns >= 1])
 
 
 def _log_name(units: str) -> str:
@@ -178,7 +185,7 @@ def plot_stein(
             label="simulated (samples from p reweighted by q/p)",
         )
     if coin is not None:
-        grid = _grid(np.array([1, max(int(ns.max()), STEIN_MAX_N)]))  # its approach to KL is slow, ~1/√n
+        grid = _grid(np.append(ns, [1, max(int(ns.max()), STEIN_MAX_N)]))  # its approach to KL is slow, ~1/√n
         rates = np.array([-coin_stein(coin[0], coin[1], int(n), alpha)[1] / n for n in grid]) / scale
         ax.plot(
             grid,
