@@ -81,16 +81,28 @@ def _two_product(a: float, b: float) -> tuple[float, float]:
     return hi, lo
 
 
-def _bd0(x: np.ndarray, n: float, p: float, shift: np.ndarray | float = 0.0) -> np.ndarray:
-    """y log(y/(np)) + np − y = np·h(y/(np) − 1) at y = x + shift, with y − np formed exactly.
+def _deviance(k: np.ndarray, n: float, p: float, q: float, shift: np.ndarray | float = 0.0) -> np.ndarray:
+    """Σ y log(y/m) + m − y over heads and tails, y the counts k + shift and n − k − shift.
 
-    Rounding n·p (by up to 1e-4 at n = 10¹²) would move the result by
-    |y − np|/(np) times that; carrying the product's rounding error ``lo``
-    keeps the deviation exact to one rounding.  ``shift`` is added to the
-    deviation, not to the (integer, exact) ``x``, which it would round.
+    Each term is m·h((y − m)/m) with h(r) = (1 + r) log(1 + r) − r.  The
+    deviations y − m are what matter: rounding n·p (by up to 1e-4 at
+    n = 10¹²) would move the result by |y − m|/m times that.  So the
+    deviation of the smaller of p and q is formed exactly, carrying the
+    product's rounding error ``lo``, with ``shift`` added to the deviation
+    rather than to the (integer, exact) k, which it would round; the other
+    deviation is its negative (the two counts sum to n), so 1 − p never
+    enters rounded.
     """
-    hi, lo = _two_product(n, p)
-    return hi * xlog1px_minus_x((((x - hi) - lo) + shift) / hi)
+    if p <= q:
+        hi, lo = _two_product(n, p)
+        dev_h = ((k - hi) - lo) + shift
+        dev_t = -dev_h
+    else:
+        hi, lo = _two_product(n, q)
+        dev_t = (((n - k) - hi) - lo) - shift
+        dev_h = -dev_t
+    mean_h, mean_t = n * p, n * q
+    return mean_h * xlog1px_minus_x(dev_h / mean_h) + mean_t * xlog1px_minus_x(dev_t / mean_t)
 
 
 def log_pmf(k, n: int, p: float, p_bar: float | None = None, shift=0.0) -> np.ndarray:
@@ -126,8 +138,7 @@ def log_pmf(k, n: int, p: float, p_bar: float | None = None, shift=0.0) -> np.nd
             _stirlerr(np.array([nf]))[0]
             - _stirlerr(at)
             - _stirlerr(nf - at)
-            - _bd0(k, nf, p, shift)
-            - _bd0(nf - k, nf, q, -shift)
+            - _deviance(k, nf, p, q, shift)
             - _HALF_LOG_2PI
             + 0.5 * (math.log(nf) - np.log(at) - np.log(nf - at))
         )
@@ -143,7 +154,7 @@ def log_pmf(k, n: int, p: float, p_bar: float | None = None, shift=0.0) -> np.nd
     mid = inside & ~edge0 & ~edge1
     km = k[mid]
     rest = nf - km
-    deviance = _bd0(km, nf, p) + _bd0(rest, nf, q)
+    deviance = _deviance(km, nf, p, q)
     out[mid] = (
         _stirlerr(np.array([nf]))[0]
         - _stirlerr(km)
