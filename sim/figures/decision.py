@@ -74,6 +74,7 @@ def plot_p_wrong(
         "p_wrong_tilted": ("tilted (importance sampling)", "D", COLOURS["plugin_kl"]),
     }
     anchor = None
+    shown: list[np.ndarray] = []  # the values drawn, to choose the exponent's scale
     for est, (label, marker, colour) in styles.items():
         s = summary[(summary.estimator == est) & (summary["mean"] > 0)].sort_values("n")
         if s.empty:
@@ -96,16 +97,22 @@ def plot_p_wrong(
             label=label,
         )
         anchor = (float(s.n.iloc[-1]), float(mid[-1]))
+        shown.append(mid)
     if coin is not None:
         grid = _grid(ns)
         log_p = np.array([coin_p_wrong(coin[0], coin[1], int(n))[1] for n in grid])
         curve = -log_p / grid / scale if exponent else log_p / math.log(10)
         ax.plot(grid, curve, color="black", linewidth=1.2, label="exact (Binomial tail)")
         anchor = (float(grid[-1]), float(curve[-1]))
+        shown.append(curve)
     if exponent:
         if c > 0:
             ax.axhline(c / scale, label="C(p, q)", **THEORY)
+            shown.append(np.array([c / scale]))
         ax.set_xscale("log")
+        values = np.concatenate(shown) if shown else np.array([])
+        if values.size and values.min() > 0 and values.max() > 100 * values.min():
+            ax.set_yscale("log")  # a C of 1e-14 next to exponents near 1 at small n
         ax.set_ylabel(f"−(1/n) {_log_name(units)} P(sample favours q) ({units})")
     else:
         if anchor is not None and c > 0:
