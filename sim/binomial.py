@@ -18,9 +18,14 @@ at n = 10¹² and beyond, so this module provides:
     log P(H ≤ h) or log P(H ≥ h).  Where the tail is above 1e-280 it is
     scipy's (Boost's) value; a smaller tail lies beyond the mode and is
     summed from the boundary outwards in log space (see :func:`log_tail`),
-    with a number of terms set by how fast the terms fall, not by n.
+    with a number of terms set by how fast the terms fall, not by n; where
+    they fall too slowly for that (n beyond ~10¹¹, a boundary a few hundred
+    standard deviations out) the sum is integrated by Euler–Maclaurin.
 
-Memory is bounded by one chunk of :data:`CHUNK` terms whatever n is.
+Memory is bounded by one chunk of :data:`CHUNK` terms whatever n is.  Boost's
+own values, used for tails above 1e-280, carry a relative error that grows
+with n: about 1e-7 at n = 2⁵³ (measured against :func:`log_pmf` and 60-digit
+decimal arithmetic), 1e-15 at n = 10⁴.
 """
 
 from __future__ import annotations
@@ -182,8 +187,10 @@ def log_tail(h: int, n: int, p: float, *, upper: bool = False, p_bar: float | No
     accumulates the exact log-ratios, so rounding does not build up over
     more than :data:`CHUNK` steps.  The number of terms is about
     39/|log ρ(h)|: a handful when the boundary is a fixed fraction of n
-    away from the mean, at most a few times 10⁷ (a second) when it is only
-    the ~37 standard deviations that make the tail that small, at n = 2⁵³.
+    away from the mean, but up to ~5·10⁷ at n = 2⁵³ when it is only the ~37
+    standard deviations that make the tail that small; beyond
+    :data:`MAX_TERMS` terms the tail is integrated instead
+    (:func:`_integral_lower_tail`), in 48 evaluations.
 
     Parameters
     ----------
