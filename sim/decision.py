@@ -27,11 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, special, stats
 
+from .binomial import log_pmf, log_prob_in, log_tail
 from .distributions import Pair, coin
-
-#: Terms summed for a Binomial tail too small for scipy's log-CDF (they fall
-#: geometrically: far fewer than this reach within 1e-16 of the first).
-TAIL_TERMS = 20_000
 
 
 @dataclass(frozen=True)
@@ -138,43 +135,64 @@ def coin_wrong_bound(p: float, q: float, n: int, *, strict: bool = False) -> tup
 def coin_p_wrong(p: float, q: float, n: int, *, strict: bool = False) -> tuple[float, float]:
     """Exact P_p(llr_n ≤ 0) (or < 0 with ``strict``) for coins: (probability, its log).
 
-    The Binomial tail comes from scipy's log-CDF; where that underflows (a
-    probability like 1e-40000 at n = 10⁶) the tail is summed in log space from
-    its largest terms, which decay geometrically away from the boundary.
+    A Binomial tail by :func:`sim.binomial.log_tail`: scipy's value where
+    it does not underflow, else summed in log space from the boundary
+    outwards, so a probability like 1e-40000 at n = 10⁶ keeps its logarithm;
+    memory and time do not grow with n (up to 2⁵³).
     """
     side, h = coin_wrong_bound(p, q, n, strict=strict)
     if (side == "le" and h < 0) or (side == "ge" and h > n):
         return 0.0, -math.inf
-    if side == "le":
-        log_prob = float(stats.binom.logcdf(h, n, p))
-        terms = np.arange(h, max(-1, h - TAIL_TERMS), -1)
-    else:
-        log_prob = float(stats.binom.logsf(h - 1, n, p))
-        terms = np.arange(h, min(n + 1, h + TAIL_TERMS))
-    if not log_prob > -700.0:
-        log_prob = float(special.logsumexp(stats.binom.logpmf(terms, n, p)))
+    log_prob = log_prob_in(side, h, n, p)
     return math.exp(log_prob), log_prob
-
-
-#: Largest n for which the tilted estimator's exact moments are summed (one term per head count).
-TILTED_EXACT_MAX_N = 10**7
 
 
 def coin_tilted_moments(p: float, q: float, n: int) -> tuple[float, float, float]:
     """Exact mean, sd and 4th central moment of one tilted replicate w·1{llr ≤ 0}, for a coin.
 
-    X = w·1{wrong} under r has E[X^k] = Σ_{h wrong} pmf_p(h)^k / pmf_r(h)^(k−1),
-    summed in log space over the wrong head counts; nan beyond
-    ``TILTED_EXACT_MAX_N`` (never approximated).
+    X = w·1{wrong} under r has E[X^k] = Σ_{h wrong} pmf_p(h)^k / pmf_r(h)^(k−1)
+    = Σ_{h wrong} C(n, h) a_k^h b_k^(n−h) with a_k = p^k/r^(k−1) and
+    b_k = (1−p)^k/(1−r)^(k−1): that is (a_k + b_k)^n times the probability
+    of the wrong head counts under Binomial(n, a_k/(a_k + b_k)), one
+    Binomial tail (:func:`sim.binomial.log_tail`) evaluated in log space,
+    for any n up to 2⁵³.  The central moments are formed relative to the
+    mean (E[X^k]/m^k), so they do not cancel to 0 when m underflows
+    no sooner than the raw moments do.
     """
     pair = Pair(coin(p), coin(q))
     side, h = coin_wrong_bound(p, q, n)
-    if n > TILTED_EXACT_MAX_N:
-        return math.nan, math.nan, math.nan
-    heads = np.arange(0, h + 1) if side == "le" else np.arange(max(h, 0), n + 1)
-    if heads.size == 0:
+    if (side == "le" and h < 0) or (side == "ge" and h > n):
         return 0.0, 0.0, 0.0
-    r = tilted(pair, chernoff(pair).s)[0]
+    r = float(tilted(pair, chernoff(pair).s)[0])
+    if n <= TILTED_ENUMERATE_MAX_N:
+        return _tilted_moments_enumerated(side, h, n, p, r)
+    log_p, log_pbar, log_r, log_rbar = math.log(p), math.log1p(-p), math.log(r), math.log1p(-r)
+    log_raw = []
+    for k in (1, 2, 3, 4):
+        log_a, log_b = k * log_p - (k - 1) * log_r, k * log_pbar - (k - 1) * log_rbar
+        log_ab = float(np.logaddexp(log_a, log_b))
+        pi, pi_bar = math.exp(log_a - log_ab), math.exp(log_b - log_ab)
+        log_raw.append(n * log_ab + log_prob_in(side, h, n, pi, pi_bar))
+    log_m = log_raw[0]
+    if log_m == -math.inf:
+        return 0.0, 0.0, 0.0
+    # E[X^k]/m^k: X/m has mean 1, so its central moments follow without m's scale
+    rel = [math.exp(v - (k + 1) * log_m) for k, v in enumerate(log_raw)]
+    var_rel = max(rel[1] - 1.0, 0.0)
+    mu4_rel = max(rel[3] - 4.0 * rel[2] + 6.0 * rel[1] - 3.0, 0.0)
+    m = math.exp(log_m)
+    return m, m * math.sqrt(var_rel), mu4_rel * m**4
+
+
+#: Up to this n the tilted moments are summed head count by head count, as
+#: they always were: the same values to the last digit, so the committed
+#: results (n ≤ 1000) are reproduced byte for byte.
+TILTED_ENUMERATE_MAX_N = 1000
+
+
+def _tilted_moments_enumerated(side: str, h: int, n: int, p: float, r: float) -> tuple[float, float, float]:
+    """:func:`coin_tilted_moments` by a sum over the wrong head counts (small n only)."""
+    heads = np.arange(0, h + 1) if side == "le" else np.arange(max(h, 0), n + 1)
     lp, lr = stats.binom.logpmf(heads, n, p), stats.binom.logpmf(heads, n, r)
     raw = [math.exp(float(special.logsumexp(k * lp - (k - 1) * lr))) for k in (1, 2, 3, 4)]
     m = raw[0]
@@ -244,19 +262,51 @@ def coin_stein(p: float, q: float, n: int, alpha: float = 0.05) -> tuple[float, 
     > 0 that is H ≤ k, with the boundary count k + 1 decided by a coin of
     probability γ, k and γ chosen so that P_p(decide q) = α exactly.  The
     type-II error β_n = P_q(decide p) then decays like exp(−n·KL(p‖q)) (Stein's
-    lemma).  Returns (β_n, log β_n), in log space throughout.
+    lemma).  The llr is monotone in H, so k is found by a search over head
+    counts (:func:`_level_boundary`) rather than by tabulating all n + 1; β_n
+    is summed in log space (:mod:`sim.binomial`), so it keeps its logarithm
+    long after it underflows.  Returns (β_n, log β_n).
     """
     flip = math.log(p / q) < math.log((1 - p) / (1 - q))
     if flip:  # count tails instead, so that the llr increases with the count
         p, q = 1 - p, 1 - q
-    cdf_p = stats.binom.cdf(np.arange(n + 1), n, p)
-    k = int(np.searchsorted(cdf_p, alpha, side="right")) - 1  # largest k with P_p(H ≤ k) ≤ α
-    below = cdf_p[k] if k >= 0 else 0.0
-    atom = stats.binom.pmf(k + 1, n, p)
+    k = _level_boundary(n, p, alpha)
+    below = float(stats.binom.cdf(k, n, p)) if k >= 0 else 0.0
+    atom = math.exp(float(log_pmf(np.array([k + 1]), n, p)[0]))
     gamma = (alpha - below) / atom if atom > 0 else 0.0
     # β = P_q(H > k + 1) + (1 − γ) P_q(H = k + 1)
-    log_terms = [float(stats.binom.logsf(k + 1, n, q))]
+    log_terms = [log_tail(k + 2, n, q, upper=True)]
     if gamma < 1.0:
-        log_terms.append(math.log1p(-gamma) + float(stats.binom.logpmf(k + 1, n, q)))
+        log_terms.append(math.log1p(-gamma) + float(log_pmf(np.array([k + 1]), n, q)[0]))
     log_beta = float(special.logsumexp(log_terms))
     return math.exp(log_beta), log_beta
+
+
+def _level_boundary(n: int, p: float, alpha: float) -> int:
+    """The largest k in −1…n with P_p(H ≤ k) ≤ α (−1 when even P(H = 0) exceeds α).
+
+    The cdf is monotone in k, so the boundary is bracketed by doubling steps
+    from the normal approximation's guess (a few standard deviations at
+    most from it, for any n) and then bisected: O(log n) evaluations of
+    scipy's cdf, never a table of the n + 1 counts.  (scipy's own quantile
+    gives up beyond n ≈ 10¹².)
+    """
+
+    def within(k: int) -> bool:
+        return k < 0 or (k < n and float(stats.binom.cdf(k, n, p)) <= alpha)
+
+    sd = math.sqrt(n * p * (1.0 - p))
+    guess = int(min(max(math.floor(n * p + float(stats.norm.ppf(alpha)) * sd), -1), n))
+    step = 1
+    if within(guess):
+        lo, hi = guess, guess + 1
+        while within(hi):
+            lo, hi, step = hi, min(n, hi + step), 2 * step
+    else:
+        lo, hi = guess - 1, guess
+        while not within(lo):
+            lo, hi, step = max(-1, lo - step), lo, 2 * step
+    while hi - lo > 1:  # within(lo), not within(hi)
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if within(mid) else (lo, mid)
+    return lo

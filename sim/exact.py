@@ -96,11 +96,19 @@ def expect(n: int, probs: np.ndarray, g) -> np.ndarray:
         out[ks] = _expect_narrow(n, p[ks], lo[ks], hi[ks], ks, int(width[ks].max()), g)
         start = stop
     wide = np.flatnonzero(sd > RECURRENCE_SD)
-    for chunk in (
-        np.array_split(wide, max(1, math.ceil(width[wide].sum() / CHUNK_POINTS))) if wide.size else []
-    ):
-        out[chunk] = _expect_wide(n, p[chunk], sd[chunk], lo[chunk], hi[chunk], chunk, g)
+    # chunks are sized by the points actually evaluated (one per stride), not by
+    # the windows' widths, which grow like √n: at n = 2⁵³ that made a thousand
+    # mostly empty chunks for one coin
+    points = np.floor((hi[wide] - lo[wide]) / _stride(sd[wide])) + 1
+    for chunk in np.array_split(wide, max(1, math.ceil(points.sum() / CHUNK_POINTS))) if wide.size else []:
+        if chunk.size:
+            out[chunk] = _expect_wide(n, p[chunk], sd[chunk], lo[chunk], hi[chunk], chunk, g)
     return out
+
+
+def _stride(sd: np.ndarray) -> np.ndarray:
+    """Lattice stride of a wide binomial's sum (see the module notes)."""
+    return np.maximum(1.0, np.floor(sd / STRIDE_PER_SD))
 
 
 def _expect_narrow(n, p, lo, hi, ks, width, g) -> np.ndarray:
@@ -117,7 +125,7 @@ def _expect_narrow(n, p, lo, hi, ks, width, g) -> np.ndarray:
 
 
 def _expect_wide(n, p, sd, lo, hi, ks, g) -> np.ndarray:
-    stride = np.maximum(1.0, np.floor(sd / STRIDE_PER_SD))
+    stride = _stride(sd)
     counts = (np.floor((hi - lo) / stride) + 1).astype(np.int64)
     owner = np.repeat(np.arange(p.size), counts)
     first = np.cumsum(counts) - counts

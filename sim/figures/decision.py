@@ -14,15 +14,37 @@ from ..decision import coin_p_wrong, coin_stein
 from ..distributions import LN2
 from .style import COLOURS, THEORY, Config, _ax, _coins, _facets, _suptitle, _title, case_titles
 
-#: Sample sizes of the exact curves (beyond the checkpoints, which may be few).
+#: Sample sizes of the exact curves (beyond the checkpoints, which may be few): a
+#: log-spaced grid, so drawing them costs the same at n = 10¹² as at n = 10³.
 CURVE_POINTS = 60
 #: The Stein exponent's exact curve runs at least this far.
 STEIN_MAX_N = 100_000
+#: Beyond this ratio of largest to smallest n, log₁₀ p_wrong against a linear n
+#: would squeeze every point but the last against the axis: the panel shows the
+#: exponent −(1/n) log p_wrong against a logarithmic n instead.
+EXPONENT_SPAN = 1e4
 
 
 def _grid(ns: np.ndarray) -> np.ndarray:
+    """:data:`CURVE_POINTS` log-spaced sample sizes over the range of ``ns``, and ``ns`` itself.
+
+    The checkpoints are included so that the exact curve, jagged at small n
+    (a lattice), passes through the points simulated there.
+    """
+    ns = np.asarray(ns, dtype=np.int64)
     lo, hi = max(1, int(ns.min())), int(ns.max())
-    return np.unique(np.geomspace(lo, hi, CURVE_POINTS).round().astype(np.int64))
+    grid = np.geomspace(lo, hi, CURVE_POINTS).round().astype(np.int64)
+    return np.union1d(grid, ns[ns >= 1])
+
+
+def _log_name(units: str) -> str:
+    """The logarithm whose base matches ``units``: log₂ for bits, ln for nats."""
+    return "log₂" if units == "bits" else "ln"
+
+
+def _decay(units: str, rate: str) -> str:
+    """exp(−n·C) in nats, 2^(−n·C) in bits: the decay law of a rate given in ``units``."""
+    return f"2^(−n·{rate})" if units == "bits" else f"exp(−n·{rate})"
 
 
 def plot_p_wrong(
@@ -33,24 +55,37 @@ def plot_p_wrong(
     ax: Axes | None = None,
     title: str = "",
 ) -> Axes:
-    """log₁₀ P_p(llr_n ≤ 0) against n: simulated points with ±2 MCSE bars, the exact
-    curve for coins, and the slope −C(p, q) of the Chernoff information.
+    """P_p(llr_n ≤ 0) against n: simulated points with ±2 MCSE bars, the exact
+    curve for coins, and its rate C(p, q), the Chernoff information.
+
+    Over at most :data:`EXPONENT_SPAN` in n the panel shows log₁₀ p_wrong
+    against n, with the slope −C; over a wider range (say up to n = 10¹²,
+    where log₁₀ p_wrong ≈ −10¹⁰) it shows the exponent −(1/n) log p_wrong,
+    in the experiment's units, against log n, approaching C.
     """
     ax = _ax(ax)
-    scale = LN2 if analytic.get("units", "nats") == "bits" else 1.0  # C is stored in the config's units
-    c = float(analytic["chernoff"]) * scale
+    units = str(analytic.get("units", "nats"))
+    scale = LN2 if units == "bits" else 1.0  # C is stored in the config's units
+    c = float(analytic["chernoff"]) * scale  # nats
+    ns = np.unique(summary.n.to_numpy())
+    exponent = len(ns) > 0 and ns.max() > EXPONENT_SPAN * max(1, ns.min())
     styles = {
         "p_wrong": ("plain Monte Carlo", "o", COLOURS["llr"]),
         "p_wrong_tilted": ("tilted (importance sampling)", "D", COLOURS["plugin_kl"]),
     }
     anchor = None
+    shown: list[np.ndarray] = []  # the values drawn, to choose the exponent's scale
     for est, (label, marker, colour) in styles.items():
         s = summary[(summary.estimator == est) & (summary["mean"] > 0)].sort_values("n")
         if s.empty:
             continue
-        lo = np.log10(np.maximum(s["mean"] - 2 * s.mcse, s["mean"] * 1e-3))
-        hi = np.log10(s["mean"] + 2 * s.mcse)
-        mid = np.log10(s["mean"])
+        mean, mcse = s["mean"].to_numpy(), s.mcse.to_numpy()
+        low, high = np.log(np.maximum(mean - 2 * mcse, mean * 1e-3)), np.log(mean + 2 * mcse)
+        if exponent:  # −(1/n) log p: the upper bar is the lower probability
+            n = s.n.to_numpy(dtype=float)
+            mid, lo, hi = -np.log(mean) / n / scale, -high / n / scale, -low / n / scale
+        else:
+            mid, lo, hi = np.log10(mean), low / math.log(10), high / math.log(10)
         ax.errorbar(
             s.n,
             mid,
@@ -61,20 +96,32 @@ def plot_p_wrong(
             capsize=2,
             label=label,
         )
-        anchor = (float(s.n.iloc[-1]), float(mid.iloc[-1]))
-    ns = np.unique(summary.n.to_numpy())
+        anchor = (float(s.n.iloc[-1]), float(mid[-1]))
+        shown.append(mid)
     if coin is not None:
         grid = _grid(ns)
-        exact = np.array([coin_p_wrong(coin[0], coin[1], int(n))[1] for n in grid]) / math.log(10)
-        ax.plot(grid, exact, color="black", linewidth=1.2, label="exact (Binomial tail)")
-        anchor = (float(grid[-1]), float(exact[-1]))
-    if anchor is not None and c > 0:
-        n0, y0 = anchor
-        span = np.array([ns.min(), n0], dtype=float)
-        ax.plot(span, y0 - c * (span - n0) / math.log(10), label="slope −C(p, q)", **THEORY)
+        log_p = np.array([coin_p_wrong(coin[0], coin[1], int(n))[1] for n in grid])
+        curve = -log_p / grid / scale if exponent else log_p / math.log(10)
+        ax.plot(grid, curve, color="black", linewidth=1.2, label="exact (Binomial tail)")
+        anchor = (float(grid[-1]), float(curve[-1]))
+        shown.append(curve)
+    if exponent:
+        if c > 0:
+            ax.axhline(c / scale, label="C(p, q)", **THEORY)
+            shown.append(np.array([c / scale]))
+        ax.set_xscale("log")
+        values = np.concatenate(shown) if shown else np.array([])
+        if values.size and values.min() > 0 and values.max() > 100 * values.min():
+            ax.set_yscale("log")  # a C of 1e-14 next to exponents near 1 at small n
+        ax.set_ylabel(f"−(1/n) {_log_name(units)} P(sample favours q) ({units})")
+    else:
+        if anchor is not None and c > 0:
+            n0, y0 = anchor
+            span = np.array([ns.min(), n0], dtype=float)
+            ax.plot(span, y0 - c * (span - n0) / math.log(10), label="slope −C(p, q)", **THEORY)
+        ax.set_ylabel("log₁₀ P(sample favours q)")
     ax.set_xlabel("sample size n")
-    ax.set_ylabel("log₁₀ P(sample favours q)")
-    _title(ax, title or str(analytic["case"]), f"  [C = {float(analytic['chernoff']):.4g}]")
+    _title(ax, title or str(analytic["case"]), f"  [C = {float(analytic['chernoff']):.4g} {units}]")
     return ax
 
 
@@ -98,11 +145,14 @@ def simulated_stein(replicates: pd.DataFrame, units: str, alpha: float = 0.05) -
         # randomise at the atom llr = τ, as the exact test does, so the type-I error is α
         below, at = float(np.mean((llr < tau) & ~tie)), float(np.mean(tie))
         keep_atom = 1.0 - (min(max((alpha - below) / at, 0.0), 1.0) if at > 0 else 0.0)
-        log_w = -n * llr
-        top = float(log_w[above | tie].max()) if (above | tie).any() else 0.0
-        weights = np.where(above, np.exp(log_w - top), 0.0) + np.where(
-            tie, keep_atom * np.exp(log_w - top), 0.0
-        )
+        decide_p = above | tie
+        if not decide_p.any():
+            continue
+        # exp only where the test decides p: elsewhere −n·llr can be ~10¹⁰ and overflow
+        log_w = -n * llr[decide_p]
+        top = float(log_w.max())
+        weights = np.zeros(llr.size)
+        weights[decide_p] = np.exp(log_w - top) * np.where(tie[decide_p], keep_atom, 1.0)
         mean, sd = float(weights.mean()), float(weights.std(ddof=1))
         if not mean > 0:
             continue
@@ -142,14 +192,14 @@ def plot_stein(
             label="simulated (samples from p reweighted by q/p)",
         )
     if coin is not None:
-        grid = _grid(np.array([1, max(int(ns.max()), STEIN_MAX_N)]))  # its approach to KL is slow, ~1/√n
+        grid = _grid(np.append(ns, [1, max(int(ns.max()), STEIN_MAX_N)]))  # its approach to KL is slow, ~1/√n
         rates = np.array([-coin_stein(coin[0], coin[1], int(n), alpha)[1] / n for n in grid]) / scale
         ax.plot(
             grid,
             rates,
             color=COLOURS["llr"],
             linewidth=1.2,
-            label=f"exact −(1/n) log β_n, type-I error α = {alpha:g}",
+            label=f"exact −(1/n) {_log_name(units)} β_n, type-I error α = {alpha:g}",
         )
     if coin is None and (replicates is None or "llr" not in replicates.columns):
         ax.text(
@@ -198,7 +248,9 @@ def testing_figure(
         panels,
         draw,
         suptitle=_suptitle(
-            "The likelihood-ratio test: the wrong model's chance falls like exp(−n·C)", config
+            "The likelihood-ratio test: the wrong model's chance falls like "
+            + _decay(str(analytic.units.iloc[0]) if "units" in analytic and len(analytic) else "nats", "C"),
+            config,
         ),
         columns=2,
     )
