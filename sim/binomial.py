@@ -36,7 +36,7 @@ import math
 import numpy as np
 from scipy import special, stats
 
-from .distributions import xlog1px_minus_x
+from .distributions import two_product, xlog1px_minus_x
 
 #: Tails above this come from scipy's (Boost's) cdf/sf, which are accurate there.
 SCIPY_FLOOR = 1e-280
@@ -72,20 +72,6 @@ def _stirlerr(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def _two_product(a: float, b: float) -> tuple[float, float]:
-    """a·b = hi + lo exactly (Dekker's product with Veltkamp's split)."""
-    hi = a * b
-    split = 134217729.0  # 2^27 + 1
-    ah = a * split
-    ah = ah - (ah - a)
-    al = a - ah
-    bh = b * split
-    bh = bh - (bh - b)
-    bl = b - bh
-    lo = ((ah * bh - hi) + ah * bl + al * bh) + al * bl
-    return hi, lo
-
-
 def _deviance(k: np.ndarray, n: float, p: float, q: float, shift: np.ndarray | float = 0.0) -> np.ndarray:
     """Σ y log(y/m) + m − y over heads and tails, y the counts k + shift and n − k − shift.
 
@@ -99,11 +85,11 @@ def _deviance(k: np.ndarray, n: float, p: float, q: float, shift: np.ndarray | f
     enters rounded.
     """
     if p <= q:
-        hi, lo = _two_product(n, p)
+        hi, lo = two_product(n, p)
         dev_h = ((k - hi) - lo) + shift
         dev_t = -dev_h
     else:
-        hi, lo = _two_product(n, q)
+        hi, lo = two_product(n, q)
         dev_t = (((n - k) - hi) - lo) - shift
         dev_h = -dev_t
     mean_h, mean_t = n * p, n * q

@@ -43,6 +43,25 @@ _SERIES_RADIUS = 0.03
 _SERIES = np.array([(-1.0) ** j / ((j + 1) * (j + 2)) for j in range(14)])
 
 
+def two_product(a, b):
+    """a·b = hi + lo exactly, elementwise (Dekker's product with Veltkamp's split).
+
+    Only + and × are used, so the result is the same on every CPU; ``lo`` is
+    the rounding error of ``hi`` = a·b.  Valid while |a·b| stays well below
+    the overflow threshold divided by 2^27.
+    """
+    hi = np.multiply(a, b)
+    split = 134217729.0  # 2^27 + 1
+    ah = np.multiply(a, split)
+    ah = ah - (ah - a)
+    al = a - ah
+    bh = np.multiply(b, split)
+    bh = bh - (bh - b)
+    bl = b - bh
+    lo = ((ah * bh - hi) + ah * bl + al * bh) + al * bl
+    return hi, lo
+
+
 def xlog1px_minus_x(r: np.ndarray) -> np.ndarray:
     """Evaluate ``h(r) = (1 + r) log(1 + r) − r`` accurately for ``r ≥ −1``.
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .distributions import Pair, kl_two, xlog1px_minus_x
+from .distributions import Pair, kl_two, two_product, xlog1px_minus_x
 
 ESTIMATORS = ("llr", "cross_entropy", "entropy", "plugin_kl")
 #: Estimators that are probabilities, not information: never converted to bits.
@@ -269,12 +269,8 @@ class SparseSums:
         return out
 
 
-#: Dekker's splitter for doubles: 2^27 + 1.
-_SPLIT = 134217729.0
-
-
 def residual(c, n: float, m):
-    """c − n·m with n·m's rounding error put back (Dekker's exact product).
+    """c − n·m with n·m's rounding error put back (:func:`sim.distributions.two_product`).
 
     A count c that is within rounding of its expectation n·m (f = c/n the
     double nearest a model probability m) would otherwise give c − n·m = 0
@@ -282,15 +278,7 @@ def residual(c, n: float, m):
     precision at every scale.  Only + and × are used, so it is the same on
     every CPU.
     """
-    m = np.asarray(m, dtype=float)
-    prod = n * m
-    t = _SPLIT * n
-    n_hi = t - (t - n)
-    n_lo = n - n_hi
-    t = _SPLIT * m
-    m_hi = t - (t - m)
-    m_lo = m - m_hi
-    err = ((n_hi * m_hi - prod) + n_hi * m_lo + n_lo * m_hi) + n_lo * m_lo
+    prod, err = two_product(float(n), np.asarray(m, dtype=float))
     return (c - prod) - err
 
 

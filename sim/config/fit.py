@@ -25,10 +25,7 @@ def _fit_experiment(top: dict, ck: _Checker, common: dict, grid, estimators) -> 
     from .. import fitting
 
     smoothing = ck.real(top.get("smoothing", 0.0), ("smoothing",), 0.0, 1e6)
-    save = top.get("save_replicates", True)
-    if not isinstance(save, bool):
-        ck.error(("save_replicates",), f"must be true or false, got {_describe(save)}")
-    elif not save:  # e.g. --set save_replicates=false given to every config of a run
+    if top.get("save_replicates", True) is False:  # e.g. --set save_replicates=false for every config
         ck.notes.append(
             "save_replicates: false does not apply to a fit experiment: its replicates "
             "(one value per model and fit) are always kept"

@@ -63,6 +63,9 @@ def _experiment(data: Any, ck: _Checker) -> Experiment | FitExperiment | None:
             f"per-sample draws every observation; N up to {grid[1][-1]:,} exceeds its limit of "
             f"{PER_SAMPLE_MAX_N:,}: use sampler: counts",
         )
+    save = top.get("save_replicates", True)
+    if not isinstance(save, bool):
+        ck.error(("save_replicates",), f"must be true or false, got {_describe(save)}")
     if fit:
         if grid is not None and grid[1][-1] > FIT_MAX_N:
             ck.error(
@@ -71,9 +74,6 @@ def _experiment(data: Any, ck: _Checker) -> Experiment | FitExperiment | None:
             )
         return _fit_experiment(top, ck, common, grid, estimators)
     cases = _cases(top["cases"], ck) if "cases" in top else None
-    save = top.get("save_replicates", True)
-    if not isinstance(save, bool):
-        ck.error(("save_replicates",), f"must be true or false, got {_describe(save)}")
     if ck.issues:
         return None
     common["description"] = common["description"].strip()
