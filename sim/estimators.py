@@ -62,6 +62,9 @@ class SupportArrays:
     """A pair's per-category arrays on the support of p, most probable first.
 
     Build with :meth:`from_pair`; ``probs`` is what the sampler draws from.
+    ``q_probs`` are q's probabilities on that support, ``q_outside`` q's mass
+    on categories p lacks and ``q_total`` all of q's mass (each an exact
+    sum), for the plug-in KL(f‖q).
     """
 
     probs: np.ndarray
@@ -70,7 +73,6 @@ class SupportArrays:
     log_ratio: np.ndarray
     index: np.ndarray
     q_probs: np.ndarray
-    total: float = 1.0
     q_outside: float = 0.0
     q_total: float = 1.0
 
@@ -98,7 +100,6 @@ class SupportArrays:
         outside[idx] = False
         return cls(
             **arrays,
-            total=math.fsum(arrays["probs"]),
             q_outside=math.fsum(pair.q.probs[outside]),
             q_total=math.fsum(pair.q.probs),
         )
