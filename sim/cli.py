@@ -194,30 +194,41 @@ def run(
     type=click.FloatRange(0, 1, min_open=True, max_open=True),
     default=1e-3,
     show_default=True,
-    help="Family-wise false-alarm rate of each folder's tests (Bonferroni-corrected).",
+    help="Family-wise false-alarm rate of each folder's statistical tests (Bonferroni-corrected).",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print the reports as JSON (one object per folder).")
 @_fail_on_library_errors
-def check(results: tuple[str, ...], alpha: float) -> None:
+def check(results: tuple[str, ...], alpha: float, as_json: bool) -> None:
     """Test RESULTS folders against exact theory; exit 1 if any test fails.
 
-    Reads only summary.csv and config.yaml.  Every row's mean is compared
-    with its exact expectation and every sd with its exact value (z-scores,
-    Bonferroni-corrected across the folder's tests), the llr's coverage95
-    with its exact value for coins; rows whose exact spread is 0 must match
-    up to rounding.
+    Every column of analytic.csv and summary.csv is checked, each by the
+    strongest test available: recomputed from config.yaml (exact values),
+    recomputed from replicates.csv.gz (means, sds, quantiles, coverage),
+    checked for consistency within its row (mcse, bias, rmse, z), and tested
+    statistically against exact theory (exact Binomial tests, z-tests where
+    the normal approximation holds, Bernstein bounds elsewhere; one
+    Bonferroni correction per folder).  Missing, duplicated or unexpected
+    rows fail.  Exit status: 0 all agree, 1 any test fails, 2 a folder is not
+    a results folder.
 
     \b
     Examples:
       sim check results/*
       sim check results/coin --alpha 0.01
+      sim check results/coin --json
     """
     from .check import check_results
 
     reports = [check_results(folder, alpha=alpha) for folder in results]
-    for i, report in enumerate(reports):
-        if i:
-            click.echo()
-        click.echo(report.table())
+    if as_json:
+        import json
+
+        click.echo(json.dumps([r.to_dict() for r in reports], indent=2, ensure_ascii=False))
+    else:
+        for i, report in enumerate(reports):
+            if i:
+                click.echo()
+            click.echo(report.table())
     if not all(r.passed for r in reports):
         sys.exit(1)
 

@@ -179,7 +179,7 @@ def _estimate_two(first: np.ndarray, n: int, arrays: SupportArrays, names) -> di
     """:func:`estimate` for two categories (a coin) from the first one's counts, as floats.
 
     Every estimator is then a function of one number per row: the sums are
-    written out as n·v_1 + c_0·(v_0 − v_1), and KL(f‖q) is
+    written out as n·v_0 + (n − c_0)·(v_1 − v_0), and KL(f‖q) is
     :func:`sim.distributions.kl_two`.
     """
     a, b = arrays.q_probs
@@ -194,7 +194,10 @@ def _estimate_two(first: np.ndarray, n: int, arrays: SupportArrays, names) -> di
             + arrays.q_outside
         )
 
-    return _by_name(names, n, arrays, lambda v: n * v[1] + first * (v[0] - v[1]), kl_to_q)
+    # based on the more probable category (first on the support), as every sum here is:
+    # a path that never saw the rare one is then exactly n·v_0, not n·v_1 + n·(v_0 − v_1),
+    # whose rounding would swamp a v_0 of 1e-10 (p = 1e-10: entropy off by 2e-5)
+    return _by_name(names, n, arrays, lambda v: n * v[0] + (n - first) * (v[1] - v[0]), kl_to_q)
 
 
 def _by_name(names, n: int, arrays: SupportArrays, dot, kl_to_q) -> dict[str, np.ndarray]:

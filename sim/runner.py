@@ -24,7 +24,7 @@ import pandas as pd
 from . import provenance
 from . import results as res
 from .blocks import block_size, by_replicate, ranges_of, run_task, stack
-from .check import CheckReport, check_summary, check_trajectory
+from .check import CheckReport, check_tables
 from .config import Experiment, FitExperiment, dump_config
 from .errors import OutputError, one_line
 from .fit_experiment import fit_tables
@@ -161,9 +161,7 @@ def _run_locked(experiment, out: Path, command, after, execution: Execution) -> 
     analytic, summary = tables[res.ANALYTIC], tables[res.SUMMARY]
     report.summary, report.analytic = summary, analytic
     with stage("check"):
-        report.check = check_summary(summary, experiment, name=experiment.name)
-        if res.TRAJECTORY in tables:
-            report.check = report.check.extended(check_trajectory(tables[res.TRAJECTORY]))
+        report.check = check_tables(experiment, tables, name=experiment.name)
     with res.staged_folder(out, experiment.name) as tmp:
         with stage("write"):
             (tmp / res.CONFIG).write_text(dump_config(experiment), encoding="utf-8")

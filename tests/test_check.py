@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import sim.blocks
-from sim.check import check_results
+from sim.check import check_results, check_tables
 from sim.config import parse_config
 from sim.runner import run_experiment
 
@@ -89,7 +89,7 @@ def test_a_mean_moved_by_a_few_mcse_fails_naming_the_row(copy, cli, case, estima
     r = cli("check", str(copy))
     assert r.exit_code == 1
     assert "DISAGREES with theory" in r.stdout
-    assert f"case {case}, n = 30, {estimator} mean" in r.stdout
+    assert f"case {case}, n = 30, {estimator}: column mean" in r.stdout
 
 
 @pytest.mark.parametrize("case", ["same", "flat"])
@@ -102,7 +102,8 @@ def test_an_exact_row_fails_when_changed_at_all(copy, case):
         warnings.simplefilter("error")  # no division by zero anywhere
         report = check_results(copy)
     assert not report.passed
-    assert list(report.failures[["case", "estimator", "quantity"]].iloc[0]) == [case, "llr", "mean"]
+    f = report.failures
+    assert ((f.case == case) & (f.estimator == "llr") & (f.column == "mean")).any()
 
 
 def test_a_tampered_exact_column_is_caught(copy):
@@ -110,7 +111,7 @@ def test_a_tampered_exact_column_is_caught(copy):
     s.loc[s.index[(s.case == "coin") & (s.estimator == "plugin_kl")][0], "exact_mean"] *= 1.01
     s.to_csv(copy / "summary.csv", index=False)
     report = check_results(copy)
-    assert not report.passed and "exact_mean column" in set(report.failures.quantity)
+    assert not report.passed and "exact_mean" in set(report.failures.column)
 
 
 def test_a_biased_sampler_is_caught(monkeypatch, tmp_path, cli):
@@ -162,10 +163,17 @@ def test_identical_replicates_of_an_estimator_with_unknown_spread_are_not_misjud
     )
     report = run_experiment(parse_config(text), tmp_path)
     s = report.summary.set_index(["n", "estimator"])
-    assert s.loc[(2, "plugin_kl"), "sd"] < 1e-12 and math.isnan(s.loc[(2, "plugin_kl"), "exact_sd"])
+    assert s.loc[(2, "plugin_kl"), "sd"] < 1e-12
     assert report.check.passed, report.check.table()
     tested = report.check.tests
-    assert tested[(tested.n == 2) & (tested.estimator == "plugin_kl")].empty
+    mean = tested[(tested.n == 2) & (tested.estimator == "plugin_kl") & (tested.column == "mean")]
+    # never a z-test with the replicates' own (zero) sd: a bound that holds whatever the law is
+    assert set(mean.test) <= {
+        "Bernstein bound test",
+        "not testable",
+        "recomputed from replicates.csv.gz",
+        "within the possible values",
+    }
 
 
 def test_two_valued_estimators_have_their_sd_checked_through_the_mean(tmp_path):
@@ -186,7 +194,7 @@ def test_two_valued_estimators_have_their_sd_checked_through_the_mean(tmp_path):
     report = run_experiment(parse_config(text), tmp_path).check
     t = report.tests
     assert report.passed, report.table()
-    by_mean = t[t.quantity == "sd from the mean"]
+    by_mean = t[(t.column == "sd") & (t.test == "consistency within the row")]
     assert set(by_mean.estimator) == {"llr", "cross_entropy", "plugin_kl", "p_wrong"}  # entropy: constant
     assert set(by_mean.n) == {1}  # later p_wrong is 0 to all precision: sd exactly 0
     summary = tmp_path / "fair" / "summary.csv"
@@ -194,7 +202,7 @@ def test_two_valued_estimators_have_their_sd_checked_through_the_mean(tmp_path):
     s.loc[(s.n == 1) & (s.estimator == "llr"), "sd"] *= 1.001
     s.to_csv(summary, index=False)
     bad = check_results(tmp_path / "fair")
-    assert list(bad.failures.quantity) == ["sd from the mean"]
+    assert set(bad.failures.column) == {"sd", "mcse", "rmse"}  # mcse = sd/√R, rmse² = bias² + … break too
 
 
 def test_a_two_valued_estimator_that_never_moved_is_consistent(tmp_path):
@@ -206,7 +214,8 @@ def test_a_two_valued_estimator_that_never_moved_is_consistent(tmp_path):
     )
     report = run_experiment(parse_config(text), tmp_path).check
     assert report.passed, report.table()
-    assert (report.tests.quantity == "sd from the mean").any()
+    t = report.tests
+    assert ((t.column == "sd") & (t.test == "consistency within the row")).any()
 
 
 def test_plain_p_wrong_is_tested_against_the_tilted_estimate_as_a_binomial_count(tmp_path):
@@ -217,8 +226,6 @@ def test_plain_p_wrong_is_tested_against_the_tilted_estimate_as_a_binomial_count
     test against the tilted estimate gives a p-value of about 1 %.  A tilted
     estimate off by a factor of five would be caught.
     """
-    from sim.check import check_summary
-
     text = (
         "name: b20\nseed: 126149\nreplicates: 2000\nunits: bits\n"
         "n: {min: 1, max: 10000000, points: 9}\n"
@@ -230,10 +237,17 @@ def test_plain_p_wrong_is_tested_against_the_tilted_estimate_as_a_binomial_count
     report = run_experiment(experiment, tmp_path)
     assert report.check.passed, report.check.table()
     t = report.check.tests
-    row = t[(t.n == 56) & (t.quantity == "agrees with p_wrong_tilted (Binomial)")].iloc[0]
+    row = t[(t.n == 56) & (t.column == "mean vs p_wrong_tilted")].iloc[0]
     assert row.observed == 0.0005 and abs(row.expected - 0.004278) < 3e-4
     assert 2.0 < abs(row.z) < 3.0
     s = report.summary.copy()
     s.loc[(s.n == 56) & (s.estimator == "p_wrong_tilted"), "mean"] *= 5
-    bad = check_summary(s, experiment)
-    assert not bad.passed and set(bad.failures.quantity) == {"agrees with p_wrong_tilted (Binomial)"}
+    tables = {"analytic.csv": report.analytic, "summary.csv": s}
+    experiment = parse_config(
+        text + "save_replicates: false\n"
+    )  # judged without replicates to recompute from
+    s["quantile_error"] = 0.0
+    bad = check_tables(experiment, tables)
+    f = bad.failures
+    assert not bad.passed
+    assert ((f.n == 56) & (f.column == "mean vs p_wrong_tilted")).any()

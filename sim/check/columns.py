@@ -1,0 +1,667 @@
+"""Every column of every row of ``summary.csv``, checked by the strongest test available.
+
+For one row (case, n, estimator) with the law of one replicate (see
+:mod:`sim.check.laws`) and, when the folder keeps them, that row's R
+replicate values:
+
+``units``, ``replicates``, ``target``, ``exact_mean``, ``exact_sd``, ``coverage95_exact``
+    Recomputed from the config; numbers within :data:`RELATIVE` of their
+    own size (of the terms they are sums of, for a difference such as the
+    fitted KL), never an absolute floor.
+``mean``, ``sd``, ``rmse``, ``q05``, ``q50``, ``q95``, ``coverage95``, ``infinite_fraction``
+    Recomputed from the replicates where they exist, within the rounding of
+    the sums that make them (a few ulps per replicate of the values' size).
+``mcse``, ``bias``, ``rmse``, ``z``, ``coverage95_mcse``, quantile order, ``quantile_error``
+    Consistent with the row's other columns, within a few ulps.
+``mean`` (and ``sd``, ``coverage95``) against theory
+    Statistical tests ending in a p-value (see :mod:`sim.check.inference`):
+    an exact Binomial test where the mean is a count in disguise (``p_wrong``;
+    a coin's llr, cross-entropy and entropy, whose mean over R replicates is
+    a function of the Binomial(R·n, p) total of heads; coverage95 of a coin),
+    a z-test with the exact sd where a normal approximation of the mean of R
+    replicates is adequate, and otherwise Bernstein's bound, valid whatever
+    the law (rare events included).  Means and quantiles must also lie
+    within the values the estimator can take.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from . import inference
+from .laws import Law
+from .report import (
+    BOUND_TEST,
+    CONSISTENCY,
+    EXACT_TEST,
+    FROM_REPLICATES,
+    NORMAL_TEST,
+    RANGE,
+    RECOMPUTED,
+    UNTESTABLE,
+    record,
+)
+
+EPS = float(np.finfo(float).eps)
+#: Relative tolerance of values recomputed from the config (about 4,500 ulps):
+#: what evaluating the same formulas on another CPU, or in another order, can move.
+RELATIVE = 1e-12
+#: Relative rounding allowed per replicate in a statistic recomputed from replicates.
+PER_REPLICATE = 4 * EPS
+
+TABLE = "summary.csv"
+
+
+def _isnan(v) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v)) or (not isinstance(v, str) and pd.isna(v))
+
+
+def _compare(
+    key: dict, column: str, test: str, observed, expected, tolerance: float, reason: str = ""
+) -> dict:
+    """An exact comparison: equal within ``tolerance``; two empties are equal."""
+    if _isnan(observed) or _isnan(expected):
+        ok = _isnan(observed) and _isnan(expected)
+        why = (
+            ""
+            if ok
+            else (
+                "empty where a value is expected" if _isnan(observed) else "a value where empty is expected"
+            )
+        )
+    elif isinstance(expected, str) or isinstance(observed, str):
+        ok, why = str(observed) == str(expected), ""
+    elif math.isinf(expected) or math.isinf(observed):
+        ok, why = observed == expected, ""
+    else:
+        ok, why = abs(observed - expected) <= tolerance, ""
+    return record(
+        TABLE,
+        key,
+        column,
+        test,
+        observed,
+        expected,
+        tolerance=tolerance,
+        passed=ok,
+        reason=why or ("" if ok else reason),
+    )
+
+
+def _statistical(key, column, test, observed, expected, p: float, sign: float, reason: str = "") -> dict:
+    return record(
+        TABLE,
+        key,
+        column,
+        test,
+        observed,
+        expected,
+        p=p,
+        z=inference.equivalent_z(p, sign),
+        reason=reason,
+    )
+
+
+class Row(dict):
+    """A summary row as a dict with attribute access (much faster than a pandas Series)."""
+
+    __getattr__ = dict.__getitem__
+
+    @property
+    def index(self):
+        return self.keys()
+
+    def get(self, key, default=None):
+        return dict.get(self, key, default)
+
+
+class RowCheck:
+    """The checks of one summary row: call :meth:`run` to get its test records."""
+
+    def __init__(
+        self,
+        row: pd.Series,
+        law: Law,
+        *,
+        target: float,
+        replicates: int,
+        units: str,
+        values: np.ndarray | None,
+        coverage: Callable[[np.ndarray], tuple[int, int]] | None = None,
+        coverage_exact: float = math.nan,
+        hit_probability: float = math.nan,
+        streamed: bool = False,
+        fit: bool = False,
+        finite_expected: bool = False,
+    ):
+        self.row = row
+        self.law = law
+        self.target = target
+        self.r = replicates
+        self.units = units
+        self.values = values
+        self.coverage = coverage
+        self.coverage_exact = coverage_exact
+        self.hit_probability = hit_probability
+        self.streamed = streamed
+        self.fit = fit
+        self.finite_expected = finite_expected
+        self.key = {"case": row.case, "n": int(row.n), "estimator": str(row.estimator)}
+        self.out: list[dict] = []
+
+    # ------------------------------------------------------------------
+    def run(self) -> list[dict]:
+        row, law, key = self.row, self.law, self.key
+        self.out.append(_compare(key, "units", RECOMPUTED, row.units, self.units, 0.0))
+        self.out.append(_compare(key, "replicates", RECOMPUTED, int(row.replicates), self.r, 0.0))
+        self.out.append(
+            _compare(key, "target", RECOMPUTED, row.target, self.target, RELATIVE * abs(self.target))
+        )
+        mean_scale = law.scale if self.fit else abs(law.mean)
+        self.out.append(
+            _compare(key, "exact_mean", RECOMPUTED, row.exact_mean, law.mean, RELATIVE * mean_scale)
+        )
+        self.out.append(_compare(key, "exact_sd", RECOMPUTED, row.exact_sd, law.sd, RELATIVE * abs(law.sd)))
+        self._from_replicates()
+        self._consistency()
+        self._mean_against_theory()
+        self._sd_against_theory()
+        self._coverage()
+        return self.out
+
+    # ------------------------------------------------------------------
+    def _from_replicates(self) -> None:
+        x, row, key = self.values, self.row, self.key
+        if x is None:
+            return
+        r = x.size
+        finite = np.isfinite(x).all()
+        size = float(np.mean(np.abs(x[np.isfinite(x)]))) if np.isfinite(x).any() else 0.0
+        spread_tol = (r + 4) * PER_REPLICATE
+        no_hits = self.row.estimator == "p_wrong_tilted" and bool(np.all(x == 0.0))
+        with np.errstate(invalid="ignore", over="ignore"):
+            mean = float(np.mean(x)) if not no_hits else math.nan
+            sd = float(np.std(x, ddof=1)) if not no_hits else math.nan
+            rmse = float(np.sqrt(np.mean((x - self.target) ** 2))) if not no_hits else math.nan
+        reason = "not what the replicates give"
+        self.out.append(_compare(key, "mean", FROM_REPLICATES, row["mean"], mean, spread_tol * size, reason))
+        sd_tol = spread_tol * (0.0 if _isnan(sd) else sd) + 8 * EPS * float(np.max(np.abs(x), initial=0.0))
+        self.out.append(_compare(key, "sd", FROM_REPLICATES, row.sd, sd, sd_tol if finite else 0.0, reason))
+        rmse_tol = spread_tol * (0.0 if _isnan(rmse) else rmse) + 8 * EPS * abs(self.target)
+        self.out.append(_compare(key, "rmse", FROM_REPLICATES, row.rmse, rmse, rmse_tol, reason))
+        if finite:
+            qs = np.quantile(x, [0.05, 0.5, 0.95])
+        else:
+            qs = np.quantile(x, [0.05, 0.5, 0.95], method="nearest")
+        q_tol = 8 * EPS * float(np.max(np.abs(x[np.isfinite(x)]), initial=0.0))
+        for name, q in zip(("q05", "q50", "q95"), qs, strict=True):
+            self.out.append(_compare(key, name, FROM_REPLICATES, row[name], float(q), q_tol, reason))
+        if "infinite_fraction" in row.index:
+            frac = float(np.mean(~np.isfinite(x)))
+            self.out.append(
+                _compare(key, "infinite_fraction", FROM_REPLICATES, row.infinite_fraction, frac, 0.0, reason)
+            )
+        if self.coverage is not None and not _isnan(row.get("coverage95", math.nan)):
+            low, high = self.coverage(x)
+            count = row.coverage95 * r
+            ok = low - 1e-6 <= count <= high + 1e-6
+            self.out.append(
+                record(
+                    TABLE,
+                    key,
+                    "coverage95",
+                    FROM_REPLICATES,
+                    row.coverage95,
+                    low / r if low == high else f"{low / r:.6g}..{high / r:.6g}",
+                    tolerance=(high - low) / r,
+                    passed=ok,
+                    reason="" if ok else reason,
+                )
+            )
+
+    # ------------------------------------------------------------------
+    def _consistency(self) -> None:
+        row, key, r = self.row, self.key, self.r
+        sd, mean = row.sd, row["mean"]
+        mcse = sd / math.sqrt(r) if not _isnan(sd) else math.nan
+        self.out.append(
+            _compare(
+                key,
+                "mcse",
+                CONSISTENCY,
+                row.mcse,
+                mcse,
+                4 * EPS * abs(mcse) if not _isnan(mcse) else 0.0,
+                "≠ sd/√R",
+            )
+        )
+        bias = mean - row.target if not _isnan(mean) else math.nan
+        self.out.append(
+            _compare(
+                key,
+                "bias",
+                CONSISTENCY,
+                row.bias,
+                bias,
+                4 * EPS * (abs(mean) + abs(row.target)) if not _isnan(mean) else 0.0,
+                "≠ mean − target",
+            )
+        )
+        if not any(_isnan(v) for v in (row.rmse, row.bias, sd)) and math.isfinite(row.rmse):
+            lhs = row.rmse**2
+            rhs = row.bias**2 + sd**2 * (r - 1) / r
+            tol2 = (r + 8) * PER_REPLICATE * 4 * (lhs + row.bias**2 + sd**2) + 8 * EPS * row.target**2
+            expected = math.sqrt(rhs)
+            # compared as rmse (|a − b| = |a² − b²|/(a + b)), so the tolerance is in its units
+            tol = tol2 / (row.rmse + expected) if row.rmse + expected > 0 else 0.0
+            self.out.append(
+                record(
+                    TABLE,
+                    key,
+                    "rmse",
+                    CONSISTENCY,
+                    row.rmse,
+                    expected,
+                    tolerance=tol,
+                    passed=abs(lhs - rhs) <= tol2,
+                    reason="rmse² ≠ bias² + sd²·(R − 1)/R",
+                )
+            )
+        qs = [row.q05, row.q50, row.q95]
+        if not any(_isnan(q) for q in qs):
+            slack = (
+                8 * EPS * max(abs(q) for q in qs if math.isfinite(q))
+                if any(math.isfinite(q) for q in qs)
+                else 0.0
+            )
+            ordered = qs[0] <= qs[1] + slack and qs[1] <= qs[2] + slack
+            self.out.append(
+                record(
+                    TABLE,
+                    key,
+                    "q05 ≤ q50 ≤ q95",
+                    CONSISTENCY,
+                    f"{qs[0]:.6g}, {qs[1]:.6g}, {qs[2]:.6g}",
+                    "ordered",
+                    passed=ordered,
+                    reason="" if ordered else "quantiles out of order",
+                )
+            )
+        self._ranges()
+        z = math.nan
+        em, es = row.exact_mean, row.exact_sd
+        se = es / math.sqrt(r) if not _isnan(es) else math.nan
+        if not any(_isnan(v) for v in (mean, em, es)) and se > 0:
+            z = (mean - em) / se
+            tol = 8 * EPS * ((abs(mean) + abs(em)) / se + abs(z))
+        else:
+            tol = 0.0
+        self.out.append(_compare(key, "z", CONSISTENCY, row.z, z, tol, "≠ (mean − exact_mean)/(exact_sd/√R)"))
+        if "coverage95_mcse" in row.index:
+            c = row.coverage95
+            cm = math.sqrt(c * (1 - c) / r) if not _isnan(c) else math.nan
+            self.out.append(
+                _compare(
+                    key,
+                    "coverage95_mcse",
+                    CONSISTENCY,
+                    row.coverage95_mcse,
+                    cm,
+                    4 * EPS * (cm if not _isnan(cm) else 0.0),
+                    "≠ √(c(1 − c)/R)",
+                )
+            )
+        if "quantile_error" in row.index:
+            qe = row.quantile_error
+            ok = not _isnan(qe) and math.isfinite(qe) and qe >= 0
+            self.out.append(
+                record(
+                    TABLE,
+                    key,
+                    "quantile_error",
+                    CONSISTENCY,
+                    qe,
+                    "≥ 0",
+                    passed=ok,
+                    reason="" if ok else "must be a finite bound ≥ 0",
+                )
+            )
+        elif self.streamed:
+            pass
+        if "infinite_fraction" in row.index:
+            f = row.infinite_fraction
+            ok = not _isnan(f) and 0.0 <= f <= 1.0 and abs(f * r - round(f * r)) <= 1e-9 * r
+            if ok and self.finite_expected:
+                ok = f == 0.0
+            self.out.append(
+                record(
+                    TABLE,
+                    key,
+                    "infinite_fraction",
+                    CONSISTENCY,
+                    f,
+                    "0 (smoothed fits are finite)" if self.finite_expected else "a multiple of 1/R in [0, 1]",
+                    passed=ok,
+                    reason="" if ok else "impossible value",
+                )
+            )
+
+    def _ranges(self) -> None:
+        row, law, key = self.row, self.law, self.key
+        low, high = law.low, law.high
+        slack = (
+            64 * EPS * max(abs(low) if math.isfinite(low) else 0.0, abs(high) if math.isfinite(high) else 0.0)
+        )
+        for column in ("mean", "q05", "q50", "q95"):
+            v = row[column]
+            if _isnan(v):
+                continue
+            ok = low - slack <= v <= high + slack
+            self.out.append(
+                record(
+                    TABLE,
+                    key,
+                    column,
+                    RANGE,
+                    v,
+                    f"[{low:.6g}, {high:.6g}]",
+                    tolerance=slack,
+                    passed=ok,
+                    reason="" if ok else "outside the values the estimator can take",
+                )
+            )
+
+    # ------------------------------------------------------------------
+    def _allowance(self) -> float:
+        """Rounding a mean of R values and its exact reference can carry (values' scale)."""
+        law = self.law
+        scale = max(law.scale, abs(law.mean)) if not _isnan(law.mean) else law.scale
+        return RELATIVE * scale + (self.r + 4) * PER_REPLICATE * abs(
+            law.mean if not _isnan(law.mean) else 0.0
+        )
+
+    def _mean_against_theory(self) -> None:
+        row, law, key, r = self.row, self.law, self.key, self.r
+        mean = row["mean"]
+        if _isnan(law.mean):
+            return
+        if _isnan(mean):
+            self._empty_mean()
+            return
+        dev = mean - law.mean
+        allow = self._allowance()
+        eff = math.copysign(max(0.0, abs(dev) - allow), dev)
+        if law.sd == 0.0:
+            self.out.append(
+                _compare(
+                    key,
+                    "mean",
+                    RECOMPUTED,
+                    mean,
+                    law.mean,
+                    allow,
+                    "an estimator with no spread must equal its exact value",
+                )
+            )
+            return
+        if law.indicator:
+            count = mean * r
+            nearest = round(count)
+            if abs(count - nearest) > 1e-9 * r:
+                self.out.append(
+                    record(
+                        TABLE,
+                        key,
+                        "mean",
+                        CONSISTENCY,
+                        mean,
+                        f"a multiple of 1/{r}",
+                        passed=False,
+                        reason="an indicator's mean must be a count over R",
+                    )
+                )
+                return
+            p = inference.binomial(int(nearest), r, law.mean)
+            self.out.append(_statistical(key, "mean", EXACT_TEST, mean, law.mean, p, dev))
+            return
+        if law.linear is not None and 0.0 < law.heads < 1.0 and self._binomial_mean(mean, dev):
+            return
+        if not _isnan(law.sd) and inference.normal_is_adequate(law.skew, law.kurtosis, r):
+            p = inference.normal(eff, law.sd / math.sqrt(r))
+            self.out.append(_statistical(key, "mean", NORMAL_TEST, mean, law.mean, p, dev))
+            return
+        bound = law.sd if not _isnan(law.sd) else law.sd_bound
+        if not _isnan(bound) and math.isfinite(law.low) and math.isfinite(law.high):
+            p = inference.bernstein(eff, r, bound**2, law.high - law.mean, law.mean - law.low)
+            self.out.append(_statistical(key, "mean", BOUND_TEST, mean, law.mean, p, dev))
+            return
+        self.out.append(
+            record(
+                TABLE,
+                key,
+                "mean",
+                UNTESTABLE,
+                mean,
+                law.mean,
+                reason="the exact sd is unknown and no bound on it is known: a mean of R replicates cannot be tested",
+            )
+        )
+
+    def _binomial_mean(self, mean: float, dev: float) -> bool:
+        """A coin's llr, cross-entropy or entropy: the mean is the Binomial total of heads."""
+        law, key, r, n = self.law, self.key, self.r, int(self.row.n)
+        v_t, v_h = law.linear
+        step = v_h - v_t
+        if step == 0.0:
+            return False
+        trials = r * n
+        heads = trials * (mean - v_t) / step
+        rounding = (
+            trials * ((r + 8) * PER_REPLICATE * max(abs(v_t), abs(v_h)) + 4 * EPS * abs(mean)) / abs(step)
+        )
+        if not (rounding <= 0.25 and trials < 2**53):
+            return False
+        nearest = round(heads)
+        if abs(heads - nearest) > max(rounding, 1e-9):
+            self.out.append(
+                record(
+                    TABLE,
+                    key,
+                    "mean",
+                    CONSISTENCY,
+                    mean,
+                    "(H·v_H + (R·n − H)·v_T)/(R·n) for an integer H",
+                    tolerance=rounding * abs(step) / trials,
+                    passed=False,
+                    reason=f"not a possible mean of R = {r} coin paths (H = {heads:.6g} heads)",
+                )
+            )
+            return True
+        h = int(min(max(nearest, 0), trials))
+        p = inference.binomial(h, trials, law.heads)
+        self.out.append(_statistical(key, "mean", EXACT_TEST, mean, law.mean, p, dev))
+        return True
+
+    def _empty_mean(self) -> None:
+        """An empty mean: only a p_wrong_tilted row whose replicates never saw the event."""
+        key, r = self.key, self.r
+        if self.row.estimator != "p_wrong_tilted":
+            self.out.append(
+                record(
+                    TABLE,
+                    key,
+                    "mean",
+                    CONSISTENCY,
+                    math.nan,
+                    self.law.mean,
+                    passed=False,
+                    reason="empty mean",
+                )
+            )
+            return
+        pi = self.hit_probability
+        if _isnan(pi):
+            self.out.append(
+                record(
+                    TABLE,
+                    key,
+                    "mean",
+                    UNTESTABLE,
+                    math.nan,
+                    self.law.mean,
+                    reason=f"no replicate of {r} saw the event (no exact chance of that to test)",
+                )
+            )
+            return
+        p = math.exp(r * math.log1p(-pi)) if pi < 1 else 0.0  # P(no tilted replicate sees the event)
+        self.out.append(
+            _statistical(
+                key,
+                "mean",
+                EXACT_TEST,
+                math.nan,
+                self.law.mean,
+                p,
+                -1.0,
+                reason="" if p > 0 else "the event cannot be missed",
+            )
+        )
+
+    # ------------------------------------------------------------------
+    def _sd_against_theory(self) -> None:
+        row, law, key, r = self.row, self.law, self.key, self.r
+        sd, mean = row.sd, row["mean"]
+        if _isnan(sd) or r < 2:
+            return
+        if law.two_values is not None and law.sd != 0.0 and not _isnan(mean):
+            a, b = law.two_values
+            variance = max(r / (r - 1) * (mean - a) * (b - mean), 0.0)
+            allowance = (
+                (r + 8) * PER_REPLICATE * ((b - a) * max(abs(a), abs(b)) + variance)
+                + RELATIVE * (b - a) ** 2
+                + (16 * EPS * max(abs(a), abs(b))) ** 2  # equal values: the sd of their roundings
+            )
+            ok = abs(sd * sd - variance) <= allowance
+            self.out.append(
+                record(
+                    TABLE,
+                    key,
+                    "sd",
+                    CONSISTENCY,
+                    sd,
+                    math.sqrt(variance),
+                    tolerance=allowance,
+                    passed=ok,
+                    reason="" if ok else "a two-valued estimator's sd is fixed by its mean",
+                )
+            )
+            return
+        if law.sd == 0.0:
+            tol = 8 * EPS * max(law.scale, abs(law.mean) if not _isnan(law.mean) else 0.0) * math.sqrt(r)
+            self.out.append(
+                _compare(key, "sd", RECOMPUTED, sd, 0.0, tol, "an estimator with no spread has sd 0")
+            )
+            return
+        s2 = sd * sd
+        value_range = law.high - law.low
+        if not _isnan(law.sd):
+            sigma2 = law.sd**2
+            mu4 = law.mu4
+            if _isnan(mu4) and math.isfinite(value_range):
+                mu4 = value_range**2 * sigma2
+            if not _isnan(law.mu4) and inference.normal_is_adequate(law.skew, law.kurtosis, r):
+                var_s2 = law.mu4 / r - sigma2**2 * (r - 3) / (r * (r - 1))
+                se = math.sqrt(max(var_s2, 0.0)) / (2 * law.sd)
+                dev = sd - law.sd
+                allow = RELATIVE * law.sd + (r + 8) * PER_REPLICATE * sd
+                eff = math.copysign(max(0.0, abs(dev) - allow), dev)
+                self.out.append(
+                    _statistical(key, "sd", NORMAL_TEST, sd, law.sd, inference.normal(eff, se), dev)
+                )
+                return
+            if not _isnan(mu4) and math.isfinite(value_range):
+                p = inference.bernstein_variance(s2, sigma2, mu4, value_range, r)
+                self.out.append(_statistical(key, "sd", BOUND_TEST, sd, law.sd, p, sd - law.sd))
+                return
+        elif not _isnan(law.sd_bound) and math.isfinite(value_range):
+            bound2 = law.sd_bound**2
+            p = (
+                inference.bernstein_variance(s2, bound2, value_range**2 * bound2, value_range, r)
+                if s2 > bound2
+                else 1.0
+            )
+            self.out.append(
+                _statistical(
+                    key, "sd", BOUND_TEST, sd, f"≤ {law.sd_bound:.6g}", p, sd - law.sd_bound, reason=""
+                )
+            )
+            return
+        self.out.append(
+            record(TABLE, key, "sd", UNTESTABLE, sd, law.sd, reason="no exact sd (or bound) to test against")
+        )
+
+    # ------------------------------------------------------------------
+    def _coverage(self) -> None:
+        row, key, r = self.row, self.key, self.r
+        if "coverage95" not in row.index:
+            return
+        is_llr = row.estimator == "llr"
+        expected_exact = self.coverage_exact if is_llr else math.nan
+        self.out.append(
+            _compare(
+                key,
+                "coverage95_exact",
+                RECOMPUTED,
+                row.coverage95_exact,
+                expected_exact,
+                RELATIVE * abs(expected_exact) if not _isnan(expected_exact) else 0.0,
+            )
+        )
+        c = row.coverage95
+        if not is_llr:
+            self.out.append(
+                _compare(key, "coverage95", CONSISTENCY, c, math.nan, 0.0, "only llr rows have coverage")
+            )
+            return
+        if _isnan(c):
+            self.out.append(
+                record(TABLE, key, "coverage95", CONSISTENCY, c, "a rate", passed=False, reason="empty")
+            )
+            return
+        count = c * r
+        nearest = round(count)
+        if abs(count - nearest) > 1e-9 * r or not 0 <= nearest <= r:
+            self.out.append(
+                record(
+                    TABLE,
+                    key,
+                    "coverage95",
+                    CONSISTENCY,
+                    c,
+                    f"a multiple of 1/{r}",
+                    passed=False,
+                    reason="a rate must be a count over R",
+                )
+            )
+            return
+        if _isnan(self.coverage_exact):
+            self.out.append(
+                record(
+                    TABLE,
+                    key,
+                    "coverage95",
+                    UNTESTABLE,
+                    c,
+                    math.nan,
+                    reason="no exact coverage for a categorical case",
+                )
+            )
+            return
+        p = inference.binomial(int(nearest), r, self.coverage_exact)
+        self.out.append(
+            _statistical(key, "coverage95", EXACT_TEST, c, self.coverage_exact, p, c - self.coverage_exact)
+        )

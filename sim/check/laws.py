@@ -1,0 +1,294 @@
+"""What exact theory says about one summary row: the law of one replicate's value.
+
+A :class:`Law` gathers, in the experiment's units, everything the checks
+need about the value one replicate takes for (case, n, estimator): its exact
+mean and sd where known (or a rigorous upper bound on the sd), its fourth
+central moment, its skewness and excess kurtosis (to decide whether a normal
+approximation of a mean of R replicates is adequate), hard bounds on the
+value, and, for coins, the linear form that makes a mean an exact Binomial
+count.  Nothing here reads a results table.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import exact
+from ..decision import chernoff
+from ..distributions import LN2, Pair, snap_rounding, xlog1px_minus_x
+from ..estimators import PROBABILITIES
+
+NAN = math.nan
+
+
+@dataclass(frozen=True)
+class Law:
+    """The law of one replicate's value of an estimator at one n (experiment's units).
+
+    Attributes
+    ----------
+    mean, sd, mu4 : float
+        Exact mean, sd and fourth central moment; nan where unknown.
+    sd_bound : float
+        A rigorous upper bound on the sd (the sd itself where exact); nan if none.
+    skew, kurtosis : float
+        Skewness and excess kurtosis of one value (nan where unknown); an
+        approximation where ``moments_note`` says so.
+    low, high : float
+        Every value lies in [low, high].
+    linear : tuple of float or None
+        For a coin's llr, cross-entropy and entropy: (v_T, v_H), the value
+        being (h·v_H + (n − h)·v_T)/n for h heads, so that a mean over R
+        replicates is a Binomial(R·n, p) count in disguise.
+    heads : float
+        The coin's P(heads) where ``linear`` is given.
+    indicator : bool
+        Values are 0 or 1 (``p_wrong``).
+    two_values : tuple of float or None
+        The only two values the estimator can take (a coin at n = 1).
+    scale : float
+        The magnitude of the terms a value is computed from: rounding is
+        judged relative to it.
+    moments_note : str
+        How skewness and kurtosis were obtained.
+    """
+
+    mean: float = NAN
+    sd: float = NAN
+    mu4: float = NAN
+    sd_bound: float = NAN
+    skew: float = NAN
+    kurtosis: float = NAN
+    low: float = -math.inf
+    high: float = math.inf
+    linear: tuple[float, float] | None = None
+    heads: float = NAN
+    indicator: bool = False
+    two_values: tuple[float, float] | None = None
+    scale: float = 0.0
+    moments_note: str = "exact"
+
+
+def _per_sample(pair: Pair, estimator: str) -> tuple[np.ndarray, np.ndarray]:
+    """The values one observation contributes, and their probabilities, on p's support."""
+    s = pair.support
+    w = pair.p.probs[s]
+    if estimator == "llr":
+        return np.asarray(pair.log_ratio, dtype=float), w
+    if estimator == "cross_entropy":
+        return -pair.q.log_probs[s], w
+    return -pair.p.log_probs[s], w
+
+
+def _standardised(mean: float, var: float, mu3: float, mu4: float) -> tuple[float, float]:
+    if var <= 0.0:
+        return 0.0, 0.0
+    return mu3 / var**1.5, mu4 / var**2 - 3.0
+
+
+def _mean_law(pair: Pair, estimator: str, n: int, k: float) -> Law:
+    values, w = _per_sample(pair, estimator)
+    m = exact.moments(pair, estimator, n)
+    mean, var1, mu4_1 = exact.per_sample(pair, estimator)
+    dev = snap_rounding(values - mean, np.maximum(np.abs(values), abs(mean)))
+    mu3_1 = math.fsum(w * dev**3)
+    skew1, kurt1 = _standardised(mean, var1, mu3_1, mu4_1)
+    linear = heads = None
+    if pair.family == "coin" and pair.support.size == 2:
+        # support is (heads, tails) in category order
+        linear = (float(values[1]) / k, float(values[0]) / k)
+        heads = float(pair.p.probs[0])
+    two = None
+    if n == 1 and pair.support.size == 2:
+        two = tuple(sorted((float(values[0]) / k, float(values[1]) / k)))
+    return Law(
+        mean=m.mean / k,
+        sd=m.sd / k,
+        mu4=m.mu4 / k**4,
+        sd_bound=m.sd / k,
+        skew=skew1 / math.sqrt(n),
+        kurtosis=kurt1 / n,
+        low=float(values.min()) / k,
+        high=float(values.max()) / k,
+        linear=linear,
+        heads=NAN if heads is None else heads,
+        two_values=two,
+        scale=float(np.max(np.abs(values))) / k,
+    )
+
+
+def _plugin_terms(pair: Pair, n: int):
+    """Per-category terms g_k(C_k) = q_k h(C_k/(n q_k) − 1) of KL(p̂‖q) on p's support."""
+    s = pair.support
+    probs, qs = pair.p.probs[s], pair.q.probs[s]
+
+    def term(c, k):
+        return qs[k] * xlog1px_minus_x(c / (n * qs[k]) - 1.0)
+
+    return probs, term
+
+
+def _plugin_cumulants(pair: Pair, n: int) -> tuple[float, float]:
+    """Skewness and excess kurtosis of KL(p̂‖q), treating the category counts as independent.
+
+    An approximation (the counts of a Multinomial are weakly negatively
+    dependent, not independent), used only to judge whether a normal
+    approximation of a mean of R replicates is adequate.  Each category's
+    central moments are exact Binomial sums.
+    """
+    probs, term = _plugin_terms(pair, n)
+    mean_k = exact.expect(n, probs, term)
+
+    def central(power):
+        return exact.expect(n, probs, lambda c, k: (term(c, k) - mean_k[k]) ** power)
+
+    var_k, mu3_k, mu4_k = central(2), central(3), central(4)
+    var = math.fsum(var_k)
+    if var <= 0.0:
+        return 0.0, 0.0
+    k3 = math.fsum(mu3_k)
+    k4 = math.fsum(mu4_k - 3.0 * var_k**2)
+    return k3 / var**1.5, k4 / var**2
+
+
+def _plugin_law(pair: Pair, n: int, k: float) -> Law:
+    m = exact.moments(pair, "plugin_kl", n)
+    log_q = -pair.q.log_probs[pair.support]
+    high = float(np.max(log_q)) / k
+    sd, sd_bound, mu4, note = m.sd, m.sd, m.mu4, "exact"
+    if pair.family == "coin":
+        skew, kurt = _coin_plugin_standardised(pair, n, m)
+    else:
+        bound = getattr(exact, "plugin_sd_upper", None)
+        if math.isnan(sd) and bound is not None:
+            sd_bound = bound(pair, n)[0]
+        skew, kurt = _plugin_cumulants(pair, n)
+        note = "approximate (category counts taken as independent)"
+    return Law(
+        mean=m.mean / k,
+        sd=sd / k,
+        mu4=mu4 / k**4,
+        sd_bound=sd_bound / k,
+        skew=skew,
+        kurtosis=kurt,
+        low=0.0,
+        high=high,
+        two_values=_coin_two_values(pair, n, k),
+        scale=max(abs(m.mean), float(np.max(np.abs(pair.log_ratio)))) / k,
+        moments_note=note,
+    )
+
+
+def _coin_two_values(pair: Pair, n: int, k: float) -> tuple[float, float] | None:
+    if n != 1 or pair.support.size != 2:
+        return None
+    p0 = pair.q.probs[pair.support]
+    values = -np.log(p0)  # KL(δ_k‖q) = −log q_k
+    return tuple(sorted(float(v) / k for v in values))
+
+
+def _coin_plugin_standardised(pair: Pair, n: int, m) -> tuple[float, float]:
+    if not m.sd > 0.0:
+        return 0.0, 0.0
+    p = pair.p.heads
+    lh, lt = pair.log_ratio
+
+    def value(c, _k):
+        f = c / n
+        to_p = p * xlog1px_minus_x((f - p) / p) + (1.0 - p) * xlog1px_minus_x((p - f) / (1.0 - p))
+        v = f * lh + (1.0 - f) * lt + to_p
+        return snap_rounding(v - m.mean, np.maximum(np.abs(v), abs(m.mean)))
+
+    mu3 = float(exact.expect(n, np.array([p]), lambda c, k: value(c, k) ** 3)[0])
+    return mu3 / m.sd**3, m.mu4 / m.sd**4 - 3.0
+
+
+def _p_wrong_law(pair: Pair, n: int) -> Law:
+    m = exact.moments(pair, "p_wrong", n)
+    return Law(
+        mean=m.mean,
+        sd=m.sd,
+        mu4=m.mu4,
+        sd_bound=m.sd,
+        low=0.0,
+        high=1.0,
+        indicator=True,
+        two_values=(0.0, 1.0),
+        scale=abs(m.mean) if not math.isnan(m.mean) else 0.0,
+    )
+
+
+def tilted_bound(pair: Pair, n: int) -> float:
+    """The largest value one tilted replicate can take: e^{−nC} (with a rounding allowance)."""
+    from .. import decision
+
+    own = getattr(decision, "tilted_bound", None)
+    if own is not None:
+        return float(own(pair, n))
+    return math.exp(-n * chernoff(pair).information) * (1.0 + 1e-9)
+
+
+def _tilted_law(pair: Pair, n: int) -> Law:
+    m = exact.moments(pair, "p_wrong_tilted", n)
+    high = tilted_bound(pair, n)
+    skew = kurt = NAN
+    if m.sd > 0.0:
+        beta2 = m.mu4 / m.sd**4
+        # |skewness| ≤ √(β2 − 1) (Pearson): a safe stand-in for the unknown third moment
+        skew, kurt = math.sqrt(max(beta2 - 1.0, 0.0)), beta2 - 3.0
+    elif m.sd == 0.0:
+        skew = kurt = 0.0
+    return Law(
+        mean=m.mean,
+        sd=m.sd,
+        mu4=m.mu4,
+        sd_bound=m.sd,
+        skew=skew,
+        kurtosis=kurt,
+        low=0.0,
+        high=high,
+        scale=high,
+        moments_note="skewness bounded by √(β2 − 1)",
+    )
+
+
+def convergence_law(pair: Pair, estimator: str, n: int, units: str) -> Law:
+    """The :class:`Law` of one replicate of ``estimator`` at ``n`` for a convergence case."""
+    k = LN2 if units == "bits" and estimator not in PROBABILITIES else 1.0
+    if estimator in ("llr", "cross_entropy", "entropy"):
+        return _mean_law(pair, estimator, n, k)
+    if estimator == "plugin_kl":
+        return _plugin_law(pair, n, k)
+    if estimator == "p_wrong":
+        return _p_wrong_law(pair, n)
+    if estimator == "p_wrong_tilted":
+        return _tilted_law(pair, n)
+    raise ValueError(f"no law known for estimator {estimator!r}")
+
+
+def fit_law(experiment, case, estimator: str, n: int) -> Law:
+    """The :class:`Law` of one replicate of a fit estimator (experiment's units)."""
+    from .. import fitting
+
+    k = LN2 if experiment.units == "bits" else 1.0
+    truth, a = experiment.truth, experiment.smoothing
+    mean = fitting.exact_means(truth, case.model, a, n)[estimator]
+    sds = getattr(fitting, "exact_sds", None)
+    sd = sds(truth, case.model, a, n)[estimator] if sds is not None else NAN
+    high = math.inf
+    if a > 0 and case.model in ("saturated", "constant"):
+        pseudo = a if case.model == "saturated" else a * truth.inputs
+        top = math.log((n + truth.classes * pseudo) / pseudo)  # −log of the smallest fitted probability
+        high = top - (truth.entropy if estimator == "kl_fitted" else 0.0)
+    return Law(
+        mean=mean / k,
+        sd=sd / k,
+        sd_bound=sd / k,
+        low=0.0,
+        high=high / k,
+        scale=(abs(mean) + truth.entropy) / k if not math.isnan(mean) else truth.entropy / k,
+        moments_note="unknown",
+    )

@@ -1,0 +1,410 @@
+"""`sim check` catches a tampered results folder, whatever column or row was touched.
+
+Six small folders (coin, categorical, large K, streamed, likelihood-ratio
+test, fit) are written once.  Each test copies one, changes one column of
+one table (or the row set), and asserts that `sim check` exits 1 naming that
+column.  Changes are either the ones an independent audit found passing the
+old check, or just beyond the column's stated tolerance:
+
+- values recomputed from the config or from the replicates: a relative change
+  of 1e-10 (the tolerance is 1e-12 relative, or a few ulps per replicate);
+- values consistent within their row (mcse, bias, z, …): a relative change of
+  1e-12 (the tolerance is a few ulps);
+- statistically tested values in a streamed folder (no replicates to
+  recompute from): the mean moved by twice the Bonferroni critical z in
+  standard errors.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sim.check import check_results
+from sim.config import parse_config
+from sim.runner import run_experiment
+
+CONFIGS = {
+    "coin": """
+name: coin
+seed: 3
+replicates: 400
+n: [1, 10, 1000, 1000000]
+cases:
+  - {name: coin, p: 0.7, q: 0.5}
+  - {name: close, p: 0.3, q: 0.300000001}
+  - {name: tiny, p: 1.0e-10, q: 2.0e-10}
+""",
+    "categorical": """
+name: categorical
+seed: 4
+replicates: 400
+n: [1, 10, 30, 1000]
+cases:
+  - {name: die, p: [0.4, 0.3, 0.2, 0.1], q: [0.1, 0.2, 0.3, 0.4]}
+  - {name: outside, p: [0.5, 0.5, 0.0], q: [0.3, 0.3, 0.4]}
+""",
+    "large": """
+name: large
+seed: 5
+replicates: 200
+n: [10, 1000, 100000]
+cases:
+  - {name: zipf, p: {zipf: {k: 3000, s: 1.1}}, q: {uniform: 3000}}
+""",
+    "streamed": """
+name: streamed
+seed: 6
+replicates: 2000
+save_replicates: false
+n: [3, 30, 1000, 100000]
+cases:
+  - {name: coin, p: 0.7, q: 0.5}
+  - {name: die, p: [0.4, 0.3, 0.2, 0.1], q: [0.1, 0.2, 0.3, 0.4]}
+""",
+    "testing": """
+name: testing
+seed: 7
+replicates: 4000
+n: [1, 10, 30, 100, 1000]
+estimators: [llr, p_wrong, p_wrong_tilted]
+cases:
+  - {name: coins, p: 0.7, q: 0.5}
+  - {name: die, p: [0.3, 0.25, 0.2, 0.15, 0.1], q: [0.1, 0.15, 0.2, 0.25, 0.3]}
+""",
+    "fit": """
+name: fit
+kind: fit
+seed: 8
+replicates: 200
+n: [20, 200, 2000]
+smoothing: 0.5
+inputs: {probs: [0.3, 0.4, 0.3], features: [[-1.0], [0.0], [1.0]]}
+truth: {weights: [[0.3, 1.6], [1.0, 0.0], [0.0, 0.0]]}
+trajectory: {replicate: 0, n: 200}
+cases:
+  - {name: saturated, model: saturated}
+  - {name: constant, model: constant}
+""",
+}
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tamper")
+    made = {}
+    for key, text in CONFIGS.items():
+        report = run_experiment(parse_config(text), out)
+        assert report.check.passed, report.check.table()
+        made[key] = report.path
+    return made
+
+
+@pytest.fixture
+def copy_of(folders, tmp_path):
+    def copy(key):
+        target = tmp_path / key
+        shutil.copytree(folders[key], target)
+        return target
+
+    return copy
+
+
+def _edit(folder, table, fn):
+    path = folder / table
+    frame = pd.read_csv(path)
+    frame = fn(frame)
+    frame.to_csv(path, index=False)
+
+
+def _rows(s, case=None, n=None, estimator=None):
+    mask = pd.Series(True, index=s.index)
+    if case is not None:
+        mask &= s.case == case
+    if n is not None:
+        mask &= s.n == n
+    if estimator is not None:
+        mask &= s.estimator == estimator
+    return mask
+
+
+def _caught(folder, cli, column, *, table="summary.csv", via_cli=False):
+    report = check_results(folder)
+    failures = report.failures
+    assert not report.passed, f"{column} tampering not caught"
+    assert ((failures.column == column) & (failures.table == table)).any(), failures[
+        ["table", "column", "test"]
+    ]
+    if via_cli:
+        r = cli("check", str(folder))
+        assert r.exit_code == 1 and f"column {column}" in r.stdout
+    return failures
+
+
+def test_every_untouched_folder_passes(folders, cli):
+    for folder in folders.values():
+        r = cli("check", str(folder))
+        assert r.exit_code == 0, r.stdout
+
+
+# --- the audit's tamperings ------------------------------------------------
+
+
+def test_tilted_coin_mean_times_five_with_its_exact_mean_doubled(copy_of, cli):
+    folder = copy_of("testing")
+
+    def tamper(s):
+        m = _rows(s, "coins", 1000, "p_wrong_tilted")
+        s.loc[m, "mean"] *= 5
+        s.loc[m, "exact_mean"] *= 2
+        return s
+
+    _edit(folder, "summary.csv", tamper)
+    failures = _caught(folder, cli, "mean", via_cli=True)
+    assert "exact_mean" in set(failures.column)
+
+
+def test_near_equal_coin_llr_mean_set_to_3e_10(copy_of, cli):
+    folder = copy_of("coin")
+
+    def tamper(s):
+        s.loc[_rows(s, "close", estimator="llr"), "mean"] = 3e-10
+        return s
+
+    _edit(folder, "summary.csv", tamper)
+    failures = _caught(folder, cli, "mean")
+    assert set(failures[failures.column == "mean"].n) == {1, 10, 1000, 1000000}
+
+
+@pytest.mark.parametrize("value", [1.0, 7.2e9])
+def test_categorical_tilted_mean_against_no_plain_hits(copy_of, cli, value):
+    folder = copy_of("testing")
+
+    def tamper(s):
+        s.loc[_rows(s, "die", 1000, "p_wrong_tilted"), "mean"] = value
+        return s
+
+    _edit(folder, "summary.csv", tamper)
+    _caught(folder, cli, "mean")
+
+
+def test_categorical_tilted_mean_moved_by_ten_mcse_at_30(copy_of, cli):
+    folder = copy_of("testing")
+
+    def tamper(s):
+        m = _rows(s, "die", 30, "p_wrong_tilted")
+        s.loc[m, "mean"] += 10 * s.loc[m, "mcse"]
+        return s
+
+    _edit(folder, "summary.csv", tamper)
+    _caught(folder, cli, "mean")
+
+
+def test_categorical_tilted_mean_times_100_at_1000(copy_of, cli):
+    folder = copy_of("testing")
+
+    def tamper(s):
+        s.loc[_rows(s, "die", 1000, "p_wrong_tilted"), "mean"] *= 100
+        return s
+
+    _edit(folder, "summary.csv", tamper)
+    _caught(folder, cli, "mean")
+
+
+def test_categorical_plugin_mean_times_three_with_sd_zero(copy_of, cli):
+    folder = copy_of("categorical")
+
+    def tamper(s):
+        m = _rows(s, "die", 30, "plugin_kl")
+        s.loc[m, "mean"] *= 3
+        s.loc[m, "sd"] = 0.0
+        return s
+
+    _edit(folder, "summary.csv", tamper)
+    _caught(folder, cli, "mean")
+
+
+@pytest.mark.parametrize(
+    ("column", "change"),
+    [
+        ("exact_sd", lambda v: v * 2),
+        ("coverage95_exact", lambda v: v - 0.1),
+        ("z", lambda v: v * 10),
+        ("mcse", lambda v: v * 2),
+        ("bias", lambda v: v + 0.01),
+        ("rmse", lambda v: v * 3),
+        ("target", lambda v: v + 0.1),
+        ("sd", lambda v: v * 2),
+        ("coverage95", lambda v: v - 0.05),
+        ("coverage95_mcse", lambda v: v * 2),
+    ],
+)
+def test_the_audits_column_changes(copy_of, cli, column, change):
+    folder = copy_of("coin")
+
+    def tamper(s):
+        m = _rows(s, "coin", 1000, "llr")
+        s.loc[m, column] = change(s.loc[m, column])
+        return s
+
+    _edit(folder, "summary.csv", tamper)
+    _caught(folder, cli, column)
+
+
+def test_quantiles_swapped(copy_of, cli):
+    folder = copy_of("coin")
+
+    def tamper(s):
+        m = _rows(s, "coin", 1000, "plugin_kl")
+        s.loc[m, ["q05", "q95"]] = s.loc[m, ["q95", "q05"]].to_numpy()
+        return s
+
+    _edit(folder, "summary.csv", tamper)
+    failures = _caught(folder, cli, "q05")
+    assert {"q95", "q05 ≤ q50 ≤ q95"} <= set(failures.column)
+
+
+def test_analytic_kl_doubled(copy_of, cli):
+    folder = copy_of("categorical")
+
+    def tamper(a):
+        a.loc[a.case == "die", "kl_pq"] *= 2
+        return a
+
+    _edit(folder, "analytic.csv", tamper)
+    _caught(folder, cli, "kl_pq", table="analytic.csv")
+
+
+@pytest.mark.parametrize("key", ["coin", "fit"])
+def test_a_deleted_row_is_missed(copy_of, cli, key):
+    folder = copy_of(key)
+    _edit(folder, "summary.csv", lambda s: s.drop(index=s.index[3]))
+    failures = _caught(folder, cli, "rows")
+    assert "missing row" in set(failures.reason)
+
+
+def test_all_rows_but_one_deleted(copy_of, cli):
+    folder = copy_of("categorical")
+    _edit(folder, "summary.csv", lambda s: s.iloc[:1])
+    failures = _caught(folder, cli, "rows")
+    assert (failures.reason == "missing row").sum() == 2 * 4 * 4 - 1
+
+
+def test_a_duplicated_and_an_unasked_row(copy_of, cli):
+    folder = copy_of("large")
+
+    def tamper(s):
+        extra = s.iloc[[0, 1]].copy()
+        extra.loc[extra.index[1], "n"] = 12345
+        return pd.concat([s, extra], ignore_index=True)
+
+    _edit(folder, "summary.csv", tamper)
+    failures = _caught(folder, cli, "rows")
+    assert {"row appears 2 times", "a row the config does not ask for"} <= set(failures.reason)
+
+
+# --- every column just beyond its tolerance -------------------------------------
+
+RECOMPUTED_COLUMNS = ["target", "exact_mean", "exact_sd", "mean", "sd", "rmse", "q05", "q50", "q95"]
+CONSISTENT_COLUMNS = ["mcse", "bias", "z"]
+EXACT_KINDS = (
+    "recomputed from the config",
+    "recomputed from replicates.csv.gz",
+    "consistency within the row",
+)
+
+
+def _just_beyond(report, case, n, estimator, column, value):
+    """value moved by three times the tightest tolerance any exact test of that cell allows."""
+    t = report.tests
+    m = (t.case == case) & (t.n == n) & (t.estimator == estimator) & (t.column == column)
+    tolerances = t[m & t.test.isin(EXACT_KINDS)].tolerance.dropna()
+    tol = float(tolerances.min()) if not tolerances.empty else 0.0
+    return value + max(3 * tol, 8 * float(np.spacing(abs(value))))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", ["coin", "categorical", "large", "testing"])
+@pytest.mark.parametrize("column", RECOMPUTED_COLUMNS + CONSISTENT_COLUMNS)
+def test_each_column_just_beyond_its_tolerance(folders, copy_of, key, column):
+    """The cell is moved by 3× the tolerance its check states, so the test shows that
+    the stated tolerance is the one applied (none is an absolute floor)."""
+    report = check_results(folders[key])
+    folder = copy_of(key)
+    s = pd.read_csv(folder / "summary.csv")
+    candidates = s[s[column].notna() & s.sd.gt(0)]
+    if candidates.empty:
+        pytest.skip(f"{key} has no {column} to tamper with")
+    for i in candidates.index[[0, len(candidates) // 2, -1]]:
+        row = s.loc[i]
+        s.loc[i, column] = _just_beyond(report, row.case, row.n, row.estimator, column, row[column])
+    s.to_csv(folder / "summary.csv", index=False)
+    _caught(folder, None, column)
+
+
+@pytest.mark.parametrize("column", ["target", "exact_mean", "mean", "sd", "rmse", "q50", "mcse", "bias"])
+def test_fit_columns_just_beyond_their_tolerance(folders, copy_of, column):
+    report = check_results(folders["fit"])
+    folder = copy_of("fit")
+    s = pd.read_csv(folder / "summary.csv")
+    i = s.index[(s.case == "saturated") & (s.n == 200) & (s.estimator == "kl_fitted")][0]
+    s.loc[i, column] = _just_beyond(report, "saturated", 200, "kl_fitted", column, s.loc[i, column])
+    s.to_csv(folder / "summary.csv", index=False)
+    _caught(folder, None, column)
+
+
+def test_fit_infinite_fraction_and_trajectory(copy_of, cli):
+    folder = copy_of("fit")
+    _edit(
+        folder,
+        "summary.csv",
+        lambda s: s.assign(infinite_fraction=s.infinite_fraction.where(s.index != 2, 0.005)),
+    )
+    _caught(folder, cli, "infinite_fraction")
+    _edit(folder, "trajectory.csv", lambda t: t.assign(gap=t.gap * (1 + 1e-10)))
+    _caught(folder, cli, "gap = H(p)", table="trajectory.csv")
+
+
+@pytest.mark.parametrize(
+    "column", ["kl_pq", "kl_qp", "entropy_p", "cross_entropy_pq", "llr_sigma", "chernoff"]
+)
+def test_analytic_columns_just_beyond_their_tolerance(copy_of, cli, column):
+    folder = copy_of("coin")
+    _edit(folder, "analytic.csv", lambda a: a.assign(**{column: a[column] * (1 + 1e-10)}))
+    _caught(folder, cli, column, table="analytic.csv")
+
+
+def test_streamed_means_moved_by_twice_the_critical_z(copy_of, cli):
+    folder = copy_of("streamed")
+    report = check_results(folder)
+    z = report.z_crit
+    for case, est in [("coin", "llr"), ("coin", "plugin_kl"), ("die", "llr"), ("die", "entropy")]:
+        target = folder
+        s = pd.read_csv(target / "summary.csv")
+        m = _rows(s, case, 1000, est)
+        original = s.loc[m, "mean"].copy()
+        s.loc[m, "mean"] += 2 * z * s.loc[m, "exact_sd"] / math.sqrt(2000)
+        s.loc[m, "bias"] = s.loc[m, "mean"] - s.loc[m, "target"]
+        s.to_csv(target / "summary.csv", index=False)
+        bad = check_results(target)
+        assert not bad.passed, (case, est)
+        f = bad.failures
+        assert ((f.column == "mean") & (f.case == case) & (f.estimator == est)).any(), f
+        s.loc[m, "mean"] = original
+        s.loc[m, "bias"] = s.loc[m, "mean"] - s.loc[m, "target"]
+        s.to_csv(target / "summary.csv", index=False)
+
+
+def test_replicates_tampered(copy_of, cli):
+    folder = copy_of("coin")
+    path = folder / "replicates.csv.gz"
+    r = pd.read_csv(path)
+    r.loc[5, "llr"] *= 1 + 1e-6
+    r.to_csv(path, index=False)
+    report = check_results(folder)
+    assert not report.passed
+    assert (report.failures.table == "replicates.csv.gz").any() or (report.failures.column == "mean").any()
