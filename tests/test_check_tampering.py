@@ -408,3 +408,72 @@ def test_replicates_tampered(copy_of, cli):
     report = check_results(folder)
     assert not report.passed
     assert (report.failures.table == "replicates.csv.gz").any() or (report.failures.column == "mean").any()
+
+
+# --- the regimes the README cites: checked to a few MCSE, or to rounding ---------
+
+EDGES = """
+name: edges
+seed: 9
+replicates: 4000
+save_replicates: false
+n: [1000, 100000, 100000000]
+estimators: [llr, cross_entropy, entropy, plugin_kl, p_wrong_tilted]
+cases:
+  - {name: close, p: 0.3, q: 0.300000001}
+  - {name: tiny, p: 1.0e-10, q: 2.0e-10}
+  - {name: testing, p: 0.7, q: 0.5}
+"""
+
+
+@pytest.fixture(scope="module")
+def edges(tmp_path_factory):
+    report = run_experiment(parse_config(EDGES), tmp_path_factory.mktemp("edges"))
+    assert report.check.passed, report.check.table()
+    return report.path
+
+
+@pytest.mark.parametrize(
+    ("case", "n", "estimator"),
+    [
+        ("close", 100000000, "llr"),  # KL = 2.4e-18, mcse ≈ 1e-16: exact Binomial test
+        ("tiny", 100000000, "llr"),  # KL = 3.1e-11, 20 heads expected in R·n draws
+        ("testing", 1000, "p_wrong_tilted"),  # 2.69e-11 ± 1.2e-12
+    ],
+)
+def test_edge_means_are_resolved_to_a_few_mcse(edges, tmp_path, case, n, estimator):
+    """A mean six standard errors from the truth (the Bonferroni limit here is about
+    4.5) is caught, with no replicates to recompute from: the statistical test itself
+    resolves it, at the MCSE's scale whatever the size of the numbers."""
+    report = check_results(edges)
+    row = report.tests[
+        (report.tests.case == case)
+        & (report.tests.n == n)
+        & (report.tests.estimator == estimator)
+        & (report.tests.column == "mean")
+        & report.tests.test.isin(["exact test (Binomial)", "z-test (exact sd)"])
+    ]
+    assert len(row) == 1 and abs(row.z.iloc[0]) < report.z_crit
+    folder = tmp_path / "edges"
+    shutil.copytree(edges, folder)
+    s = pd.read_csv(folder / "summary.csv")
+    m = _rows(s, case, n, estimator)
+    s.loc[m, "mean"] = s.loc[m, "exact_mean"] + 6 * s.loc[m, "exact_sd"] / math.sqrt(4000)
+    s.loc[m, "bias"] = s.loc[m, "mean"] - s.loc[m, "target"]
+    s.to_csv(folder / "summary.csv", index=False)
+    f = check_results(folder).failures
+    assert ((f.case == case) & (f.n == n) & (f.column == "mean")).any(), f
+
+
+@pytest.mark.parametrize("case", ["close", "tiny", "testing"])
+def test_edge_exact_values_are_checked_to_rounding(edges, tmp_path, case):
+    folder = tmp_path / "edges"
+    shutil.copytree(edges, folder)
+    s = pd.read_csv(folder / "summary.csv")
+    estimator = "p_wrong_tilted" if case == "testing" else "llr"
+    m = _rows(s, case, 1000, estimator)
+    assert 0 < s.loc[m, "exact_mean"].iloc[0] < 1e-10
+    s.loc[m, "exact_mean"] *= 1 + 1e-10
+    s.to_csv(folder / "summary.csv", index=False)
+    f = check_results(folder).failures
+    assert "exact_mean" in set(f.column) and set(f.column) <= {"exact_mean", "z"}, f

@@ -49,8 +49,8 @@ ELLIPSIS = "…"
 MASKS: tuple[tuple[tuple[str, ...], re.Pattern[str], str], ...] = (
     (
         ("sim", "check"),
-        re.compile(r"\(\d+ tests, \d+ of them z-tests"),
-        "(<tests> tests, <z-tests> of them z-tests",
+        re.compile(r"\(\d+ tests, \d+ of them statistical"),
+        "(<tests> tests, <m> of them statistical",
     ),
     (("sim", "check"), re.compile(r"\(Bonferroni: \|z\| ≤ \d+\.\d+\)"), "(Bonferroni: |z| ≤ <bound>)"),
     (("sim", "check"), re.compile(r"; largest \|z\| = \d+\.\d+\)"), "; largest |z| = <z>)"),
@@ -276,10 +276,10 @@ def test_ellipsis_stands_for_omitted_lines(expected: list[str], actual: list[str
 
 def test_masks_hide_only_the_machine_dependent_numbers() -> None:
     verdict = (
-        "results/coin: agrees with theory (360 tests, 271 of them z-tests at family-wise "
+        "results/coin: agrees with theory (360 tests, 271 of them statistical at family-wise "
         "α = 0.001 (Bonferroni: |z| ≤ 4.63); largest |z| = 2.25)"
     )
-    other = "results/coin: agrees with theory (1 tests, 0 of them z-tests at family-wise "
+    other = "results/coin: agrees with theory (1 tests, 0 of them statistical at family-wise "
     other += "α = 0.001 (Bonferroni: |z| ≤ 10.00); largest |z| = 0.00)"
     assert masked(["sim", "check"], [verdict]) == masked(["sim", "check"], [other])
     assert masked(["sim", "check"], [verdict]) != masked(["sim", "check"], [verdict.replace("0.001", "0.01")])

@@ -460,13 +460,13 @@ class RowCheck:
             return False
         trials = r * n
         heads = trials * (mean - v_t) / step
-        rounding = (
-            trials * ((r + 8) * PER_REPLICATE * max(abs(v_t), abs(v_h)) + 4 * EPS * abs(mean)) / abs(step)
-        )
-        if not (rounding <= 0.25 and trials < 2**53):
+        # rounding of a mean of R values, as a random walk of R roundings (8 sd of it)
+        walk = (8 * math.sqrt(r) + 8) * EPS
+        rounding = trials * (walk * max(abs(v_t), abs(v_h)) + 4 * EPS * abs(mean)) / abs(step)
+        if not (rounding <= 0.05 and trials < 2**53):
             return False
         nearest = round(heads)
-        if abs(heads - nearest) > max(rounding, 1e-9):
+        if abs(heads - nearest) > max(5 * rounding, 1e-9):
             self.out.append(
                 record(
                     TABLE,

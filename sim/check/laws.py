@@ -231,11 +231,37 @@ def tilted_bound(pair: Pair, n: int) -> float:
     return math.exp(-n * chernoff(pair).information) * (1.0 + 1e-9)
 
 
+#: Up to this n a tilted coin's skewness is summed exactly over head counts.
+TILTED_SKEW_MAX_N = 1_000_000
+
+
+def _tilted_coin_skewness(pair: Pair, n: int, m) -> float:
+    """E[(X − m)³]/sd³ of one tilted coin replicate X = w·1{wrong}, by a sum over head counts."""
+    from scipy import stats
+
+    from ..decision import coin_wrong_bound, tilted
+
+    p, q = pair.p.heads, pair.q.heads
+    side, h = coin_wrong_bound(p, q, n)
+    r = float(tilted(pair, chernoff(pair).s)[0])
+    heads = np.arange(0, h + 1) if side == "le" else np.arange(max(h, 0), n + 1)
+    lp, lr = stats.binom.logpmf(heads, n, p), stats.binom.logpmf(heads, n, r)
+    w = np.exp(lp - lr - math.log(m.mean))  # weights relative to the mean: nothing underflows
+    under = np.exp(lr)
+    rel = [math.fsum(under * w**k) for k in (1, 2, 3)]  # E[(X/m)^k]
+    var = rel[1] - 1.0
+    mu3 = rel[2] - 3 * rel[1] + 2.0  # E[(X/m − 1)³], since E[X/m] = 1
+    return mu3 / var**1.5 if var > 0 else 0.0
+
+
 def _tilted_law(pair: Pair, n: int) -> Law:
     m = exact.moments(pair, "p_wrong_tilted", n)
     high = tilted_bound(pair, n)
     skew = kurt = NAN
-    if m.sd > 0.0:
+    note = "skewness bounded by √(β2 − 1)"
+    if m.sd > 0.0 and m.mean > 0.0 and n <= TILTED_SKEW_MAX_N:
+        skew, kurt, note = _tilted_coin_skewness(pair, n, m), m.mu4 / m.sd**4 - 3.0, "exact"
+    elif m.sd > 0.0:
         beta2 = m.mu4 / m.sd**4
         # |skewness| ≤ √(β2 − 1) (Pearson): a safe stand-in for the unknown third moment
         skew, kurt = math.sqrt(max(beta2 - 1.0, 0.0)), beta2 - 3.0
@@ -251,7 +277,7 @@ def _tilted_law(pair: Pair, n: int) -> Law:
         low=0.0,
         high=high,
         scale=high,
-        moments_note="skewness bounded by √(β2 − 1)",
+        moments_note=note,
     )
 
 

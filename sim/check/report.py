@@ -26,6 +26,18 @@ NORMAL_TEST = "z-test (exact sd)"
 BOUND_TEST = "Bernstein bound test"
 UNTESTABLE = "not testable"
 STATISTICAL = (EXACT_TEST, NORMAL_TEST, BOUND_TEST)
+#: How the overview names each kind of test.
+SHORT = {
+    RECOMPUTED: "recomputed",
+    FROM_REPLICATES: "from replicates",
+    CONSISTENCY: "consistent",
+    RANGE: "in range",
+    ROW_SET: "complete",
+    EXACT_TEST: "exact Binomial test",
+    NORMAL_TEST: "z-test",
+    BOUND_TEST: "Bernstein test",
+    UNTESTABLE: "NOT TESTABLE",
+}
 
 COLUMNS = [
     "table",
@@ -184,9 +196,25 @@ class CheckReport:
             )
         return lines
 
+    def overview(self) -> pd.DataFrame:
+        """One row per table and column: how many values each kind of test checked."""
+        counts = self.counts()
+        counts["checked"] = [
+            f"{v} {SHORT[k]}" + (f" ({f} FAILED)" if f else "")
+            for v, k, f in zip(counts["values"], counts.test, counts.failed, strict=True)
+        ]
+        return (
+            counts.groupby(["table", "column"], sort=False).agg(checked=("checked", ", ".join)).reset_index()
+        )
+
     def table(self) -> str:
-        """The headline, the counts per column and kind of test, then every failure."""
-        lines = [self.headline(), "", self.counts().to_string(index=False)]
+        """The headline, the checks per column and kind of test, then every failure."""
+        overview = self.overview()
+        width = int(overview.column.str.len().max()) if len(overview) else 0
+        lines = [self.headline(), ""]
+        for table, part in overview.groupby("table", sort=False):
+            lines.append(f"  {table}")
+            lines += [f"    {c:<{width}}  {k}" for c, k in zip(part.column, part.checked, strict=True)]
         if not self.passed:
             lines += ["", "Failures:", *self.failure_lines()]
         return "\n".join(lines)
@@ -209,10 +237,10 @@ class CheckReport:
 
 
 def _fmt(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.10g}"
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "empty"
+    if isinstance(value, float):
+        return f"{value:.10g}"
     return str(value)
 
 
