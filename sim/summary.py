@@ -253,11 +253,13 @@ def summarize_fit_case(
 ) -> pd.DataFrame:
     """Summaries of one model of a fit experiment (values in ``analytic``'s units).
 
-    ``exact_mean`` is filled where :func:`sim.fitting.exact_means` knows it
-    (saturated and constant models with smoothing > 0); ``exact_sd`` and
-    ``z`` are empty, since the sd of a fitted model's KL is not known
-    exactly.  ``infinite_fraction`` is the share of replicates whose fit is
-    at infinity (KL infinite: a class never seen and no smoothing).
+    ``exact_mean`` and ``exact_sd`` are filled where
+    :func:`sim.fitting.exact_means` and :func:`sim.fitting.exact_sds` know
+    them (saturated and constant models with smoothing > 0; the sds within
+    their cost budget), ``z`` = (mean − exact_mean)/(exact_sd/√R) where both
+    are and exact_sd > 0; all three are empty elsewhere.
+    ``infinite_fraction`` is the share of replicates whose fit is at
+    infinity (KL infinite: a class never seen and no smoothing).
     """
     from . import fitting
 
@@ -272,13 +274,14 @@ def summarize_fit_case(
     mean, sd, q05, q50, q95, rmse = describe(values, targets)
     stats = {"mean": mean, "sd": sd, "q05": q05, "q50": q50, "q95": q95, "rmse": rmse}
     frame, j, e = _base_frame(case.name, units, ckpts, estimators, r, targets, stats)
-    exact_rows = {
-        int(n): fitting.exact_means(experiment.truth, case.model, experiment.smoothing, int(n)) for n in ckpts
-    }
-    means = [exact_rows[int(n)][est] for n, est in zip(frame.n, frame.estimator, strict=True)]
-    frame["exact_mean"] = to_units(np.array(means), units)
-    frame["exact_sd"] = np.nan
-    frame["z"] = np.nan
+    truth, smoothing = experiment.truth, experiment.smoothing
+    exact_means = {int(n): fitting.exact_means(truth, case.model, smoothing, int(n)) for n in ckpts}
+    exact_sds = {int(n): fitting.exact_sds(truth, case.model, smoothing, int(n)) for n in ckpts}
+    keys = list(zip(frame.n.astype(int), frame.estimator, strict=True))
+    frame["exact_mean"] = exact_mean = to_units(np.array([exact_means[n][e] for n, e in keys]), units)
+    frame["exact_sd"] = exact_sd = to_units(np.array([exact_sds[n][e] for n, e in keys]), units)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frame["z"] = np.where(exact_sd > 0, (frame["mean"] - exact_mean) / (exact_sd / np.sqrt(r)), np.nan)
     frame["infinite_fraction"] = (~np.isfinite(values)).mean(axis=0)[j, e]
     return frame[FIT_SUMMARY_COLUMNS]
 
