@@ -185,6 +185,35 @@ def test_classifier_sds_against_simulated_fits():
             assert abs(math.sqrt(s2) - exact[est]) <= z_crit(6) * se_sd, (family, est)
 
 
+def test_largest_n_reaches_the_asymptotic_laws():
+    # At N → ∞ the fitted KL is χ²_d/(2N) (sd √(d/2)/N; d = X(K − 1) for the
+    # saturated model; K − 1 for the constant one, whose first-order term
+    # vanishes too) and the training loss a mean of −log p (sd σ/√N).  The
+    # exact sds at FIT_MAX_N differ from those by their O(1/N) corrections:
+    # a hundred times smaller than at N/100, to within 1 %.
+    e = load_config("configs/classifier.yaml")
+    truth, j = e.truth, e.truth.joint
+    x, k = truth.table.shape
+    for family, log_p, d in (
+        ("saturated", np.log(truth.table), x * (k - 1)),
+        ("constant", np.log(np.broadcast_to(j.sum(axis=0), j.shape)), k - 1),
+    ):
+        sigma = math.sqrt(np.sum(j * (log_p - np.sum(j * log_p)) ** 2))
+        gaps = []
+        for n in (10**5, 10**7):
+            sds = fitting.exact_sds(truth, family, e.smoothing, n)
+            gaps.append(
+                np.array(
+                    [
+                        sds["kl_fitted"] * n / math.sqrt(d / 2) - 1,
+                        sds["train_cross_entropy"] * math.sqrt(n) / sigma - 1,
+                    ]
+                )
+            )
+        assert np.all(np.abs(gaps[1]) < 1e-5), family
+        np.testing.assert_allclose(gaps[0], 100 * gaps[1], rtol=0.01)
+
+
 def _log_poisson_decimal(x: int, m: float) -> float:
     """log(e^(−m) m^x / x!) in 40-digit decimals (m's binary value taken exactly)."""
     with decimal.localcontext() as ctx:
