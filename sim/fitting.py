@@ -369,12 +369,14 @@ def exact_means(truth: Truth, family: str, smoothing: float, n: int) -> dict[str
 # gammaln-based log-pmfs lose 1e-16·N log N (1e-10 at N = 10⁵).  Lattice
 # strides are powers of two, so a + b runs over one lattice and the third
 # factor is one vector read through a strided view.  The cost is a few
-# hundred points per count and pairs of counts, whatever N is.
+# hundred points per count, and their product per pair of counts, whatever
+# N is.
 
 
 #: Strided lattice sums of :func:`exact_sds` evaluate at least this many points per sd.
 SD_POINTS_PER_SD = 5
-#: Lattice points (over all pairs of counts) beyond which :func:`exact_sds` gives nan.
+#: Lattice points (over all pairs of counts) beyond which :func:`exact_sds` gives nan
+#: (at the budget one call takes about a quarter of a second).
 SD_BUDGET = 10_000_000
 #: The fixed cost of one pair of counts, in lattice points.
 _PAIR_COST = 2_000
@@ -386,7 +388,7 @@ _STIRLING_SERIES = np.array([1 / 12, -1 / 360, 1 / 1260, -1 / 1680, 1 / 1188, -6
 
 
 def _stirling_table(top: int) -> np.ndarray:
-    """se(k) = log k! − (k + ½) log k + k − ½ log 2π for k = 0..top, from 50-digit decimals."""
+    """se(k) = log k! − (k + ½) log k + k − ½ log 2π for k = 1..top (index 0: nan), in 50-digit decimals."""
     with decimal.localcontext() as ctx:
         ctx.prec = 50
         half_log_two_pi = (2 * decimal.Decimal(_PI)).ln() / 2
