@@ -37,5 +37,9 @@ def test_the_battery_is_valid_and_reproducible():
 def test_at_most_one_folder_of_200_fails(tmp_path):
     results = run_battery(COUNT, SEED, tmp_path)
     failed = [(i, text, report) for i, text, report in results if not report.passed]
-    detail = "\n\n".join(f"=== battery-{i:03d}:\n{text}\n{report.table()}" for i, text, report in failed)
+    detail = "\n\n".join(
+        f"=== battery-{i:03d} (rerun: python -m tests.battery --seed {SEED} --only {i} --show --out DIR)\n"
+        f"{text}\n{report.table()}"
+        for i, text, report in failed
+    )
     assert len(failed) <= 1, f"{len(failed)} of {COUNT} folders fail (at most 1 allowed):\n\n{detail}"
