@@ -34,6 +34,8 @@ from .distributions import Pair
 from .estimators import unit_divisor
 
 BINS = 2048
+#: Narrowest histogram window: BINS/width stays finite (and far from overflow).
+MIN_WIDTH = 2.0**-1000
 WINDOW_SD = 12.0
 
 
@@ -200,6 +202,15 @@ class Ranges:
         hair = (fine_hi - fine_lo) * 2.0**-20 + 1e-12 * np.maximum(abs(fine_lo), abs(fine_hi))
         fine_lo -= hair
         fine_hi += hair
+        # A window narrower than MIN_WIDTH (a tilted bound e^(−nC) of 1e-322) would make
+        # BINS/width overflow: widen it, which only coarsens its bins, never loses a value.
+        # (an empty window, lo = hi, is left alone: one value, no bins to divide)
+        fine_hi = np.where(
+            (fine_hi > fine_lo) & (fine_hi - fine_lo < MIN_WIDTH), fine_lo + MIN_WIDTH, fine_hi
+        )
+        coarse_hi = np.where(
+            (coarse_hi > coarse_lo) & (coarse_hi - coarse_lo < MIN_WIDTH), coarse_lo + MIN_WIDTH, coarse_hi
+        )
         divisor = unit_divisor(estimators, units)
         return cls(*(a / divisor for a in (fine_lo, fine_hi, coarse_lo, coarse_hi)))
 

@@ -573,7 +573,7 @@ class RowCheck:
             mu4 = law.mu4
             if _isnan(mu4) and math.isfinite(value_range):
                 mu4 = value_range**2 * sigma2
-            if not _isnan(law.mu4) and inference.normal_is_adequate(law.skew, law.kurtosis, r):
+            if not _isnan(law.mu4) and inference.variance_is_normal(law.skew, law.kurtosis, r):
                 var_s2 = law.mu4 / r - sigma2**2 * (r - 3) / (r * (r - 1))
                 se = math.sqrt(max(var_s2, 0.0)) / (2 * law.sd)
                 dev = sd - law.sd

@@ -118,3 +118,23 @@ def normal_is_adequate(skew: float, excess_kurtosis: float, r: int) -> bool:
     if math.isnan(skew) or math.isnan(excess_kurtosis):
         return False
     return abs(skew) / math.sqrt(r) <= MAX_SKEW and abs(excess_kurtosis) / r <= MAX_KURTOSIS
+
+
+#: The sample variance's leading fluctuation, (β2 − 1)σ⁴/R, must exceed its
+#: second-order one, 2σ⁴/R², this many times for s² to be treated as normal.
+MIN_VARIANCE_ORDER_RATIO = 100.0
+
+
+def variance_is_normal(skew: float, excess_kurtosis: float, r: int) -> bool:
+    """Whether a sample variance of ``r`` values may be z-tested with Var(s²) from μ4.
+
+    Beyond :func:`normal_is_adequate`, the law must not be nearly two-point
+    (β2 = κ + 3 near 1): s² is then almost a function of the mean near its
+    maximum, its fluctuation second-order, and the μ4-based standard error
+    far too small (a tilted estimate whose weights are all about 1 is such a
+    case).
+    """
+    if not normal_is_adequate(skew, excess_kurtosis, r):
+        return False
+    beta2 = excess_kurtosis + 3.0
+    return (beta2 - 1.0) * r / 2.0 >= MIN_VARIANCE_ORDER_RATIO
