@@ -43,8 +43,9 @@ def _log_mgf(pair: Pair, s: float) -> float:
     """log Σ_k p_k^{1−s} q_k^s, as log1p(Σ p_k expm1(−s·log(p_k/q_k))) over p's support.
 
     Categories p lacks contribute nothing for s < 1 (0^{1−s} = 0).  The
-    form keeps the digits of a small sum (p close to q), where
-    log Σ p^{1−s} q^s would be the log of 1 plus rounding.
+    form keeps the digits of a small sum better than log Σ p^{1−s} q^s
+    would, but its terms are of the size of |log p/q| while their sum is of
+    its square: where p is close to q use :func:`_near_log_mgf`.
     """
     p, lr = pair.p.probs[pair.support], pair.log_ratio
     return math.log1p(math.fsum(p * np.expm1(-s * lr)))
@@ -60,6 +61,109 @@ def _slope(pair: Pair, s: float) -> float:
     return math.fsum(p * np.exp(-s * lr) * lr)
 
 
+#: Where Σ p |log p/q| exceeds KL(p‖q) = Σ p log p/q this many times, the
+#: direct sums of :func:`_log_mgf` and :func:`_slope` would cancel by as much,
+#: and :func:`chernoff` expands around p = q instead (:func:`_near_log_mgf`).
+NEAR_CANCELLATION = 32.0
+#: The direct sums are also left where the rounding of the probabilities'
+#: sums would move C by more than this, relatively (see :func:`chernoff`).
+NORMALISATION_TOLERANCE = 1e-13
+#: |x| up to which g(x) = e^{−x} − 1 + x is summed as its Taylor series.
+_G_RADIUS = 1.0
+#: The series' coefficients (−1)^j/(j + 2)!: 18 terms reach 2⁻⁵⁶ relative on |x| ≤ 1.
+_G_SERIES = np.array([(-1.0) ** j / math.factorial(j + 2) for j in range(18)])
+
+
+def _near(pair: Pair) -> bool:
+    """Whether the direct sums cancel by more than :data:`NEAR_CANCELLATION` (p close to q)."""
+    p, lr = pair.p.probs[pair.support], pair.log_ratio
+    return math.fsum(p * np.abs(lr)) > NEAR_CANCELLATION * pair.kl_pq
+
+
+def _excess(dist) -> float:
+    """Σ probs − 1, as the exact sum of the doubles rounded once; 0 for a coin.
+
+    A categorical distribution is the doubles normalised, which no vector
+    of doubles represents exactly: they sum to 1 ± a few 1e-17.  A coin is
+    (heads, 1 − heads) by definition, whatever 1 − heads rounds to.
+    """
+    return 0.0 if dist.heads is not None else math.fsum([*dist.probs, -1.0])
+
+
+def _g(x: np.ndarray) -> np.ndarray:
+    """g(x) = e^{−x} − 1 + x = expm1(−x) + x ≥ 0, with the relative precision of its own size.
+
+    By its Taylor series Σ_{j≥2} (−x)^j/j! for |x| ≤ 1 (alternating for
+    x > 0, but its terms are below e^{|x|} − 1 − |x| ≤ 2·g(x) in total, so
+    the sum loses at most a couple of bits), by ``expm1(−x) + x`` beyond,
+    where that sum cancels by less than a factor 3.
+    """
+    x = np.asarray(x, dtype=float)
+    acc = np.zeros_like(x)
+    for c in _G_SERIES[::-1]:
+        acc = acc * x + c
+    series = acc * x * x
+    with np.errstate(over="ignore"):
+        closed = np.expm1(-x) + x
+    return np.where(np.abs(x) <= _G_RADIUS, series, closed)
+
+
+def _near_log_mgf(pair: Pair, s: float) -> float:
+    """log Σ P^{1−s} Q^s for P, Q the pair's distributions, by an expansion around P = Q.
+
+    With d_k = log(p_k/q_k) over p's support, Σ p e^{−s d} − 1 is written
+    −s Σ p d + Σ p g(s d) (:func:`_g`), with Σ p d = KL(p‖q) + a − b, a and b
+    the excesses of Σp and Σq over 1 (:func:`_excess`), and KL(p‖q) =
+    Σ q h((p − q)/q) as the pair holds it, to full relative precision (a sum
+    of non-negative terms, not the cancelling Σ p d).  What remains is a
+    sum of non-negative terms of order s² d², of the size of s·KL: their
+    difference, −C at the tilt, loses about one bit, where the direct sum
+    loses log₂(Σ p|d|/KL) bits.
+
+    The distributions are P = p/(1 + a) and Q = q/(1 + b) (exactly
+    normalised), so log Σ P^{1−s} Q^s = log1p(u + x) − (1 − s) log1p(a)
+    − s log1p(b) with u = (1 − s) a + s b and x = −s·KL + Σ p g(s d); that
+    is log1p(x/(1 + u)) + s(1 − s)(a − b)²/2 to third order in a and b,
+    computed so, without adding 1e-17 to a sum of 1e-20.
+    """
+    p, lr = pair.p.probs[pair.support], pair.log_ratio
+    a, b = _excess(pair.p), _excess(pair.q)
+    x = math.fsum([-s * pair.kl_pq, *(p * _g(s * lr))])
+    u = (1.0 - s) * a + s * b
+    return math.log1p(x / (1.0 + u)) + s * (1.0 - s) * (a - b) ** 2 / 2.0
+
+
+def _near_slope(pair: Pair, s: float) -> float:
+    """:func:`_slope` for p close to q: KL(p‖q) + Σ p d expm1(−s d), d = log(p/q).
+
+    Every term of the sum is ≤ 0 (d and expm1(−s d) have opposite signs),
+    so nothing cancels but the final difference, which vanishes at the
+    root: the tilt is found to the last bits of s.  (KL stands for Σ p d
+    of the normalised distributions: the excesses of :func:`_near_log_mgf`
+    move the root by (a − b)·C/KL only.)
+    """
+    p, lr = pair.p.probs[pair.support], pair.log_ratio
+    return math.fsum([pair.kl_pq, *(p * lr * np.expm1(-s * lr))])
+
+
+def _minimise(pair: Pair, slope, log_mgf) -> Chernoff:
+    """The root of ``slope`` on [0, 1] (or 1 where it stays positive) and −``log_mgf`` there."""
+    if slope(pair, 1.0) >= 0.0:
+        s = 1.0
+    else:
+        s = float(
+            optimize.brentq(
+                lambda t: slope(pair, t),
+                0.0,
+                1.0,
+                xtol=np.finfo(float).tiny,
+                rtol=4 * np.finfo(float).eps,
+                maxiter=500,
+            )
+        )
+    return Chernoff(max(0.0, -log_mgf(pair, s)), s)
+
+
 @functools.lru_cache(maxsize=256)
 def chernoff(pair: Pair) -> Chernoff:
     """C(p, q) = −min over s in [0, 1] of log Σ p^{1−s} q^s, and the minimising s.
@@ -71,23 +175,32 @@ def chernoff(pair: Pair) -> Chernoff:
     distribution, and every importance weight drawn from it, would carry
     that error).  Where the slope does not change sign on [0, 1] (q has
     mass on categories p lacks), the minimum is at s = 1.
+
+    Both the function and its slope are sums whose terms are of the size of
+    d = log(p/q) while the results are of the size of d² at the tilt.
+    Where that cancellation exceeds :data:`NEAR_CANCELLATION` (p close to
+    q), they are evaluated as expansions around p = q that cancel by about
+    a bit (:func:`_near_log_mgf`, :func:`_near_slope`), so C and s* keep
+    their relative precision at every scale (C = 6e-19 for coins 0.3 and
+    0.300000001).  The direct sums, precise elsewhere, are kept there (and
+    with them the bits of the committed results), except where C is so
+    small that the doubles' sums, 1 ± 1e-17 for a categorical pair, would
+    move it by more than :data:`NORMALISATION_TOLERANCE` (the direct sum
+    is off by s·|Σp − Σq|; the expansion works with the normalised
+    distributions).  Measured against 60-digit decimal arithmetic: C within
+    1e-15 relative and s* within 2e-16 near p = q, down to C = 1e-25; up to
+    1e-14 where the pair's KL(p‖q) is itself that far off (ratios p/q just
+    beyond 1 ± 0.03) or where log(p/q) is log p − log q (coins 1e-10 and
+    2e-10), which carries log's absolute rounding.
     """
     if pair.kl_pq == 0.0:
         return Chernoff(0.0, 0.5)
-    if _slope(pair, 1.0) >= 0.0:
-        s = 1.0
-    else:
-        s = float(
-            optimize.brentq(
-                lambda t: _slope(pair, t),
-                0.0,
-                1.0,
-                xtol=np.finfo(float).tiny,
-                rtol=4 * np.finfo(float).eps,
-                maxiter=500,
-            )
-        )
-    return Chernoff(max(0.0, -_log_mgf(pair, s)), s)
+    if not _near(pair):
+        direct = _minimise(pair, _slope, _log_mgf)
+        moved = direct.s * abs(_excess(pair.p) - _excess(pair.q))
+        if moved <= NORMALISATION_TOLERANCE * direct.information:
+            return direct
+    return _minimise(pair, _near_slope, _near_log_mgf)
 
 
 def tilted(pair: Pair, s: float) -> np.ndarray:
