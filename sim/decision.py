@@ -364,6 +364,138 @@ def p_wrong_tilted(pair: Pair, n: int, replicates: int, *, rng: np.random.Genera
     return ImportanceEstimate(mean, sd / math.sqrt(replicates), replicates, c.s)
 
 
+#: Relative error allowed for the computed Chernoff information in :func:`tilted_bound`
+#: (measured: 2e-14 at worst; see :func:`chernoff`).
+CHERNOFF_RELATIVE_ERROR = 1e-13
+
+
+def tilted_bound(pair: Pair, n: int) -> float:
+    """The largest value one tilted replicate can take at n: exp(:func:`log_tilted_bound`)."""
+    return math.exp(log_tilted_bound(pair, n))
+
+
+def log_tilted_bound(pair: Pair, n: int) -> float:
+    """log of the largest value one tilted replicate, w·1{llr_n ≤ 0}, can take at sample size n.
+
+    Exactly −nC in exact arithmetic; computed as −n·Ĉ + A, with A
+    twice the rounding allowance derived below (A ≈ 3e-15·n for coins 0.7
+    and 0.5; ≤ 1e-11·n·(1 + max |log p|, |log q|) in general).
+
+    Proof.  A replicate draws counts c ~ Multinomial(n, r) from the tilted
+    r_k = p_k^{1−s} q_k^s / Z, Z = Σ p^{1−s} q^s (over p's support, where q
+    is positive), at the Chernoff tilt s ∈ [0, 1], where Z = e^{−C}
+    (:func:`chernoff`).  Its weight is the likelihood ratio
+    w = Π (p_k/r_k)^{c_k}; since p_k/r_k = Z·e^{s d_k}, d_k = log(p_k/q_k),
+
+        log w = n log Z + s Σ c_k d_k = −nC + s·n·llr_n.
+
+    The value is w on the event llr_n ≤ 0 and 0 off it, so it is at most
+    e^{−nC}, with equality where llr_n = 0 exactly (a coin at an integer
+    boundary count, or a die whose counts all fall where p = q).
+
+    Rounding enters in three places, each bounded here:
+
+    1. The event admits n·llr_n ≤ τ instead of ≤ 0.  For a coin a head count
+       is wrong within 64 ulps of the boundary t = −n b/a (a tie, see
+       :func:`coin_wrong_bound`), and t is itself computed to ~6 ulps, so
+       n·llr = a (H − t) ≤ τ = 72ε·|a|·max(|t|, 1).  Otherwise the computed
+       llr is ≤ 64ε·max|d| (:func:`sim.estimators.llr_wrong`; at most that in
+       :func:`p_wrong_tilted`), and it is a pairwise sum off by at most
+       (log₂ K + 1)ε·n·max|d|: τ = (66 + log₂ K)ε·n·max|d|.
+    2. The exponent is Σ c_k L̂_k with L̂_k = log p_k − log r̂_k as computed
+       (r̂ by :func:`tilted`: the logs of p and q, (1 − s)·log p + s·log q,
+       a logsumexp whose largest term is within C + log K of 0, exp, and
+       log again), so |L̂_k − (log Z + s d_k)| ≤ δ_k =
+       8ε(|log p_k| + |log q_k| + C + log K + 1), and the pairwise sum
+       adds (log₂ K + 2)ε·n·max|L̂|, with |L̂| ≤ C + max|d| + δ.
+    3. Ĉ is within :data:`CHERNOFF_RELATIVE_ERROR` of C; a tilt ŝ off by Δ
+       raises log Z by O(Δ²) only, and exp rounds by an ulp.
+
+    The largest computed exponent is therefore at most −nC plus the
+    maximum over counts (c ≥ 0, Σ c = n, Σ c d ≤ τ) of s Σ c d + Σ c δ,
+    plus the rest of 2 and 3.  That maximum is a linear programme; any
+    multiplier λ ≥ 0 of its constraint Σ c d ≤ τ bounds it (weak duality):
+    with μ = s − λ it is at most (s − μ)·τ + n·max_k(δ_k + μ d_k) for every
+    μ ≤ s, and the smallest such value is found by golden-section search
+    (the function is convex in μ).  The choice μ ≈ δ/|d| makes a rare
+    category with a large |log p| count only as often as the event allows:
+    coins 1e-10 and 2e-10 get A ≈ 3.6e-15·n, not 23ε·n.
+
+    Parameters
+    ----------
+    pair : Pair
+        The case.
+    n : int
+        Sample size, ≥ 1.
+
+    Returns
+    -------
+    float
+        The log of the bound (finite where e^{−nC} underflows).
+    """
+    eps = float(np.finfo(float).eps)
+    c = chernoff(pair)
+    big_c, s_hat = c.information, c.s
+    k = pair.support.size
+    d = np.asarray(pair.log_ratio, dtype=float)
+    log_p = np.abs(pair.p.log_probs[pair.support])
+    log_q = np.abs(pair.q.log_probs[pair.support])
+    top_d = float(np.max(np.abs(d)))
+    log2_k = math.log2(max(k, 1))
+    delta = 8.0 * eps * (log_p + log_q + big_c + math.log(max(k, 1)) + 1.0)
+    if pair.family == "coin" and k == 2:
+        a, b = float(d[0] - d[1]), float(d[1])
+        t = abs(n * b / a) if a != 0.0 else 0.0
+        tau = 72.0 * eps * abs(a) * max(t, 1.0)
+    else:
+        tau = (66.0 + log2_k) * eps * n * top_d
+
+    def dual(mu: float) -> float:
+        return (s_hat - mu) * tau + n * float(np.max(delta + mu * d))
+
+    lo, hi = -1.0, s_hat
+    golden = (math.sqrt(5.0) - 1.0) / 2.0
+    x1, x2 = hi - golden * (hi - lo), lo + golden * (hi - lo)
+    f1, f2 = dual(x1), dual(x2)
+    best = min(dual(0.0), dual(s_hat), f1, f2)
+    for _ in range(100):  # the bracket shrinks to 1e-21 of its width
+        if f1 <= f2:
+            hi, x2, f2 = x2, x1, f1
+            x1 = hi - golden * (hi - lo)
+            f1 = dual(x1)
+        else:
+            lo, x1, f1 = x1, x2, f2
+            x2 = lo + golden * (hi - lo)
+            f2 = dual(x2)
+        best = min(best, f1, f2)
+    summed = (log2_k + 2.0) * eps * n * (big_c + top_d + float(np.max(delta)))
+    allowance = 2.0 * (best + summed + CHERNOFF_RELATIVE_ERROR * n * big_c) + 4.0 * eps
+    return -n * big_c + allowance
+
+
+def coin_tilted_hit_probability(p: float, q: float, n: int) -> float:
+    """P_r(llr_n ≤ 0) under the Chernoff-tilted coin r: the chance one tilted replicate sees the event.
+
+    The event is decided on the head count exactly as the simulation
+    decides it (:func:`coin_wrong_bound`), and its probability under
+    H ~ Binomial(n, r), r = tilted heads probability at the Chernoff s
+    (:func:`tilted`, with 1 − r from the same logarithms), is one Binomial
+    tail (:func:`sim.binomial.log_tail`), exact at any n up to 2⁵³.  With R
+    replicates, none sees the event with probability (1 − π)^R: what a
+    ``p_wrong_tilted`` row left empty is tested against.
+    """
+    pair = Pair(coin(p), coin(q))
+    side, h = coin_wrong_bound(p, q, n)
+    if (side == "le" and h < 0) or (side == "ge" and h > n):
+        return 0.0
+    r = tilted(pair, chernoff(pair).s)
+    heads, tails = float(r[0]), float(r[1])
+    if heads == 0.0 or tails == 0.0:  # a one-sided coin: every sample is all tails or all heads
+        count = n if heads > 0 else 0
+        return 1.0 if (count <= h if side == "le" else count >= h) else 0.0
+    return math.exp(log_prob_in(side, h, n, heads, tails))
+
+
 # --------------------------------------------------------------------------
 # Stein's lemma
 

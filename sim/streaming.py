@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import exact
-from .decision import chernoff
+from .decision import tilted_bound
 from .distributions import Pair
 from .estimators import unit_divisor
 
@@ -172,13 +172,11 @@ class Ranges:
             "p_wrong": (0.0, 1.0),
             "p_wrong_tilted": (0.0, 1.0),  # its upper bound depends on n: see below
         }
-        # A tilted replicate's value is w·1{llr_n ≤ 0} with w = Π (p_k/r_k)^{c_k} for
-        # r ∝ p^(1−s) q^s at the Chernoff s: w = Z^n exp(s·n·llr_n) ≤ Z^n = exp(−n·C)
-        # where llr_n ≤ 0, so exp(−n·C) bounds it (widened for rounding in the exponent).
+        # A tilted replicate's value is w·1{llr_n ≤ 0} with w = Z^n exp(s·n·llr_n)
+        # ≤ Z^n = exp(−n·C) where llr_n ≤ 0, widened for rounding (see tilted_bound).
         tilted_hi = {}
         if "p_wrong_tilted" in estimators:
-            c = chernoff(pair).information
-            tilted_hi = {int(n): math.exp(-n * c + 1e-9 * (1.0 + n * c)) for n in checkpoints}
+            tilted_hi = {int(n): tilted_bound(pair, int(n)) for n in checkpoints}
         shape = (len(checkpoints), len(estimators))
         fine_lo, fine_hi = np.zeros(shape), np.zeros(shape)
         coarse_lo, coarse_hi = np.zeros(shape), np.zeros(shape)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from decimal import Decimal, getcontext, localcontext
+from decimal import Decimal, getcontext
 
 import numpy as np
 import pytest
@@ -13,6 +13,7 @@ from scipy import special, stats
 from sim import distributions as d
 from sim.decision import chernoff, coin_p_wrong, p_wrong_tilted, tilted
 from tests.conftest import z_crit
+from tests.oracles import chernoff_decimal
 
 
 @pytest.mark.parametrize(
@@ -273,49 +274,6 @@ def test_simulated_stein_agrees_with_the_exact_exponent_for_coins(pw_runs):
 # Chernoff information to full relative precision, against 60-digit decimals
 
 
-def _chernoff_decimal(pair: d.Pair) -> tuple[Decimal, Decimal]:
-    """C and s* in 60-digit decimals, by safeguarded Newton on the derivative of Σ P^(1−s) Q^s.
-
-    P and Q are the pair's doubles, normalised exactly in decimal (a coin's
-    tails are 1 − heads exactly); f(s) = Σ P e^(s L), L = log(Q/P), over the
-    categories both have, is convex, so s* is the root of f′ on [0, 1] (or 1
-    where f′(1) ≤ 0).
-    """
-    with localcontext() as ctx:
-        ctx.prec = 60
-        if pair.p.heads is not None and pair.q.heads is not None:
-            hp, hq = Decimal(pair.p.heads), Decimal(pair.q.heads)
-            big_p, big_q = [hp, 1 - hp], [hq, 1 - hq]
-        else:
-            big_p = [Decimal(float(x)) for x in pair.p.probs]
-            big_q = [Decimal(float(x)) for x in pair.q.probs]
-            sp, sq = sum(big_p), sum(big_q)
-            big_p, big_q = [x / sp for x in big_p], [x / sq for x in big_q]
-        both = [(a, b) for a, b in zip(big_p, big_q, strict=True) if a > 0 and b > 0]
-        weights, logs = [a for a, _ in both], [(b / a).ln() for a, b in both]
-
-        def f(s: Decimal, k: int = 0) -> Decimal:
-            return sum(
-                (w * (v**k if k else 1) * (s * v).exp() for w, v in zip(weights, logs, strict=True)),
-                Decimal(0),
-            )
-
-        lo, hi = Decimal(0), Decimal(1)
-        if f(hi, 1) <= 0:
-            return -f(hi).ln(), hi
-        s = Decimal("0.5")
-        for _ in range(200):
-            slope = f(s, 1)
-            lo, hi = (s, hi) if slope < 0 else (lo, s)
-            t = s - slope / f(s, 2)
-            if not lo < t < hi:
-                t = (lo + hi) / 2
-            if abs(t - s) < Decimal("1e-50"):
-                return -f(t).ln(), t
-            s = t
-        raise AssertionError("Newton did not converge")
-
-
 def _near_categoricals() -> list[tuple[str, d.Pair]]:
     """p = q·(1 + ε v) renormalised, K = 3…50, ε from 1e-2 to 1e-10."""
     rng = np.random.default_rng(13)
@@ -372,7 +330,7 @@ def test_chernoff_is_relatively_precise_at_every_scale(name, pair):
     # Measured: ≤ 5e-16 where p is near q, except 7e-15 where the pair's own KL is
     # that far off (a ratio p/q just beyond 1.03); 1.6e-14 for the 1e-10 coin, whose
     # log(p/q) = log 1e-10 − log 2e-10 carries 5e-15 of log's absolute rounding.
-    c_ref, s_ref = _chernoff_decimal(pair)
+    c_ref, s_ref = chernoff_decimal(pair)
     c = chernoff(pair)
     assert abs(Decimal(c.information) - c_ref) <= Decimal("1e-13") * c_ref, (c.information, c_ref)
     assert abs(Decimal(c.s) - s_ref) <= Decimal("1e-14"), (c.s, s_ref)
