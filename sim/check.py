@@ -165,6 +165,8 @@ def check_summary(
         key = {"case": row.case, "n": n, "estimator": est}
         if "exact_mean" in row and not _close(row.exact_mean, mean):
             rows.append(key | _exact("exact_mean column", row.exact_mean, mean))
+        if est == "p_wrong_tilted" and pd.isna(row["mean"]):
+            continue  # no replicate saw the event: the row is left empty (summary.unseen_notes), no mean to test
         spread = sd if not math.isnan(sd) else row.sd
         if math.isnan(sd) and row.sd <= ROUNDING * max(1.0, abs(mean)):
             # Every replicate gave the same value but the exact spread is unknown:
@@ -261,8 +263,8 @@ def _tilted_against_plain(summary: pd.DataFrame, cases) -> list[dict]:
             continue  # both are tested against the exact value instead
         plain, tilted = keyed.loc[(case, n, "p_wrong")], keyed.loc[(case, n, "p_wrong_tilted")]
         r = int(plain.replicates)
-        if plain["mean"] == 0 and tilted["mean"] == 0:
-            continue
+        if pd.isna(tilted["mean"]) or (plain["mean"] == 0 and tilted["mean"] == 0):
+            continue  # the tilted replicates never saw the event: no estimate to test against
         count = round(plain["mean"] * r)
         mcse = 0.0 if pd.isna(tilted.mcse) else tilted.mcse
         low, high = max(0.0, tilted["mean"] - 2 * mcse), min(1.0, tilted["mean"] + 2 * mcse)

@@ -374,6 +374,7 @@ def tilted_bound(pair: Pair, n: int) -> float:
     return math.exp(log_tilted_bound(pair, n))
 
 
+@functools.lru_cache(maxsize=4096)
 def log_tilted_bound(pair: Pair, n: int) -> float:
     """log of the largest value one tilted replicate, w·1{llr_n ≤ 0}, can take at sample size n.
 
