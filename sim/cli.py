@@ -182,6 +182,8 @@ def run(
         click.echo(f"  {report.check.headline()}", err=not report.check.passed)
         for note in experiment.notes:  # what the config asked for but was adjusted (also in config.yaml)
             click.echo(f"  note: {note}")
+        for note in report.notes:  # what the results hold that needs saying (also in run.json)
+            click.echo(f"  note: {note}")
         figures_failed |= _report_figures(str(report.path), report.figures)
     if figures_failed:
         sys.exit(1)

@@ -30,7 +30,7 @@ from .errors import OutputError, one_line
 from .fit_experiment import fit_tables
 from .parallel import Progress, ResumeStore, Task, default_workers, execute, fingerprint, plan
 from .streaming import Accumulator
-from .summary import analytic_table, replicates_frame, summarize_case, summarize_stream
+from .summary import analytic_table, replicates_frame, summarize_case, summarize_stream, unseen_notes
 
 
 def _run_and_store(experiment, task: Task, *, fn: Callable, store: ResumeStore) -> dict[str, np.ndarray]:
@@ -56,7 +56,12 @@ class Execution:
 
 @dataclass
 class RunReport:
-    """What :func:`run_experiment` did: where it wrote and how long each stage took."""
+    """What :func:`run_experiment` did: where it wrote and how long each stage took.
+
+    ``notes`` are one-line remarks on the results (``sim run`` prints them,
+    ``run.json`` records them): a case whose ``p_wrong_tilted`` rows were
+    left empty because no replicate saw the event.
+    """
 
     experiment: Experiment
     path: Path
@@ -65,6 +70,7 @@ class RunReport:
     analytic: pd.DataFrame | None = None
     check: CheckReport | None = None
     figures: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 class _Stopwatch:
@@ -160,6 +166,7 @@ def _run_locked(experiment, out: Path, command, after, execution: Execution) -> 
         tables = _convergence_tables(experiment, stage, run_tasks)
     analytic, summary = tables[res.ANALYTIC], tables[res.SUMMARY]
     report.summary, report.analytic = summary, analytic
+    report.notes = unseen_notes(summary)
     with stage("check"):
         report.check = check_tables(experiment, tables, name=experiment.name)
     with res.staged_folder(out, experiment.name) as tmp:
@@ -173,6 +180,7 @@ def _run_locked(experiment, out: Path, command, after, execution: Execution) -> 
         report.timings["total"] = time.perf_counter() - t_start
         info = _run_info(experiment, command, started, report.timings)
         info["check"] = {"agrees_with_theory": report.check.passed, "summary": report.check.headline()}
+        info["notes"] = list(report.notes)
         if report.figures is not None:
             info["figures"] = report.figures
         res.write_json(info, tmp / res.RUN)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import exact
-from .decision import chernoff
+from .decision import tilted_bound
 from .distributions import Pair
 from .estimators import unit_divisor
 
@@ -132,7 +132,13 @@ class BlockFold:
         self.minimum, self.maximum = np.empty(shape), np.empty(shape)
 
     def add(self, j: int, v: np.ndarray, covered: np.ndarray | None) -> None:
-        """Checkpoint ``j``'s values (estimators, rows) and coverage flags (rows,) or None."""
+        """Checkpoint ``j``'s values (estimators, rows) and coverage flags (rows,) or None.
+
+        Values of estimators with a :attr:`Ranges.exponent` are scaled in place.
+        """
+        if self.ranges.exponent is not None:
+            for e in np.flatnonzero(self.ranges.exponent[j]):
+                v[e] = np.ldexp(v[e], -self.ranges.exponent[j, e])
         self.mean[j] = v.mean(axis=-1)
         deviation = v - self.mean[j][:, None]
         self.m2[j] = np.square(deviation, out=deviation).sum(axis=-1)  # pairwise, like the mean
@@ -153,14 +159,28 @@ class BlockFold:
 _COUNTS = ("fine", "coarse", "covered")
 
 
+#: Tilted replicates whose bound is below this are accumulated scaled up by a
+#: power of two (see :attr:`Ranges.exponent`): their squares would underflow.
+TINY = 2.0**-400
+
+
 @dataclass(frozen=True)
 class Ranges:
-    """Histogram ranges per (n, estimator), in the experiment's units."""
+    """Histogram ranges per (n, estimator), in the experiment's units.
+
+    ``exponent`` holds, per (n, estimator), the k such that values are
+    accumulated as v·2⁻ᵏ (and the ranges are given in those units): 0 except
+    for ``p_wrong_tilted`` where its bound e^(−nC) is below :data:`TINY`
+    (yet above the smallest double), so that the squares of values of 1e-200
+    do not underflow to an sd of 0.  Powers of two scale exactly, so nothing
+    else changes by a bit.
+    """
 
     fine_lo: np.ndarray
     fine_hi: np.ndarray
     coarse_lo: np.ndarray
     coarse_hi: np.ndarray
+    exponent: np.ndarray | None = None
 
     @classmethod
     def for_case(cls, pair: Pair, checkpoints, estimators, units: str) -> Ranges:
@@ -174,13 +194,11 @@ class Ranges:
             "p_wrong": (0.0, 1.0),
             "p_wrong_tilted": (0.0, 1.0),  # its upper bound depends on n: see below
         }
-        # A tilted replicate's value is w·1{llr_n ≤ 0} with w = Π (p_k/r_k)^{c_k} for
-        # r ∝ p^(1−s) q^s at the Chernoff s: w = Z^n exp(s·n·llr_n) ≤ Z^n = exp(−n·C)
-        # where llr_n ≤ 0, so exp(−n·C) bounds it (widened for rounding in the exponent).
+        # A tilted replicate's value is w·1{llr_n ≤ 0} with w = Z^n exp(s·n·llr_n)
+        # ≤ Z^n = exp(−n·C) where llr_n ≤ 0, widened for rounding (see tilted_bound).
         tilted_hi = {}
         if "p_wrong_tilted" in estimators:
-            c = chernoff(pair).information
-            tilted_hi = {int(n): math.exp(-n * c + 1e-9 * (1.0 + n * c)) for n in checkpoints}
+            tilted_hi = {int(n): tilted_bound(pair, int(n)) for n in checkpoints}
         shape = (len(checkpoints), len(estimators))
         fine_lo, fine_hi = np.zeros(shape), np.zeros(shape)
         coarse_lo, coarse_hi = np.zeros(shape), np.zeros(shape)
@@ -212,7 +230,15 @@ class Ranges:
             (coarse_hi > coarse_lo) & (coarse_hi - coarse_lo < MIN_WIDTH), coarse_lo + MIN_WIDTH, coarse_hi
         )
         divisor = unit_divisor(estimators, units)
-        return cls(*(a / divisor for a in (fine_lo, fine_hi, coarse_lo, coarse_hi)))
+        exponent = np.zeros(shape, dtype=np.int64)
+        if "p_wrong_tilted" in estimators:
+            e = list(estimators).index("p_wrong_tilted")
+            for j, n in enumerate(checkpoints):
+                hi = tilted_hi[int(n)]
+                if 0.0 < hi < TINY:
+                    exponent[j, e] = math.frexp(hi)[1]  # hi·2⁻ᵏ in [½, 1)
+        scaled = (np.ldexp(a / divisor, -exponent) for a in (fine_lo, fine_hi, coarse_lo, coarse_hi))
+        return cls(*scaled, exponent=exponent if exponent.any() else None)
 
     def histogram_fine(self, v: np.ndarray, at: slice = slice(None)) -> tuple[np.ndarray, np.ndarray | None]:
         """Counts of values ``v`` (n, estimators, rows) in the window's bins.

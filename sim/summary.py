@@ -6,6 +6,7 @@ between the simulation (nats) and the tables users read.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -13,9 +14,10 @@ import pandas as pd
 
 from . import exact
 from .config import Case, Experiment
-from .decision import chernoff
+from .decision import chernoff, log_tilted_bound
 from .distributions import to_units
 from .estimators import PROBABILITIES, unit_divisor
+from .streaming import TINY
 
 ANALYTIC_COLUMNS = [
     "case",
@@ -63,6 +65,83 @@ REFERENCES = {
     "entropy": ("entropy_p", "entropy_sigma"),
     "plugin_kl": ("kl_pq", None),
 }
+
+
+#: The columns of a ``p_wrong_tilted`` row left empty when no replicate saw the event.
+UNSEEN_EMPTY = ("mean", "sd", "mcse", "bias", "rmse", "z")
+
+
+def _blank_unseen(stats: dict, unseen: np.ndarray) -> None:
+    """Empty the mean, sd and RMSE (and so mcse, bias and z) where ``unseen``.
+
+    A ``p_wrong_tilted`` replicate is w·1{llr_n ≤ 0} ≥ 0; when every one is
+    0, no replicate saw the event, and 0 ± 0 would claim a probability known
+    to be 0 exactly, while it is only below what R replicates can see (the
+    chance one tilted replicate sees it may be 1e-5, as for coins 1e-10 and
+    2e-10 at n = 10⁵).  The quantiles stay: 0 is a true quantile of the sample.
+    """
+    for key in ("mean", "sd", "rmse"):
+        stats[key] = np.where(unseen, np.nan, stats[key])
+
+
+#: log of the smallest positive double: a bound below it makes every tilted value 0.
+_LOG_SMALLEST = math.log(math.ulp(0.0))
+
+
+def _unseen(maximum: np.ndarray, estimators, pair, checkpoints) -> np.ndarray:
+    """(n, estimators): ``p_wrong_tilted`` columns whose largest replicate is 0 though it need not be.
+
+    Where even the bound e^(−nC) (:func:`sim.decision.log_tilted_bound`) is
+    below the smallest double, every replicate is 0 by underflow, whether it
+    saw the event or not, and so are the exact mean and sd: those zeros are
+    the correctly rounded values and stay.
+    """
+    out = np.zeros(maximum.shape, dtype=bool)
+    if "p_wrong_tilted" not in estimators:
+        return out
+    e = list(estimators).index("p_wrong_tilted")
+    for j, n in enumerate(checkpoints):
+        out[j, e] = maximum[j, e] == 0.0 and log_tilted_bound(pair, int(n)) >= _LOG_SMALLEST
+    return out
+
+
+def _tiny_spread(values: np.ndarray, targets: np.ndarray, stats: dict, estimators) -> None:
+    """sd and RMSE of ``p_wrong_tilted`` columns of tiny values, computed on values scaled by 2^k.
+
+    Values below ~1e-154 have squares that underflow: an sd of 0 for tilted
+    replicates of 1e-200.  Scaling by a power of two is exact, so a column
+    whose largest value is below :data:`sim.streaming.TINY` is summarised as
+    v·2⁻ᵏ (largest in [½, 1)) and scaled back; no other column changes.
+    """
+    if "p_wrong_tilted" not in estimators:
+        return
+    e = list(estimators).index("p_wrong_tilted")
+    for j in range(values.shape[1]):
+        top = float(np.max(np.abs(values[:, j, e]), initial=0.0))
+        if 0.0 < top < TINY:
+            k = math.frexp(top)[1]
+            x = np.ldexp(values[:, j, e], -k)
+            target = math.ldexp(float(targets[e]), -k)
+            if x.size > 1:
+                stats["sd"][j, e] = math.ldexp(float(x.std(ddof=1)), k)
+            stats["rmse"][j, e] = math.ldexp(math.sqrt(float(np.mean((x - target) ** 2))), k)
+
+
+def unseen_notes(summary: pd.DataFrame) -> list[str]:
+    """One line per case whose ``p_wrong_tilted`` rows were left empty (never saw the event).
+
+    Read from the table itself (empty means), so that what ``sim run``
+    prints and ``run.json`` records is what ``summary.csv`` holds.
+    """
+    rows = summary[(summary.estimator == "p_wrong_tilted") & summary["mean"].isna()]
+    notes = []
+    for case, group in rows.groupby("case", sort=False):
+        ns = ", ".join(str(int(n)) for n in group.n)
+        r = int(group.replicates.iloc[0])
+        notes.append(
+            f"case {case}: p_wrong_tilted saw the event in none of {r:,} replicates at n = {ns}; left empty"
+        )
+    return notes
 
 
 def _targets(analytic: dict, estimators) -> np.ndarray:
@@ -124,12 +203,16 @@ def summarize_case(
     pandas.DataFrame
         One row per n × estimator with :data:`SUMMARY_COLUMNS`.  ``exact_mean``
         and ``exact_sd`` are empty where not known exactly, ``z`` where
-        ``exact_sd`` is empty or 0.
+        ``exact_sd`` is empty or 0.  A ``p_wrong_tilted`` row whose replicates
+        are all 0 (none saw the event) has :data:`UNSEEN_EMPTY` empty.
     """
     targets = _targets(analytic, estimators)
     mean, sd, q05, q50, q95, rmse = describe(values, targets)
     rate = covered.mean(axis=0) if covered is not None else None
     stats = {"mean": mean, "sd": sd, "q05": q05, "q50": q50, "q95": q95, "rmse": rmse}
+    if values.shape[0]:
+        _tiny_spread(values, targets, stats, estimators)
+        _blank_unseen(stats, _unseen(values.max(axis=0), estimators, case.pair, checkpoints))
     return _summary_frame(
         case, analytic["units"], checkpoints, estimators, values.shape[0], targets, stats, rate
     )
@@ -201,19 +284,23 @@ def summarize_stream(
 
     Means, sds, MCSEs, biases, RMSEs and coverage are exact up to rounding;
     quantiles are within ``quantile_error`` (an extra column) of the exact
-    ones (see :mod:`sim.streaming`).
+    ones (see :mod:`sim.streaming`).  ``p_wrong_tilted`` rows that never saw
+    the event (largest replicate 0) are left empty as in :func:`summarize_case`.
     """
     r = acc.count
     targets = _targets(analytic, estimators)
     (q05, q50, q95), errors = ranges.quantiles(acc, [0.05, 0.5, 0.95])
-    stats = {
-        "mean": acc.mean,
-        "sd": np.sqrt(acc.m2 / (r - 1)),
-        "rmse": np.sqrt(acc.m2 / r + (acc.mean - targets) ** 2),
-        "q05": q05,
-        "q50": q50,
-        "q95": q95,
+    k = np.zeros(acc.mean.shape, dtype=np.int64) if ranges.exponent is None else ranges.exponent
+    stats = {  # accumulated as v·2⁻ᵏ where tiny (see sim.streaming.Ranges): scaled back
+        "mean": np.ldexp(acc.mean, k),
+        "sd": np.ldexp(np.sqrt(acc.m2 / (r - 1)), k),
+        "rmse": np.ldexp(np.sqrt(acc.m2 / r + (acc.mean - np.ldexp(targets, -k)) ** 2), k),
+        "q05": np.ldexp(q05, k),
+        "q50": np.ldexp(q50, k),
+        "q95": np.ldexp(q95, k),
     }
+    errors = np.ldexp(errors, k)
+    _blank_unseen(stats, _unseen(acc.maximum, estimators, case.pair, checkpoints))
     frame = _summary_frame(
         case, analytic["units"], checkpoints, estimators, r, targets, stats, acc.covered / r
     )

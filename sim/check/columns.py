@@ -32,6 +32,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from ..streaming import TINY
 from . import inference
 from .laws import Law
 from .report import (
@@ -182,11 +183,16 @@ class RowCheck:
         finite = np.isfinite(x).all()
         size = float(np.mean(np.abs(x[np.isfinite(x)]))) if np.isfinite(x).any() else 0.0
         spread_tol = (r + 4) * PER_REPLICATE
-        no_hits = self.row.estimator == "p_wrong_tilted" and bool(np.all(x == 0.0))
+        no_hits = self.law.blank_if_all_zero and bool(np.all(x == 0.0))
+        # sd and rmse of values scaled by a power of two (exact), so tiny values' squares
+        # do not underflow (as the summary computes them)
+        top = float(np.max(np.abs(x[np.isfinite(x)]), initial=0.0))
+        k = math.frexp(top)[1] if 0.0 < top < TINY else 0
+        xs, ts = np.ldexp(x, -k), math.ldexp(self.target, -k)
         with np.errstate(invalid="ignore", over="ignore"):
             mean = float(np.mean(x)) if not no_hits else math.nan
-            sd = float(np.std(x, ddof=1)) if not no_hits else math.nan
-            rmse = float(np.sqrt(np.mean((x - self.target) ** 2))) if not no_hits else math.nan
+            sd = math.ldexp(float(np.std(xs, ddof=1)), k) if not no_hits else math.nan
+            rmse = math.ldexp(float(np.sqrt(np.mean((xs - ts) ** 2))), k) if not no_hits else math.nan
         reason = "not what the replicates give"
         self.out.append(_compare(key, "mean", FROM_REPLICATES, row["mean"], mean, spread_tol * size, reason))
         sd_tol = spread_tol * (0.0 if _isnan(sd) else sd) + 8 * EPS * float(np.max(np.abs(x), initial=0.0))

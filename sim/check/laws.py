@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import exact
-from ..decision import chernoff
+from ..decision import chernoff, log_tilted_bound
 from ..distributions import LN2, Pair, snap_rounding, xlog1px_minus_x
 from ..estimators import PROBABILITIES
 
@@ -70,6 +70,7 @@ class Law:
     two_values: tuple[float, float] | None = None
     scale: float = 0.0
     moments_note: str = "exact"
+    blank_if_all_zero: bool = False
 
 
 def _per_sample(pair: Pair, estimator: str) -> tuple[np.ndarray, np.ndarray]:
@@ -278,6 +279,8 @@ def _tilted_law(pair: Pair, n: int) -> Law:
         high=high,
         scale=high,
         moments_note=note,
+        # as the summary does: no replicate saw the event, unless e^(−nC) itself underflows
+        blank_if_all_zero=log_tilted_bound(pair, n) >= math.log(math.ulp(0.0)),
     )
 
 
