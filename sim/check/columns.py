@@ -442,7 +442,7 @@ class RowCheck:
             return
         bound = law.sd if not _isnan(law.sd) else law.sd_bound
         if not _isnan(bound) and math.isfinite(law.low) and math.isfinite(law.high):
-            p = inference.bernstein(eff, r, bound**2, law.high - law.mean, law.mean - law.low)
+            p = inference.bernstein(eff, r, bound, law.high - law.mean, law.mean - law.low)
             self.out.append(_statistical(key, "mean", BOUND_TEST, mean, law.mean, p, dev))
             return
         self.out.append(
@@ -570,6 +570,19 @@ class RowCheck:
             tol = 8 * EPS * max(law.scale, abs(law.mean) if not _isnan(law.mean) else 0.0) * math.sqrt(r)
             self.out.append(
                 _compare(key, "sd", RECOMPUTED, sd, 0.0, tol, "an estimator with no spread has sd 0")
+            )
+            return
+        if law.sd > 0.0 and law.sd**2 == 0.0 or 0.0 < law.sd_bound and law.sd_bound**2 == 0.0:
+            self.out.append(
+                record(
+                    TABLE,
+                    key,
+                    "sd",
+                    UNTESTABLE,
+                    sd,
+                    law.sd,
+                    reason="values so small that their squares underflow",
+                )
             )
             return
         s2 = sd * sd

@@ -77,7 +77,7 @@ def _bernstein_tail(t: float, r: float, variance: float, b: float) -> float:
     return math.exp(-r * t * t / denominator)
 
 
-def bernstein(deviation: float, r: int, variance: float, above: float, below: float) -> float:
+def bernstein(deviation: float, r: int, sd: float, above: float, below: float) -> float:
     """Two-sided p-value bound of a mean's deviation by Bernstein's inequality.
 
     Parameters
@@ -86,11 +86,19 @@ def bernstein(deviation: float, r: int, variance: float, above: float, below: fl
         mean − μ.
     r : int
         Number of independent values averaged.
-    variance : float
-        The variance of one value, or an upper bound on it.
+    sd : float
+        The sd of one value, or an upper bound on it.
     above, below : float
         Upper bounds on X − μ and on μ − X.
+
+    Everything is divided by the largest of ``sd``, ``above`` and ``below``
+    first (the bound is scale-free), so values of 1e-200, whose squares
+    underflow, are judged as values of 1 are.
     """
+    unit = max(sd, above, below)
+    if not unit > 0.0 or not math.isfinite(unit):
+        return 1.0 if deviation == 0.0 else (0.0 if unit == 0.0 else 1.0)
+    deviation, variance, above, below = deviation / unit, (sd / unit) ** 2, above / unit, below / unit
     if deviation > 0.0:
         return min(1.0, 2.0 * _bernstein_tail(deviation, r, variance, above))
     return min(1.0, 2.0 * _bernstein_tail(-deviation, r, variance, below))

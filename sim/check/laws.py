@@ -260,7 +260,9 @@ def _tilted_law(pair: Pair, n: int) -> Law:
     high = tilted_bound(pair, n)
     skew = kurt = NAN
     note = "skewness bounded by √(β2 − 1)"
-    if m.sd > 0.0 and m.mean > 0.0 and n <= TILTED_SKEW_MAX_N:
+    if m.sd > 0.0 and m.sd**4 == 0.0:
+        note = "unknown (moments underflow)"
+    elif m.sd > 0.0 and m.mean > 0.0 and n <= TILTED_SKEW_MAX_N:
         skew, kurt, note = _tilted_coin_skewness(pair, n, m), m.mu4 / m.sd**4 - 3.0, "exact"
     elif m.sd > 0.0:
         beta2 = m.mu4 / m.sd**4
