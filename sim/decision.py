@@ -276,6 +276,8 @@ def coin_tilted_moments(p: float, q: float, n: int) -> tuple[float, float, float
     side, h = coin_wrong_bound(p, q, n)
     if (side == "le" and h < 0) or (side == "ge" and h > n):
         return 0.0, 0.0, 0.0
+    if pair.kl_pq == 0.0:  # p = q: no tilt, every weight 1, every sample a tie (wrong)
+        return 1.0, 0.0, 0.0
     r = float(tilted(pair, chernoff(pair).s)[0])
     if n <= TILTED_ENUMERATE_MAX_N:
         return _tilted_moments_enumerated(side, h, n, p, r)
@@ -307,11 +309,22 @@ def _tilted_moments_enumerated(side: str, h: int, n: int, p: float, r: float) ->
     """:func:`coin_tilted_moments` by a sum over the wrong head counts (small n only)."""
     heads = np.arange(0, h + 1) if side == "le" else np.arange(max(h, 0), n + 1)
     lp, lr = stats.binom.logpmf(heads, n, p), stats.binom.logpmf(heads, n, r)
-    raw = [math.exp(float(special.logsumexp(k * lp - (k - 1) * lr))) for k in (1, 2, 3, 4)]
+    log_raw = [float(special.logsumexp(k * lp - (k - 1) * lr)) for k in (1, 2, 3, 4)]
+    raw = [math.exp(v) for v in log_raw]
     m = raw[0]
+    if 0.0 < m < TINY_MEAN:
+        # m² would underflow (and the sd with it): central moments relative to m, as above
+        rel = [math.exp(v - (k + 1) * log_raw[0]) for k, v in enumerate(log_raw)]
+        var_rel = max(rel[1] - 1.0, 0.0)
+        mu4_rel = max(rel[3] - 4.0 * rel[2] + 6.0 * rel[1] - 3.0, 0.0)
+        return m, m * math.sqrt(var_rel), mu4_rel * m**4
     var = max(raw[1] - m * m, 0.0)
     mu4 = raw[3] - 4 * m * raw[2] + 6 * m * m * raw[1] - 3 * m**4
     return m, math.sqrt(var), max(mu4, 0.0)
+
+
+#: Below this mean the enumerated tilted moments are formed relative to it (m² underflows).
+TINY_MEAN = 1e-100
 
 
 # --------------------------------------------------------------------------

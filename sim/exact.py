@@ -192,7 +192,12 @@ def per_sample(pair: Pair, estimator: str) -> tuple[float, float, float]:
         values, mean = -pair.p.log_probs[s], pair.entropy_p
     else:
         raise ValueError(f"{estimator!r} is not a mean of i.i.d. terms")
-    dev = snap_rounding(values - mean, np.maximum(np.abs(values), abs(mean)))
+    # centred at the mean of the values the estimator actually sums, which can differ
+    # from the analytic mean by rounding (a Zipf law's logs and its probabilities are
+    # each correctly rounded, not each other's exact image): the sd of a constant
+    # estimator is then 0, not that rounding
+    centre = math.fsum(w * values)
+    dev = snap_rounding(values - centre, np.maximum(np.abs(values), abs(centre)))
     return mean, math.fsum(w * dev**2), math.fsum(w * dev**4)
 
 

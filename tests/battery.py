@@ -385,7 +385,18 @@ class Crash:
         self.error = error
         self.traceback = "".join(traceback.format_exception(error))
         self.failures = pd.DataFrame(
-            columns=["case", "n", "estimator", "quantity", "observed", "expected", "z"]
+            columns=[
+                "table",
+                "case",
+                "n",
+                "estimator",
+                "column",
+                "test",
+                "observed",
+                "expected",
+                "z",
+                "reason",
+            ]
         )
         self.z_crit = math.nan
 
@@ -439,15 +450,10 @@ def run_battery(
 
 
 def failure_rows(report: CheckReport) -> str:
-    """The failing rows of a report, one per line: case, n, estimator, quantity, z."""
-    lines = []
-    for _, r in report.failures.iterrows():
-        z = "exact" if np.isnan(r.z) else f"z = {r.z:+.2f}"
-        lines.append(
-            f"  {r.case}  n = {int(r.n):,}  {r.estimator}  {r.quantity}: "
-            f"{r.observed:.6g} vs {r.expected:.6g}, {z} (|z| ≤ {report.z_crit:.2f})"
-        )
-    return "\n".join(lines)
+    """The failing tests of a report, one per line (as `sim check` prints them)."""
+    if not hasattr(report, "failure_lines"):
+        return ""
+    return "\n".join(report.failure_lines())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

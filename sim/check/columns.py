@@ -195,7 +195,11 @@ class RowCheck:
             rmse = math.ldexp(float(np.sqrt(np.mean((xs - ts) ** 2))), k) if not no_hits else math.nan
         reason = "not what the replicates give"
         self.out.append(_compare(key, "mean", FROM_REPLICATES, row["mean"], mean, spread_tol * size, reason))
-        sd_tol = spread_tol * (0.0 if _isnan(sd) else sd) + 8 * EPS * float(np.max(np.abs(x), initial=0.0))
+        # the mean's own rounding (up to spread_tol·size) enters every residual: the sd of
+        # a column of near-equal values is that rounding, whichever order summed it
+        sd_tol = spread_tol * ((0.0 if _isnan(sd) else sd) + size) + 8 * EPS * float(
+            np.max(np.abs(x), initial=0.0)
+        )
         self.out.append(_compare(key, "sd", FROM_REPLICATES, row.sd, sd, sd_tol if finite else 0.0, reason))
         rmse_tol = spread_tol * (0.0 if _isnan(rmse) else rmse) + 8 * EPS * abs(self.target)
         self.out.append(_compare(key, "rmse", FROM_REPLICATES, row.rmse, rmse, rmse_tol, reason))
@@ -258,12 +262,15 @@ class RowCheck:
             )
         )
         if not any(_isnan(v) for v in (row.rmse, row.bias, sd)) and math.isfinite(row.rmse):
-            lhs = row.rmse**2
-            rhs = row.bias**2 + sd**2 * (r - 1) / r
-            tol2 = (r + 8) * PER_REPLICATE * 4 * (lhs + row.bias**2 + sd**2) + 8 * EPS * row.target**2
-            expected = math.sqrt(rhs)
+            # in units of 2^k near the largest, so that tiny values' squares do not underflow
+            k = math.frexp(max(abs(row.rmse), abs(row.bias), sd, abs(row.target)))[1]
+            rm, bi, sdk, tg = (math.ldexp(v, -k) for v in (row.rmse, row.bias, sd, row.target))
+            lhs = rm**2
+            rhs = bi**2 + sdk**2 * (r - 1) / r
+            tol2 = (r + 8) * PER_REPLICATE * 4 * (lhs + bi**2 + sdk**2) + 8 * EPS * tg**2
+            expected = math.ldexp(math.sqrt(rhs), k)
             # compared as rmse (|a − b| = |a² − b²|/(a + b)), so the tolerance is in its units
-            tol = tol2 / (row.rmse + expected) if row.rmse + expected > 0 else 0.0
+            tol = math.ldexp(tol2 / (rm + math.sqrt(rhs)), k) if rm + rhs > 0 else 0.0
             self.out.append(
                 record(
                     TABLE,
@@ -386,9 +393,8 @@ class RowCheck:
         """Rounding a mean of R values and its exact reference can carry (values' scale)."""
         law = self.law
         scale = max(law.scale, abs(law.mean)) if not _isnan(law.mean) else law.scale
-        return RELATIVE * scale + (self.r + 4) * PER_REPLICATE * abs(
-            law.mean if not _isnan(law.mean) else 0.0
-        )
+        mean = abs(law.mean) if not _isnan(law.mean) else 0.0
+        return RELATIVE * scale + (self.r + 4) * PER_REPLICATE * mean + 2 * law.reference_rounding
 
     def _mean_against_theory(self) -> None:
         row, law, key, r = self.row, self.law, self.key, self.r
@@ -572,28 +578,12 @@ class RowCheck:
                 _compare(key, "sd", RECOMPUTED, sd, 0.0, tol, "an estimator with no spread has sd 0")
             )
             return
-        if law.sd > 0.0 and law.sd**2 == 0.0 or 0.0 < law.sd_bound and law.sd_bound**2 == 0.0:
-            self.out.append(
-                record(
-                    TABLE,
-                    key,
-                    "sd",
-                    UNTESTABLE,
-                    sd,
-                    law.sd,
-                    reason="values so small that their squares underflow",
-                )
-            )
-            return
-        s2 = sd * sd
         value_range = law.high - law.low
         if not _isnan(law.sd):
-            sigma2 = law.sd**2
-            mu4 = law.mu4
-            if _isnan(mu4) and math.isfinite(value_range):
-                mu4 = value_range**2 * sigma2
-            if not _isnan(law.mu4) and inference.variance_is_normal(law.skew, law.kurtosis, r):
-                var_s2 = law.mu4 / r - sigma2**2 * (r - 3) / (r * (r - 1))
+            fourth = law.sd**4
+            beta2 = law.mu4 / fourth if fourth > 0.0 and not _isnan(law.mu4) else math.nan
+            if not _isnan(beta2) and inference.variance_is_normal(law.skew, law.kurtosis, r):
+                var_s2 = law.mu4 / r - fourth * (r - 3) / (r * (r - 1))
                 se = math.sqrt(max(var_s2, 0.0)) / (2 * law.sd)
                 dev = sd - law.sd
                 allow = RELATIVE * law.sd + (r + 8) * PER_REPLICATE * sd
@@ -602,21 +592,19 @@ class RowCheck:
                     _statistical(key, "sd", NORMAL_TEST, sd, law.sd, inference.normal(eff, se), dev)
                 )
                 return
-            if not _isnan(mu4) and math.isfinite(value_range):
-                p = inference.bernstein_variance(s2, sigma2, mu4, value_range, r)
+            if math.isfinite(value_range):
+                p = inference.bernstein_variance(sd, law.sd, beta2, value_range, r)
                 self.out.append(_statistical(key, "sd", BOUND_TEST, sd, law.sd, p, sd - law.sd))
                 return
         elif not _isnan(law.sd_bound) and math.isfinite(value_range):
-            bound2 = law.sd_bound**2
+            # only an upper bound: an sd above it is the one thing that can be refuted
             p = (
-                inference.bernstein_variance(s2, bound2, value_range**2 * bound2, value_range, r)
-                if s2 > bound2
+                inference.bernstein_variance(sd, law.sd_bound, math.nan, value_range, r)
+                if sd > law.sd_bound
                 else 1.0
             )
             self.out.append(
-                _statistical(
-                    key, "sd", BOUND_TEST, sd, f"≤ {law.sd_bound:.6g}", p, sd - law.sd_bound, reason=""
-                )
+                _statistical(key, "sd", BOUND_TEST, sd, f"≤ {law.sd_bound:.6g}", p, sd - law.sd_bound)
             )
             return
         self.out.append(

@@ -104,13 +104,25 @@ def bernstein(deviation: float, r: int, sd: float, above: float, below: float) -
     return min(1.0, 2.0 * _bernstein_tail(-deviation, r, variance, below))
 
 
-def bernstein_variance(s2: float, sigma2: float, mu4: float, value_range: float, r: int) -> float:
-    """Two-sided p-value bound of a sample variance against σ² (see the module notes)."""
+def bernstein_variance(s: float, sigma: float, beta2: float, value_range: float, r: int) -> float:
+    """Two-sided p-value bound of a sample sd ``s`` against σ (see the module notes).
+
+    ``beta2`` is μ4/σ⁴, or nan when unknown, in which case μ4 ≤ B²σ² (B the
+    range of the values) is used.  Everything is divided by the largest of
+    σ, s and B first, so tiny values are judged as values of 1 are.
+    """
+    unit = max(sigma, s, value_range)
+    if not unit > 0.0 or not math.isfinite(unit):
+        return 1.0
+    sigma2 = (sigma / unit) ** 2
+    s2 = (s / unit) ** 2
+    b = value_range / unit
+    mu4 = beta2 * sigma2 * sigma2 if not math.isnan(beta2) else b * b * sigma2
     pairs = r // 2
     v = (mu4 + sigma2 * sigma2) / 2.0
     deviation = s2 - sigma2
     if deviation > 0.0:
-        tail = _bernstein_tail(deviation, pairs, v, value_range**2 / 2.0 - sigma2)
+        tail = _bernstein_tail(deviation, pairs, v, b * b / 2.0 - sigma2)
     else:
         tail = _bernstein_tail(-deviation, pairs, v, sigma2)
     return min(1.0, 2.0 * tail)

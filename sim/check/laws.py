@@ -52,6 +52,10 @@ class Law:
     scale : float
         The magnitude of the terms a value is computed from: rounding is
         judged relative to it.
+    reference_rounding : float
+        How far the mean of the values the estimator sums (Σ p_k v_k, from
+        the rounded logarithms it uses) is from the exact mean (from the
+        rounded probabilities): allowed on top of rounding.
     moments_note : str
         How skewness and kurtosis were obtained.
     """
@@ -71,6 +75,7 @@ class Law:
     scale: float = 0.0
     moments_note: str = "exact"
     blank_if_all_zero: bool = False
+    reference_rounding: float = 0.0
 
 
 def _per_sample(pair: Pair, estimator: str) -> tuple[np.ndarray, np.ndarray]:
@@ -94,7 +99,8 @@ def _mean_law(pair: Pair, estimator: str, n: int, k: float) -> Law:
     values, w = _per_sample(pair, estimator)
     m = exact.moments(pair, estimator, n)
     mean, var1, mu4_1 = exact.per_sample(pair, estimator)
-    dev = snap_rounding(values - mean, np.maximum(np.abs(values), abs(mean)))
+    centre = math.fsum(w * values)  # the values' own mean: see exact.per_sample
+    dev = snap_rounding(values - centre, np.maximum(np.abs(values), abs(centre)))
     mu3_1 = math.fsum(w * dev**3)
     skew1, kurt1 = _standardised(mean, var1, mu3_1, mu4_1)
     linear = heads = None
@@ -118,6 +124,7 @@ def _mean_law(pair: Pair, estimator: str, n: int, k: float) -> Law:
         heads=NAN if heads is None else heads,
         two_values=two,
         scale=float(np.max(np.abs(values))) / k,
+        reference_rounding=abs(centre - mean) / k,
     )
 
 
@@ -260,8 +267,9 @@ def _tilted_law(pair: Pair, n: int) -> Law:
     high = tilted_bound(pair, n)
     skew = kurt = NAN
     note = "skewness bounded by √(β2 − 1)"
+    mu4 = m.mu4
     if m.sd > 0.0 and m.sd**4 == 0.0:
-        note = "unknown (moments underflow)"
+        note, mu4 = "unknown (moments underflow)", NAN
     elif m.sd > 0.0 and m.mean > 0.0 and n <= TILTED_SKEW_MAX_N:
         skew, kurt, note = _tilted_coin_skewness(pair, n, m), m.mu4 / m.sd**4 - 3.0, "exact"
     elif m.sd > 0.0:
@@ -273,7 +281,7 @@ def _tilted_law(pair: Pair, n: int) -> Law:
     return Law(
         mean=m.mean,
         sd=m.sd,
-        mu4=m.mu4,
+        mu4=mu4,
         sd_bound=m.sd,
         skew=skew,
         kurtosis=kurt,
@@ -283,6 +291,8 @@ def _tilted_law(pair: Pair, n: int) -> Law:
         moments_note=note,
         # as the summary does: no replicate saw the event, unless e^(−nC) itself underflows
         blank_if_all_zero=log_tilted_bound(pair, n) >= math.log(math.ulp(0.0)),
+        # each weight's exponent carries the rounding the bound allows for (relative)
+        reference_rounding=abs(m.mean) * max(log_tilted_bound(pair, n) + n * chernoff(pair).information, 0.0),
     )
 
 
