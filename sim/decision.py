@@ -387,6 +387,25 @@ def tilted_bound(pair: Pair, n: int) -> float:
     return math.exp(log_tilted_bound(pair, n))
 
 
+#: log of the smallest positive double.
+LOG_SMALLEST = math.log(math.ulp(0.0))
+
+
+def sees_every_event(pair: Pair, n: int) -> bool:
+    """Whether a tilted replicate that sees the event always has a weight above 0.
+
+    On the event the weight is e^(−nC)·e^(s·n·llr_n) with llr_n ≥ min_k log(p_k/q_k),
+    so it is at least exp(log_tilted_bound + s·n·min log(p/q)) (less a rounding
+    margin of a few units): when that is above the smallest double, a column
+    of zeros means no replicate saw the event; otherwise zeros may be weights
+    that underflowed, and are then the correctly rounded values.
+    """
+    c = chernoff(pair)
+    d = float(np.min(pair.log_ratio))
+    lowest = log_tilted_bound(pair, n) + c.s * n * min(d, 0.0) - 4.0
+    return lowest >= LOG_SMALLEST
+
+
 @functools.lru_cache(maxsize=4096)
 def log_tilted_bound(pair: Pair, n: int) -> float:
     """log of the largest value one tilted replicate, w·1{llr_n ≤ 0}, can take at sample size n.

@@ -14,7 +14,7 @@ import pandas as pd
 
 from . import exact
 from .config import Case, Experiment
-from .decision import chernoff, log_tilted_bound
+from .decision import chernoff, sees_every_event
 from .distributions import to_units
 from .estimators import PROBABILITIES, unit_divisor
 from .streaming import TINY
@@ -84,24 +84,21 @@ def _blank_unseen(stats: dict, unseen: np.ndarray) -> None:
         stats[key] = np.where(unseen, np.nan, stats[key])
 
 
-#: log of the smallest positive double: a bound below it makes every tilted value 0.
-_LOG_SMALLEST = math.log(math.ulp(0.0))
-
-
 def _unseen(maximum: np.ndarray, estimators, pair, checkpoints) -> np.ndarray:
     """(n, estimators): ``p_wrong_tilted`` columns whose largest replicate is 0 though it need not be.
 
-    Where even the bound e^(−nC) (:func:`sim.decision.log_tilted_bound`) is
-    below the smallest double, every replicate is 0 by underflow, whether it
-    saw the event or not, and so are the exact mean and sd: those zeros are
-    the correctly rounded values and stay.
+    Only where a replicate that saw the event always has a positive weight
+    (:func:`sim.decision.sees_every_event`).  Where weights can underflow
+    (e^(−nC) near or below the smallest double), zeros may be seen events
+    whose weights rounded to 0, and are then the correctly rounded values:
+    they stay, as do the exact mean and sd's zeros.
     """
     out = np.zeros(maximum.shape, dtype=bool)
     if "p_wrong_tilted" not in estimators:
         return out
     e = list(estimators).index("p_wrong_tilted")
     for j, n in enumerate(checkpoints):
-        out[j, e] = maximum[j, e] == 0.0 and log_tilted_bound(pair, int(n)) >= _LOG_SMALLEST
+        out[j, e] = maximum[j, e] == 0.0 and sees_every_event(pair, int(n))
     return out
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import exact
-from ..decision import chernoff, log_tilted_bound
+from ..decision import chernoff, log_tilted_bound, sees_every_event
 from ..distributions import LN2, Pair, snap_rounding, xlog1px_minus_x
 from ..estimators import PROBABILITIES
 
@@ -289,8 +289,8 @@ def _tilted_law(pair: Pair, n: int) -> Law:
         high=high,
         scale=high,
         moments_note=note,
-        # as the summary does: no replicate saw the event, unless e^(−nC) itself underflows
-        blank_if_all_zero=log_tilted_bound(pair, n) >= math.log(math.ulp(0.0)),
+        # as the summary does: zeros mean no replicate saw the event, unless weights can underflow
+        blank_if_all_zero=sees_every_event(pair, n),
         # each weight's exponent carries the rounding the bound allows for (relative)
         reference_rounding=abs(m.mean) * max(log_tilted_bound(pair, n) + n * chernoff(pair).information, 0.0),
     )
