@@ -142,7 +142,10 @@ def tilted_against_plain(summary: pd.DataFrame, coin_cases: set[str]) -> list[di
             continue
         count = round(plain["mean"] * r)
         mcse = 0.0 if _isnan(tilted.mcse) else tilted.mcse
-        low, high = max(0.0, tilted["mean"] - 5 * mcse), min(1.0, tilted["mean"] + 5 * mcse)
+        # the tilted estimate's own rounding (its weights' exponents) widens the interval too
+        slack = 5 * mcse + RELATIVE * tilted["mean"] * int(n)
+        low = min(max(0.0, tilted["mean"] - slack), 1.0)
+        high = max(min(1.0, tilted["mean"] + slack), 0.0)
         if count < low * r:
             p, sign = 2 * stats.binom.cdf(count, r, low), -1.0
         elif count > high * r:
