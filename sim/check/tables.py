@@ -257,12 +257,16 @@ def _coin_paths(table, case, part, linear, experiment) -> dict:
     """Each replicate's llr must be (h·v_H + (n − h)·v_T)/n for integer heads h along a nested path."""
     v_t, v_h = linear
     step = v_h - v_t
+    if step == 0.0:  # p = q: the llr is the same for every path, heads cannot be read off it
+        return record(
+            table, {"case": case}, "heads along each path", CONSISTENCY, 0, 0, reason="not recoverable"
+        )
     ns = np.asarray(experiment.checkpoints, dtype=float)
     x = part.llr.to_numpy(dtype=float).reshape(experiment.replicates, ns.size)
     heads = ns * (x - v_t) / step
     rounding = ns * 16 * EPS * max(abs(v_t), abs(v_h)) / abs(step)
     usable = rounding <= 0.25
-    if step == 0.0 or not usable.any():
+    if not usable.any():
         return record(
             table, {"case": case}, "heads along each path", CONSISTENCY, 0, 0, reason="not recoverable"
         )
