@@ -138,10 +138,11 @@ def _expect_wide(n, p, sd, lo, hi, ks, g) -> np.ndarray:
 def plugin_bias(pair: Pair, n: int) -> float:
     """E[KL(p̂_n‖q)] − KL(p‖q) = E[KL(p̂_n‖p)], exactly (nats).
 
-    Categories with equal p_k are summed once and weighted by their number.
+    Categories with equal p_k are summed once and weighted by their number; a
+    category with p_k = 1 (C_k = n surely) contributes 0.
     """
     probs = pair.p.probs[pair.support]
-    values, multiplicity = np.unique(probs, return_counts=True)
+    values, multiplicity = np.unique(probs[probs < 1.0], return_counts=True)
 
     def term(c, k):
         pk = values[k]

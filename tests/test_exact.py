@@ -53,6 +53,13 @@ def test_categorical_plugin_mean_by_enumeration(p, q, n):
     assert math.isnan(m.sd)  # not known exactly: left empty, never approximated
 
 
+def test_a_single_category_has_no_bias():
+    # C = n surely: the Binomial(n, 1) sum used to give nan
+    pair = d.Pair(d.categorical([0.0, 1.0, 0.0]), d.uniform(3))
+    assert exact.plugin_bias(pair, 50) == 0.0
+    assert exact.moments(pair, "plugin_kl", 50).mean == pytest.approx(math.log(3), rel=1e-15)
+
+
 def test_bias_is_not_the_asymptotic_formula_for_a_large_vocabulary():
     # Uniform on K = 50,000 at n = 1000: (K − 1)/(2n) would say 25.
     k, n = 50_000, 1000
