@@ -6,10 +6,13 @@ columns, which are themselves checked):
 
 ``mean``
     z = (mean − exact mean)/(sd/√R), with the exact sd where it is known and
-    the replicates' own sd otherwise (the plug-in KL of a categorical case).
+    the replicates' own sd otherwise (the plug-in KL of a categorical case
+    whose exact variance is too costly: see :func:`sim.exact.plugin_variance`).
 ``sd``
     z = (sd − exact sd)/se(sd), where Var(s²) = μ4/R − σ⁴(R − 3)/(R(R − 1))
-    uses the exact fourth central moment and se(sd) = √Var(s²)/(2σ).  An
+    uses the exact fourth central moment and se(sd) = √Var(s²)/(2σ) (for the
+    plug-in KL of a categorical case, whose μ4 is not known exactly, a
+    rigorous upper bound on μ4: a conservative test).  An
     estimator that takes only two values (``p_wrong``; any estimator of a coin
     at n = 1) has a sample sd that is a function of its sample mean,
     √(R/(R − 1)·(mean − a)(b − mean)): that is checked exactly instead, since
@@ -183,6 +186,9 @@ def check_summary(
             rows.append(key | _sd_from_mean(row.sd, row["mean"], sorted(v * k for v in two), r))
         elif not math.isnan(sd):
             if sd > 0:
+                if math.isnan(mu4) and est == "plugin_kl" and experiment.kind != "fit":
+                    # exact sd, μ4 only bounded (categorical plug-in KL): a conservative se
+                    mu4 = exact.plugin_mu4_upper(case.pair, n) * k**4
                 var_s2 = mu4 / r - sd**4 * (r - 3) / (r * (r - 1))
                 rows.append(key | _z("sd", row.sd, sd, math.sqrt(max(var_s2, 0.0)) / (2 * sd), mean))
             else:

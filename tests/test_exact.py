@@ -49,8 +49,10 @@ def test_categorical_plugin_mean_by_enumeration(p, q, n):
     plugin = np.array([stats.entropy(c / n, q) for c in comps])
     pair = d.Pair(d.categorical(p), d.categorical(q))
     m = exact.moments(pair, "plugin_kl", n)
-    assert m.mean == pytest.approx(np.sum(pmf * plugin), rel=1e-10)
-    assert math.isnan(m.sd)  # not known exactly: left empty, never approximated
+    mean = np.sum(pmf * plugin)
+    assert m.mean == pytest.approx(mean, rel=1e-10)
+    # few distinct probabilities: the exact sd (see tests/test_plugin_variance.py)
+    assert m.sd == pytest.approx(math.sqrt(np.sum(pmf * (plugin - mean) ** 2)), rel=1e-8, abs=1e-15)
 
 
 def test_a_single_category_has_no_bias():
