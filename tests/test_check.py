@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 import sim.blocks
+from sim import exact
 from sim.check import check_results, check_tables
 from sim.config import parse_config
 from sim.runner import run_experiment
@@ -60,7 +61,7 @@ def test_summary_has_exact_references(folder):
     z = z.where(s.exact_sd > 0)
     np.testing.assert_allclose(s.z, z, rtol=1e-12, equal_nan=True)
     plugin = s[(s.estimator == "plugin_kl") & (s.case == "die")]
-    assert plugin.exact_mean.notna().all() and plugin.exact_sd.isna().all()  # sd unknown: empty
+    assert plugin.exact_mean.notna().all() and (plugin.exact_sd > 0).all()  # four distinct p: exact
     assert s[s.estimator != "llr"].coverage95.isna().all()
     assert llr[llr.case == "coin"].coverage95_exact.notna().all()
     assert llr[llr.case == "die"].coverage95_exact.isna().all()
@@ -154,14 +155,29 @@ def test_run_reports_agreement_in_one_line(cli, write_config, tmp_path):
     assert "exactness: agrees with theory" in r.stdout
 
 
-def test_identical_replicates_of_an_estimator_with_unknown_spread_are_not_misjudged(tmp_path):
+@pytest.fixture
+def no_exact_plugin_variance(monkeypatch):
+    """The exact plug-in variance out of budget, as for a large vocabulary of distinct p."""
+    monkeypatch.setattr(exact, "VARIANCE_BUDGET", 0)
+    for cached in (exact.moments, exact._exact_plugin_variance, exact.plugin_variance):
+        cached.cache_clear()
+    yield
+    for cached in (exact.moments, exact._exact_plugin_variance, exact.plugin_variance):
+        cached.cache_clear()
+
+
+RARE = (
+    "name: rare\nseed: 5\nreplicates: 300\nn: [2, 1000]\ncases:\n"
+    "  - {name: c, p: [0.0, 0.9995405001157497, 0.00045949988425031396], q: [0.8324, 0.1466, 0.021]}\n"
+)
+
+
+def test_identical_replicates_of_an_estimator_with_unknown_spread_are_not_misjudged(
+    tmp_path, no_exact_plugin_variance
+):
     # p puts 0.9995 on one category: at n = 2 all 300 replicates usually give the
     # same plug-in KL, while its exact mean includes outcomes none of them drew.
-    text = (
-        "name: rare\nseed: 5\nreplicates: 300\nn: [2, 1000]\ncases:\n"
-        "  - {name: c, p: [0.0, 0.9995405001157497, 0.00045949988425031396], q: [0.8324, 0.1466, 0.021]}\n"
-    )
-    report = run_experiment(parse_config(text), tmp_path)
+    report = run_experiment(parse_config(RARE), tmp_path)
     s = report.summary.set_index(["n", "estimator"])
     assert s.loc[(2, "plugin_kl"), "sd"] < 1e-12
     assert report.check.passed, report.check.table()
@@ -174,6 +190,18 @@ def test_identical_replicates_of_an_estimator_with_unknown_spread_are_not_misjud
         "recomputed from replicates.csv.gz",
         "within the possible values",
     }
+
+
+def test_identical_replicates_are_tested_against_the_exact_sd_where_it_is_known(tmp_path):
+    # The same run with the exact variance: the rare outcome's weight in the
+    # mean is within the exact standard error, and the sd's test is conservative.
+    report = run_experiment(parse_config(RARE), tmp_path)
+    s = report.summary.set_index(["n", "estimator"])
+    assert s.loc[(2, "plugin_kl"), "sd"] < 1e-12 < s.loc[(2, "plugin_kl"), "exact_sd"]
+    assert report.check.passed, report.check.table()
+    tested = report.check.tests.set_index(["n", "estimator", "quantity"])
+    assert tested.loc[(2, "plugin_kl", "mean"), "se"] > 0
+    assert tested.loc[(2, "plugin_kl", "sd"), "se"] > 0
 
 
 def test_two_valued_estimators_have_their_sd_checked_through_the_mean(tmp_path):

@@ -49,8 +49,17 @@ def test_categorical_plugin_mean_by_enumeration(p, q, n):
     plugin = np.array([stats.entropy(c / n, q) for c in comps])
     pair = d.Pair(d.categorical(p), d.categorical(q))
     m = exact.moments(pair, "plugin_kl", n)
-    assert m.mean == pytest.approx(np.sum(pmf * plugin), rel=1e-10)
-    assert math.isnan(m.sd)  # not known exactly: left empty, never approximated
+    mean = np.sum(pmf * plugin)
+    assert m.mean == pytest.approx(mean, rel=1e-10)
+    # few distinct probabilities: the exact sd (see tests/test_plugin_variance.py)
+    assert m.sd == pytest.approx(math.sqrt(np.sum(pmf * (plugin - mean) ** 2)), rel=1e-8, abs=1e-15)
+
+
+def test_a_single_category_has_no_bias():
+    # C = n surely: the Binomial(n, 1) sum used to give nan
+    pair = d.Pair(d.categorical([0.0, 1.0, 0.0]), d.uniform(3))
+    assert exact.plugin_bias(pair, 50) == 0.0
+    assert exact.moments(pair, "plugin_kl", 50).mean == pytest.approx(math.log(3), rel=1e-15)
 
 
 def test_bias_is_not_the_asymptotic_formula_for_a_large_vocabulary():

@@ -23,6 +23,7 @@ from .. import exact
 from .. import results as res
 from ..config import load_config
 from ..config.model import FitExperiment
+from ..decision import coin_tilted_hit_probability
 from ..errors import ConfigError, ResultsError
 from ..estimators import PROBABILITIES
 from . import tables as tbl
@@ -63,11 +64,7 @@ class _Convergence:
             out["coverage_exact"] = exact.coverage95(pair, n)
             out["coverage"] = _coverage_counter(pair, n, self.experiment.units)
         if est == "p_wrong_tilted" and pair.family == "coin" and 0.0 < pair.p.heads < 1.0:
-            from .. import decision
-
-            hit = getattr(decision, "coin_tilted_hit_probability", None)
-            if hit is not None:
-                out["hit_probability"] = float(hit(pair.p.heads, pair.q.heads, n))
+            out["hit_probability"] = coin_tilted_hit_probability(pair.p.heads, pair.q.heads, n)
         return out
 
     def coin_linear(self) -> dict:

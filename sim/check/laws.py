@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import exact
-from ..decision import chernoff, log_tilted_bound, sees_every_event
+from ..decision import chernoff, log_tilted_bound, sees_every_event, tilted_bound
 from ..distributions import LN2, Pair, snap_rounding, xlog1px_minus_x
 from ..estimators import PROBABILITIES
 
@@ -170,9 +170,8 @@ def _plugin_law(pair: Pair, n: int, k: float) -> Law:
     if pair.family == "coin":
         skew, kurt = _coin_plugin_standardised(pair, n, m)
     else:
-        bound = getattr(exact, "plugin_sd_upper", None)
-        if math.isnan(sd) and bound is not None:
-            sd_bound = bound(pair, n)[0]
+        if math.isnan(sd):
+            sd_bound = exact.plugin_sd_upper(pair, n)[0]
         skew, kurt = _plugin_cumulants(pair, n)
         note = "approximate (category counts taken as independent)"
     return Law(
@@ -227,16 +226,6 @@ def _p_wrong_law(pair: Pair, n: int) -> Law:
         two_values=(0.0, 1.0),
         scale=abs(m.mean) if not math.isnan(m.mean) else 0.0,
     )
-
-
-def tilted_bound(pair: Pair, n: int) -> float:
-    """The largest value one tilted replicate can take: e^{−nC} (with a rounding allowance)."""
-    from .. import decision
-
-    own = getattr(decision, "tilted_bound", None)
-    if own is not None:
-        return float(own(pair, n))
-    return math.exp(-n * chernoff(pair).information) * (1.0 + 1e-9)
 
 
 #: Up to this n a tilted coin's skewness is summed exactly over head counts.
@@ -317,8 +306,7 @@ def fit_law(experiment, case, estimator: str, n: int) -> Law:
     k = LN2 if experiment.units == "bits" else 1.0
     truth, a = experiment.truth, experiment.smoothing
     mean = fitting.exact_means(truth, case.model, a, n)[estimator]
-    sds = getattr(fitting, "exact_sds", None)
-    sd = sds(truth, case.model, a, n)[estimator] if sds is not None else NAN
+    sd = fitting.exact_sds(truth, case.model, a, n)[estimator]
     high = math.inf
     if a > 0 and case.model in ("saturated", "constant"):
         pseudo = a if case.model == "saturated" else a * truth.inputs
