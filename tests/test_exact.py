@@ -114,3 +114,20 @@ def test_coin_coverage_exact_with_ties_on_integer_counts(p, n):
 def test_coverage_of_degenerate_and_categorical_cases():
     assert exact.coverage95(d.Pair(d.coin(0.3), d.coin(0.3)), 10) == 1.0
     assert math.isnan(exact.coverage95(d.Pair(d.uniform(3), d.uniform(3)), 10))
+
+
+@pytest.mark.parametrize(("n", "p"), [(10**9, 1e-8), (10**12, 5e-13), (10**15, 5e-13), (2**53, 1e-14)])
+def test_narrow_binomial_sums_stay_exact_at_huge_n(n, p):
+    """Σ pmf = 1 and Σ c·pmf = np for a narrow binomial (sd ≤ 30) at huge n.
+
+    Started from scipy's gammaln-based logpmf these summed to 0.9994 at
+    n = 10¹² and 0.0245 at 10¹⁵ (|log n!|·1e-16 of error in the log).
+    """
+    import numpy as np
+
+    from sim.exact import expect
+
+    total = expect(n, np.array([p]), lambda c, k: np.ones_like(c))[0]
+    mean = expect(n, np.array([p]), lambda c, k: c)[0]
+    assert abs(total - 1.0) < 1e-11
+    assert abs(mean / (n * p) - 1.0) < 1e-11
