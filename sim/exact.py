@@ -237,7 +237,7 @@ def coin_plugin_moments(pair: Pair, n: int) -> Moments:
 #: Lattice points per standard deviation in the sums behind the plug-in variance.
 VARIANCE_STRIDE_PER_SD = 4
 #: Most lattice points the exact plug-in variance may evaluate; beyond, only its bound is given.
-VARIANCE_BUDGET = 1 << 22
+VARIANCE_BUDGET = 1 << 19
 #: Relative margin added to the computed Efron–Stein bound for its own rounding.
 BOUND_MARGIN = 1e-9
 #: Lattice points of the variance's sums evaluated at once (about 30 arrays of them live).

@@ -425,18 +425,34 @@ def run_one(index: int, seed: int, out_dir: str | Path) -> tuple[str, CheckRepor
 
 
 def run_battery(
-    count: int, seed: int, out_dir: str | Path, *, indices: Sequence[int] | None = None, verbose: bool = False
+    count: int,
+    seed: int,
+    out_dir: str | Path,
+    *,
+    indices: Sequence[int] | None = None,
+    verbose: bool = False,
+    workers: int = 1,
 ) -> list[tuple[int, str, CheckReport | Crash]]:
     """Run and check configs 0 … count − 1 (or ``indices``) into ``out_dir``.
 
     Returns one ``(index, yaml, report)`` per config; each results folder is
     ``out_dir/battery-<index>``.  ``report`` is the folder's
     :class:`~sim.check.CheckReport`, or a :class:`Crash` if the run or the
-    check raised.  With ``verbose``, prints one line per config.
+    check raised.  With ``verbose``, prints one line per config.  With
+    ``workers`` > 1 the configs run in that many processes (each config's
+    draws depend only on (seed, index), so the outcome is the same).
     """
+    chosen = list(range(count) if indices is None else indices)
+    if workers > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers) as pool:
+            done = list(pool.map(run_one, chosen, [seed] * len(chosen), [out_dir] * len(chosen)))
+    else:
+        done = None
     out = []
-    for index in range(count) if indices is None else indices:
-        text, report, seconds = run_one(index, seed, out_dir)
+    for position, index in enumerate(chosen):
+        text, report, seconds = done[position] if done is not None else run_one(index, seed, out_dir)
         out.append((index, text, report))
         if verbose:
             kinds = text.split("\n")[1].removeprefix('description: "battery: ').rstrip('"')
@@ -463,13 +479,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="folder for the results folders")
     parser.add_argument("--only", type=int, action="append", help="run only this index (repeatable)")
     parser.add_argument("--show", action="store_true", help="print each config's YAML")
+    parser.add_argument("--workers", type=int, default=1, help="processes to run configs in (default 1)")
     args = parser.parse_args(argv)
     t0, cpu0 = time.perf_counter(), time.process_time()
     results = []
-    for index in args.only or range(args.count):
-        if args.show:
-            print(random_config(config_rng(args.seed, index), index))
-        results += run_battery(0, args.seed, args.out, indices=[index], verbose=True)
+    if args.workers > 1 and not args.show:
+        results = run_battery(
+            0, args.seed, args.out, indices=args.only or range(args.count), verbose=True, workers=args.workers
+        )
+    else:
+        for index in args.only or range(args.count):
+            if args.show:
+                print(random_config(config_rng(args.seed, index), index))
+            results += run_battery(0, args.seed, args.out, indices=[index], verbose=True)
     total, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     failed = [(i, text, rep) for i, text, rep in results if not rep.passed]
     for i, text, rep in failed:

@@ -7,6 +7,8 @@ probability below 0.018 when every folder's tests hold their level).
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -35,7 +37,7 @@ def test_the_battery_is_valid_and_reproducible():
 
 @pytest.mark.slow
 def test_at_most_one_folder_of_200_fails(tmp_path):
-    results = run_battery(COUNT, SEED, tmp_path)
+    results = run_battery(COUNT, SEED, tmp_path, workers=min(2, os.cpu_count() or 1))
     failed = [(i, text, report) for i, text, report in results if not report.passed]
     detail = "\n\n".join(
         f"=== battery-{i:03d} (rerun: python -m tests.battery --seed {SEED} --only {i} --show --out DIR)\n"
