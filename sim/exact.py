@@ -89,6 +89,8 @@ def expect(n: int, probs: np.ndarray, g) -> np.ndarray:
     """E[g(C_k, k)] for C_k ~ Binomial(n, p_k), for every k (see the module notes).
 
     ``g(c, k)`` receives float counts and category indices of equal shape.
+    It may return a tuple of m arrays: the result is then (m, K), every
+    expectation taken from one evaluation of the pmfs.
     Narrow binomials (sd ≤ ``RECURRENCE_SD``) take their pmf from one scipy
     value at the window's start and the exact ratio pmf(c+1)/pmf(c) =
     (n − c)p/((c + 1)(1 − p)) accumulated in log space (relative error about
@@ -96,8 +98,15 @@ def expect(n: int, probs: np.ndarray, g) -> np.ndarray:
     Work proceeds in chunks of at most ``CHUNK_POINTS`` lattice points.
     """
     p = np.asarray(probs, dtype=float)
-    out = np.zeros(p.size)
+    out: np.ndarray | None = None
     sd, lo, hi = _window(n, p)
+
+    def put(ks, values):
+        nonlocal out
+        if out is None:
+            out = np.zeros((*values.shape[:-1], p.size))
+        out[..., ks] = values
+
     narrow = np.flatnonzero(sd <= RECURRENCE_SD)
     width = (hi - lo + 1).astype(np.int64)
     start = 0
@@ -111,7 +120,7 @@ def expect(n: int, probs: np.ndarray, g) -> np.ndarray:
             stop += 1
         stop = max(stop, start + 1)
         ks = narrow[start:stop]
-        out[ks] = _expect_narrow(n, p[ks], lo[ks], hi[ks], ks, int(width[ks].max()), g)
+        put(ks, _expect_narrow(n, p[ks], lo[ks], hi[ks], ks, int(width[ks].max()), g))
         start = stop
     wide = np.flatnonzero(sd > RECURRENCE_SD)
     # chunks are sized by the points actually evaluated (one per stride), not by
@@ -120,8 +129,19 @@ def expect(n: int, probs: np.ndarray, g) -> np.ndarray:
     points = np.floor((hi[wide] - lo[wide]) / _stride(sd[wide])) + 1
     for chunk in np.array_split(wide, max(1, math.ceil(points.sum() / CHUNK_POINTS))) if wide.size else []:
         if chunk.size:
-            out[chunk] = _expect_wide(n, p[chunk], sd[chunk], lo[chunk], hi[chunk], chunk, g)
-    return out
+            put(chunk, _expect_wide(n, p[chunk], sd[chunk], lo[chunk], hi[chunk], chunk, g))
+    return out if out is not None else np.zeros(p.size)
+
+
+def _weighted_sums(weights: np.ndarray, valid: np.ndarray | None, values, axis_rows=None) -> np.ndarray:
+    """Σ weights·g over each row (narrow) — for one g or a tuple of them, stacked first."""
+    several = isinstance(values, tuple)
+    stack = np.stack(values) if several else values[None]
+    terms = weights[None] * stack
+    if valid is not None:
+        terms = np.where(valid[None], terms, 0.0)
+    sums = terms.sum(axis=-1)
+    return sums if several else sums[0]
 
 
 def _stride(sd: np.ndarray) -> np.ndarray:
@@ -138,8 +158,7 @@ def _expect_narrow(n, p, lo, hi, ks, width, g) -> np.ndarray:
         log_pmf = np.empty(c.shape)
         log_pmf[:, 0] = _log_pmf_at(lo, n, p)
         log_pmf[:, 1:] = log_pmf[:, :1] + np.cumsum(np.where(valid[:, 1:], log_ratio, 0.0), axis=1)
-        terms = np.where(valid, np.exp(log_pmf) * g(cc, np.broadcast_to(ks[:, None], c.shape)), 0.0)
-    return terms.sum(axis=1)
+        return _weighted_sums(np.exp(log_pmf), valid, g(cc, np.broadcast_to(ks[:, None], c.shape)))
 
 
 #: Beyond this n the narrow sums start from Loader's form, not scipy's logpmf.
@@ -192,7 +211,10 @@ def _expect_wide(n, p, sd, lo, hi, ks, g) -> np.ndarray:
     step = np.arange(counts.sum()) - np.repeat(first, counts)
     c = lo[owner] + step * stride[owner]
     w = stats.binom.pmf(c, n, p[owner]) * stride[owner]
-    return np.bincount(owner, weights=w * g(c, ks[owner]), minlength=p.size)
+    values = g(c, ks[owner])
+    if isinstance(values, tuple):
+        return np.stack([np.bincount(owner, weights=w * v, minlength=p.size) for v in values])
+    return np.bincount(owner, weights=w * values, minlength=p.size)
 
 
 def plugin_bias(pair: Pair, n: int) -> float:

@@ -150,10 +150,12 @@ def _plugin_cumulants(pair: Pair, n: int) -> tuple[float, float]:
     probs, term = _plugin_terms(pair, n)
     mean_k = exact.expect(n, probs, term)
 
-    def central(power):
-        return exact.expect(n, probs, lambda c, k: (term(c, k) - mean_k[k]) ** power)
+    def central(c, k):
+        d = term(c, k) - mean_k[k]
+        d2 = d * d
+        return d2, d2 * d, d2 * d2
 
-    var_k, mu3_k, mu4_k = central(2), central(3), central(4)
+    var_k, mu3_k, mu4_k = exact.expect(n, probs, central)
     var = math.fsum(var_k)
     if var <= 0.0:
         return 0.0, 0.0
