@@ -228,7 +228,11 @@ def replicates(frame: pd.DataFrame, experiment, laws, coin_heads: dict) -> list[
         names = set(experiment.estimators)
         if {"llr", "cross_entropy", "entropy"} <= names:
             ce, h, llr = (part[c].to_numpy(dtype=float) for c in ("cross_entropy", "entropy", "llr"))
-            tol = 16 * EPS * (np.abs(ce) + np.abs(h))
+            # the llr's log-ratios are computed directly, not as log p − log q: they
+            # differ from that difference by rounding of the logs' size
+            n0 = experiment.checkpoints[0]
+            logs = laws[(case.name, n0, "cross_entropy")].scale + laws[(case.name, n0, "entropy")].scale
+            tol = 16 * EPS * (np.abs(ce) + np.abs(h) + logs)
             bad = ~(np.abs(ce - h - llr) <= tol)
             out.append(_identity(table, case.name, "cross_entropy − entropy = llr", bad, part))
         if {"llr", "plugin_kl"} <= names:
