@@ -281,3 +281,26 @@ def test_plain_p_wrong_is_tested_against_the_tilted_estimate_as_a_binomial_count
     f = bad.failures
     assert not bad.passed
     assert ((f.n == 56) & (f.column == "mean vs p_wrong_tilted")).any()
+
+
+def test_json_report_says_what_the_table_says(folder, copy, cli):
+    import json
+
+    r = cli("check", str(folder), "--json")
+    assert r.exit_code == 0
+    (report,) = json.loads(r.stdout)
+    assert report["agrees_with_theory"] is True and report["failures"] == []
+    counts = {(c["table"], c["column"], c["test"]): c["values"] for c in report["counts"]}
+    assert counts[("summary.csv", "mean", "recomputed from replicates.csv.gz")] == 5 * 5 * 4
+    assert report["statistical_tests"] > 0 and report["largest_abs_z"] < report["z_crit"]
+    s = pd.read_csv(copy / "summary.csv")
+    s.loc[3, "rmse"] *= 3
+    s.to_csv(copy / "summary.csv", index=False)
+    r = cli("check", str(copy), "--json")
+    assert r.exit_code == 1
+    (bad,) = json.loads(r.stdout)
+    failure = next(f for f in bad["failures"] if f["column"] == "rmse")
+    assert {"table", "case", "n", "estimator", "column", "test", "observed", "expected", "tolerance"} <= set(
+        failure
+    )
+    assert failure["case"] == s.case[3] and failure["n"] == s.n[3]
