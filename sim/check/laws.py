@@ -11,6 +11,7 @@ count.  Nothing here reads a results table.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -139,6 +140,7 @@ def _plugin_terms(pair: Pair, n: int):
     return probs, term
 
 
+@functools.lru_cache(maxsize=1024)
 def _plugin_cumulants(pair: Pair, n: int) -> tuple[float, float]:
     """Skewness and excess kurtosis of KL(p̂‖q), treating the category counts as independent.
 
