@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pandas as pd
 from scipy import stats
@@ -109,7 +109,6 @@ class CheckReport:
     name: str
     tests: pd.DataFrame
     alpha: float = ALPHA
-    notes: list[str] = field(default_factory=list)
 
     @classmethod
     def decide(cls, name: str, records: list[dict], *, alpha: float = ALPHA) -> CheckReport:
