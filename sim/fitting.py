@@ -278,7 +278,9 @@ def floor(truth: Truth, family: str) -> float:
         return 0.0
     if family == "constant":
         marginal = truth.joint.sum(axis=0)
-        return float(truth.kl(np.broadcast_to(np.log(marginal), truth.table.shape)))
+        with np.errstate(divide="ignore"):  # a class no input can have: log 0, weighted by p = 0
+            log_marginal = np.log(marginal)
+        return float(truth.kl(np.broadcast_to(log_marginal, truth.table.shape)))
     return float(truth.kl(population_fit(truth, family).log_q[0]))
 
 
