@@ -6,6 +6,7 @@ import json
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 from scipy import stats
 
@@ -122,6 +123,11 @@ class CheckReport:
         tests.loc[statistical, "passed"] = ~failed[statistical]
         tests.loc[failed & (tests.reason == ""), "reason"] = (
             f"p ≤ α/m = {limit:.3g} (Bonferroni over {m} statistical tests)"
+        )
+        impossible = failed & np.isinf(tests.z.astype(float))
+        tests.loc[impossible, "reason"] = (
+            "|z| = ∞: a value the exact law gives probability 0 (its exact spread allows no such deviation); "
+            + tests.loc[impossible, "reason"]
         )
         tests["passed"] = tests.passed.astype(bool)
         return cls(name, tests, alpha)
