@@ -1,57 +1,14 @@
-"""Shared fixtures and statistical helpers.
-
-Statistical tests run with fixed seeds, so each is deterministic; their
-tolerances are what a correct sampler would meet with probability
-1 − ALPHA for a random seed, derived from the exact sampling distribution
-(Monte Carlo standard errors), with a Bonferroni correction when one test
-makes several comparisons.  None was tuned to pass.
-"""
+"""Shared fixtures (statistical helpers and shared configs are in tests/helpers.py)."""
 
 from __future__ import annotations
 
 import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
-from scipy import stats
 
 from sim.cli import main
-
-#: Family-wise false-alarm rate of each statistical test.
-ALPHA = 1e-3
-
-
-def z_crit(comparisons: int = 1, alpha: float = ALPHA) -> float:
-    """Two-sided normal critical value with a Bonferroni correction."""
-    return float(stats.norm.isf(alpha / (2 * comparisons)))
-
-
-def assert_matches_pmf(samples: np.ndarray, pmf: np.ndarray, alpha: float = ALPHA) -> None:
-    """Chi-square goodness of fit of integer ``samples`` in 0..len(pmf)-1 to ``pmf``.
-
-    Bins with expected count below 5 are pooled with their neighbours, so
-    the chi-square approximation holds.
-    """
-    samples = np.asarray(samples)
-    assert samples.min() >= 0 and samples.max() < len(pmf)
-    n = samples.size
-    observed = np.bincount(samples, minlength=len(pmf)).astype(float)
-    expected = n * np.asarray(pmf, dtype=float)
-    obs_bins, exp_bins, o, e = [], [], 0.0, 0.0
-    for oi, ei in zip(observed, expected, strict=True):
-        o, e = o + oi, e + ei
-        if e >= 5:
-            obs_bins.append(o)
-            exp_bins.append(e)
-            o = e = 0.0
-    obs_bins[-1] += o
-    exp_bins[-1] += e
-    exp_arr = np.array(exp_bins)
-    exp_arr *= sum(obs_bins) / exp_arr.sum()
-    p_value = stats.chisquare(obs_bins, exp_arr).pvalue
-    assert p_value > alpha, f"chi-square p = {p_value:.2e} over {len(obs_bins)} bins"
 
 
 @pytest.fixture
@@ -75,18 +32,3 @@ def write_config(tmp_path: Path):
         return path
 
     return write
-
-
-TINY = """
-name: tiny
-seed: 7
-replicates: 50
-n: [1, 10, 100]
-cases:
-  - name: coin
-    p: 0.7
-    q: 0.5
-  - name: die
-    p: [0.5, 0.25, 0.25, 0.0]
-    q: {uniform: 4}
-"""

@@ -330,6 +330,7 @@ def _just_beyond(report, case, n, estimator, column, value):
     return value + max(3 * tol, 8 * float(np.spacing(abs(value))))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("key", ["coin", "categorical", "large", "testing", "streamed", "fit"])
 def test_each_column_just_beyond_its_tolerance(folders, copy_of, key):
     """Every column, each in a row of its own, moved by 3× the tolerance its check

@@ -14,7 +14,7 @@ import sim.blocks
 import sim.runner
 from sim.cli import main
 from sim.errors import RunError
-from tests.conftest import TINY
+from tests.helpers import TINY
 
 FILES = {"config.yaml", "analytic.csv", "summary.csv", "replicates.csv.gz", "run.json"}
 

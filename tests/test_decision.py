@@ -12,7 +12,7 @@ from scipy import special, stats
 
 from sim import distributions as d
 from sim.decision import chernoff, coin_p_wrong, p_wrong_tilted, tilted
-from tests.conftest import z_crit
+from tests.helpers import z_crit
 from tests.oracles import chernoff_decimal
 
 
@@ -234,6 +234,7 @@ def test_stein_exponent_approaches_kl():
     assert rates[-1] == pytest.approx(kl, rel=0.01)
 
 
+@pytest.mark.slow
 def test_testing_figure_and_chernoff_column(pw_runs, cli):
     from sim import figures
 

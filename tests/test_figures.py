@@ -18,7 +18,7 @@ from matplotlib.colors import to_hex
 from sim import figures
 from sim.config import parse_config
 from sim.runner import run_experiment
-from tests.conftest import TINY
+from tests.helpers import TINY
 
 matplotlib.use("Agg")
 
@@ -129,6 +129,7 @@ def test_describe_distribution(spec, text):
     assert figures.describe_distribution(spec) == text
 
 
+@pytest.mark.slow
 def test_sim_plot_writes_every_figure(cli, tiny_results, tmp_path):
     folder = tmp_path / "tiny"
     shutil.copytree(tiny_results, folder)
@@ -145,6 +146,7 @@ def test_sim_plot_writes_every_figure(cli, tiny_results, tmp_path):
     assert not [p for p in (folder / "figures").iterdir() if p.name.startswith(".")]  # no temporary files
 
 
+@pytest.mark.slow
 def test_sim_plot_in_a_fresh_process_needs_only_the_csvs(tiny_results, tmp_path):
     folder = tmp_path / "copy"
     folder.mkdir()
@@ -171,6 +173,7 @@ def test_sim_plot_refuses_a_folder_that_is_not_results(cli, tiny_results, tmp_pa
     assert not (folder / "figures").exists()
 
 
+@pytest.mark.slow
 def test_run_draws_figures_unless_told_not_to(cli, write_config, tmp_path):
     cfg = write_config(TINY.replace("replicates: 50", "replicates: 10"))
     assert cli("run", str(cfg), "--out", str(tmp_path / "a")).exit_code == 0
@@ -179,6 +182,7 @@ def test_run_draws_figures_unless_told_not_to(cli, write_config, tmp_path):
     assert not (tmp_path / "b" / "tiny" / "figures").exists()
 
 
+@pytest.mark.slow
 def test_sim_plot_refuses_a_folder_a_run_is_writing(cli, tiny_results, tmp_path):
     """While a run holds a results folder's lock, sim plot refuses it (exit 1) and writes nothing."""
     from sim import results as res
@@ -211,6 +215,7 @@ def _figure_names(folder: Path) -> set[str]:
     return {p.name for p in (folder / "figures").iterdir()}
 
 
+@pytest.mark.slow
 def test_a_streamed_run_draws_every_figure_its_tables_support(cli, write_config, tmp_path):
     out = tmp_path / "out"
     r = cli("run", str(write_config(STREAMED)), "--out", str(out))
@@ -250,6 +255,7 @@ def _broken(*args, **kwargs):
     raise MemoryError
 
 
+@pytest.mark.slow
 def test_a_failing_figure_never_costs_the_tables(cli, write_config, tmp_path, monkeypatch):
     monkeypatch.setattr(figures.folders, "error_figure", _broken)
     out = tmp_path / "out"

@@ -15,7 +15,7 @@ from sim.check import check_results
 from sim.config import parse_config
 from sim.errors import ConfigError
 from sim.runner import run_experiment
-from tests.conftest import z_crit
+from tests.helpers import z_crit
 
 CONFIG = """
 name: fit-test
@@ -223,6 +223,7 @@ cases: [{name: saturated, model: saturated}]
     assert s.loc[200, "infinite_fraction"] == 0.0 and math.isfinite(s.loc[200, "mean"])
 
 
+@pytest.mark.slow
 def test_fit_figures_and_plot(report, cli):
     tables = figures.load_tables(report.path)
     figs = figures.build_figures(tables)
@@ -312,6 +313,7 @@ def _tasks_of_64(monkeypatch):
     monkeypatch.setattr(sim.blocks, "MAX_BLOCK", 64)  # 400 replicates → 7 blocks → 2 tasks
 
 
+@pytest.mark.slow
 def test_fits_on_two_workers_write_identical_bytes(tmp_path, monkeypatch):
     from sim.fit_experiment import plan
     from sim.runner import Execution
@@ -324,6 +326,7 @@ def test_fits_on_two_workers_write_identical_bytes(tmp_path, monkeypatch):
         assert (one / name).read_bytes() == (two / name).read_bytes(), name
 
 
+@pytest.mark.slow
 def test_an_interrupted_fit_resumes_to_identical_bytes(tmp_path, monkeypatch):
     import sim.fit_experiment as fx
     from sim.runner import Execution

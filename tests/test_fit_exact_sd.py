@@ -19,7 +19,7 @@ from scipy import special, stats
 from sim import fitting
 from sim.config import load_config
 from sim.fitting import Truth
-from tests.conftest import z_crit
+from tests.helpers import z_crit
 
 ESTIMATORS = ("kl_fitted", "train_cross_entropy", "test_cross_entropy")
 

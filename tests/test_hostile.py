@@ -23,7 +23,7 @@ from sim.cli import main
 from sim.config import dump_config, parse_config
 from sim.errors import ConfigError
 from sim.runner import run_experiment
-from tests.conftest import TINY
+from tests.helpers import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,6 +66,7 @@ def test_yaml_traps(snippet, message):
     )
 
 
+@pytest.mark.slow
 def test_documents_that_would_exhaust_memory_or_the_stack_are_refused():
     deep = "name: " + "[" * 3000 + "]" * 3000 + "\n"
     with pytest.raises(ConfigError, match="nested too deeply"):
@@ -134,6 +135,7 @@ def test_extreme_coins_agree_with_theory(tmp_path, p, q, n):
         assert report.analytic.kl_pq[0] == pytest.approx(3.0685282e-11, rel=1e-7)
 
 
+@pytest.mark.slow
 def test_a_million_categories(tmp_path):
     text = (
         "name: vocab\nseed: 2\nreplicates: 6\nn: [10, 100000]\ncases:\n"
@@ -242,6 +244,7 @@ def _wait_until_simulating(proc: subprocess.Popen, tmp_path: Path) -> None:
     raise AssertionError("the run never took its lock")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_stops_within_a_second_and_keeps_previous_results(tmp_path, sig):
     before = _previous(tmp_path)
@@ -261,6 +264,7 @@ def test_ctrl_c_stops_within_a_second_and_keeps_previous_results(tmp_path, sig):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".slow.lock", ".slow.resume", "slow"]
 
 
+@pytest.mark.slow
 def test_kill_minus_nine_leaves_previous_results_recoverable(tmp_path):
     before = _previous(tmp_path)
     proc = _start_run(tmp_path, SLOW)
@@ -367,6 +371,7 @@ def _mutate_and_validate(base: dict, path: tuple, value, delete: bool, folder: P
     _exit_is_clean(CliRunner().invoke(main, ["validate", str(cfg)]))
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(path=st.sampled_from(PATHS), value=documents, delete=st.booleans())
 def test_any_mutation_of_a_valid_config_validates_or_exits_2(path, value, delete, tmp_path):
@@ -471,6 +476,7 @@ FIT_PATHS = [
 ]
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(path=st.sampled_from(FIT_PATHS), value=documents, delete=st.booleans())
 def test_any_mutation_of_a_valid_fit_config_validates_or_exits_2(path, value, delete, tmp_path):

@@ -144,6 +144,7 @@ def test_a_category_of_almost_all_the_mass(n):
     assert float(var) <= exact._efron_stein_bound(pair, n) <= BOUND_RATIO * float(var)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("k", [3, 40, 10_000, 1_000_000])
 @pytest.mark.parametrize("n", [2, 5, 11, 25])
 def test_a_uniform_vocabulary_shares_one_covariance_without_cancelling(k, n):
@@ -167,6 +168,7 @@ def test_two_categories_agree_with_the_law_of_a_coin(p, q, n):
     assert exact.plugin_variance(pair, n).sd == pytest.approx(as_coin.sd, rel=1e-9)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n", [300, 2_000, 12_000])
 def test_strided_double_sums_equal_full_ones(monkeypatch, n):
     """sd/4 lattice points per sd give the sums over every count to rounding."""

@@ -29,7 +29,7 @@ from sim.decision import (
 )
 from sim.runner import run_experiment
 from sim.summary import UNSEEN_EMPTY
-from tests.conftest import z_crit
+from tests.helpers import z_crit
 from tests.oracles import chernoff_decimal
 
 

@@ -13,7 +13,7 @@ from scipy import stats
 from sim.blocks import block_size, simulate_case
 from sim.config import parse_config
 from sim.runner import run_experiment
-from tests.conftest import z_crit
+from tests.helpers import z_crit
 
 CHECKPOINTS = [1, 3, 10, 100, 10_000, 10**8]
 CONFIG = f"""

@@ -10,7 +10,7 @@ from scipy import stats
 
 from sim import sampling
 from sim.sampling import count_paths
-from tests.conftest import ALPHA, assert_matches_pmf, z_crit
+from tests.helpers import ALPHA, assert_matches_pmf, z_crit
 
 R = 20_000
 

@@ -49,6 +49,7 @@ def test_tasks_do_not_depend_on_workers():
     assert sum(t.blocks for t in tasks) == 2 * blocks
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("save", ["true", "false"])
 def test_serial_processes_and_dask_write_identical_bytes(tmp_path, save):
     pytest.importorskip("distributed")
@@ -66,6 +67,7 @@ def test_serial_processes_and_dask_write_identical_bytes(tmp_path, save):
         assert (serial / name).read_bytes() == (dask / name).read_bytes(), name
 
 
+@pytest.mark.slow
 def test_streaming_summary_equals_the_in_memory_one(tmp_path):
     full = _run(SMALL, tmp_path / "full").summary
     lean = _run(SMALL + "save_replicates: false\n", tmp_path / "lean")
@@ -197,6 +199,7 @@ def test_default_workers_is_serial_for_small_runs():
     assert default_workers(big) == max(1, os.cpu_count() or 1)
 
 
+@pytest.mark.slow
 def test_streaming_memory_stays_bounded(tmp_path):
     # 2·10^6 replicates × 4 checkpoints × 4 estimators: the replicates alone
     # would take 256 MB; the streaming run's peak RSS stays far below.
@@ -257,6 +260,7 @@ cases:
 """
 
 
+@pytest.mark.slow
 def test_a_run_killed_halfway_and_resumed_equals_the_uninterrupted_one(tmp_path):
     """SIGKILL to the whole process group (client and worker processes) mid-run, then --resume."""
     import signal
@@ -288,6 +292,7 @@ def test_a_run_killed_halfway_and_resumed_equals_the_uninterrupted_one(tmp_path)
     assert not resume.exists()
 
 
+@pytest.mark.slow
 def test_a_run_counts_its_progress_in_blocks(tmp_path, monkeypatch):
     class Tty(io.StringIO):
         def isatty(self):

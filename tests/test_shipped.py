@@ -20,7 +20,7 @@ from sim import figures, provenance
 from sim.config import load_config
 from sim.runner import Execution, run_experiment
 from tests.agreement import another_cpu, disagreements
-from tests.conftest import z_crit
+from tests.helpers import z_crit
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
@@ -53,6 +53,7 @@ def test_shipped_config_is_valid_and_described(path):
     assert e.description and "\n" not in e.description
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
 def test_committed_results_are_what_sim_run_produces(path, fresh):
     """Bytes on the recording machine; the stated bound on another CPU; statistics under another numpy.
@@ -100,7 +101,7 @@ def test_another_cpu_stays_within_the_stated_bound(path, fresh, tmp_path, monkey
 
 def test_the_emulated_cpu_does_change_last_bits(tmp_path, monkeypatch, write_config):
     """The emulation is not a no-op: bytes differ, the bound holds (so the test above can fail)."""
-    from tests.conftest import TINY
+    from tests.helpers import TINY
 
     path = write_config(TINY)
     a = run_experiment(load_config(path), tmp_path / "a", execution=Execution(workers=1)).path
