@@ -14,7 +14,7 @@ heads H ~ Binomial(n, p), so p_wrong is a Binomial tail, evaluated in log
 space; whether llr = 0 exactly (a tie) is decided on the integer head count
 (see :func:`coin_wrong_bound`).
 
-This module is the numerical core of issue #8; the configs, summaries,
+This module is the numerical core of the likelihood-ratio test; the configs, summaries,
 figures and ``sim check`` wiring build on it.
 """
 
@@ -28,7 +28,7 @@ import numpy as np
 from scipy import optimize, special, stats
 
 from .binomial import log_pmf, log_prob_in, log_tail
-from .distributions import Pair, coin
+from .distributions import TIE, Pair, coin
 
 
 @dataclass(frozen=True)
@@ -237,7 +237,7 @@ def coin_wrong_bound(p: float, q: float, n: int, *, strict: bool = False) -> tup
         return ("le", -1) if strict else ("le", n)
     t = -n * b / a
     nearest = round(t)
-    tie = abs(t - nearest) <= 64 * np.finfo(float).eps * max(abs(t), 1.0)
+    tie = abs(t - nearest) <= TIE * max(abs(t), 1.0)
     if a > 0:  # llr increases with H: wrong for H ≤ t (< t when strict)
         h = (nearest - 1 if strict else nearest) if tie else math.floor(t)
         return ("le", int(min(n, max(-1, h))))
@@ -370,7 +370,7 @@ def p_wrong_tilted(pair: Pair, n: int, replicates: int, *, rng: np.random.Genera
         ell = np.zeros(pair.p.k)
         ell[pair.support] = pair.log_ratio
         value = counts @ ell[idx]
-        wrong = value <= 64 * np.finfo(float).eps * (counts @ np.abs(ell[idx]))
+        wrong = value <= TIE * (counts @ np.abs(ell[idx]))
     values = np.where(wrong, np.exp(log_w), 0.0)
     mean = float(values.mean())
     sd = float(values.std(ddof=1)) if replicates > 1 else math.inf

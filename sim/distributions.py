@@ -35,6 +35,10 @@ import numpy as np
 Family = Literal["coin", "categorical", "zipf", "uniform", "dirichlet"]
 
 LN2 = math.log(2.0)
+#: A computed sum within TIE of its size from 0 (or from an integer boundary) is a tie:
+#: 64 ulps, more than the rounding of the sums it judges (the doubles 2/3 and 1/3
+#: stand for coins whose llr is exactly 0 at even n).
+TIE = 64 * float(np.finfo(float).eps)
 
 # Coefficients of h(r) / r**2 = sum_j (-1)**j r**j / ((j + 1) (j + 2)), used for
 # |r| < _SERIES_RADIUS, where 14 terms reach double precision.  Beyond it the

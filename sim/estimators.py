@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .distributions import Pair, kl_two, two_product, xlog1px_minus_x
+from .distributions import TIE, Pair, kl_two, two_product, xlog1px_minus_x
 
 ESTIMATORS = ("llr", "cross_entropy", "entropy", "plugin_kl")
 #: Estimators that are probabilities, not information: never converted to bits.
@@ -53,7 +53,7 @@ def llr_wrong(counts: np.ndarray, n: int, llr: np.ndarray, pair: Pair, arrays: S
         side, h = coin_wrong_bound(pair.p.heads, pair.q.heads, n)
         heads = counts[:, int(np.flatnonzero(arrays.index == 0)[0])]
         return heads <= h if side == "le" else heads >= h
-    tolerance = 64 * np.finfo(float).eps * float(np.max(np.abs(arrays.log_ratio), initial=0.0))
+    tolerance = TIE * float(np.max(np.abs(arrays.log_ratio), initial=0.0))
     return llr <= tolerance
 
 

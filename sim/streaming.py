@@ -36,7 +36,7 @@ from .estimators import unit_divisor
 BINS = 2048
 #: Narrowest histogram window: BINS/width stays finite (and far from overflow).
 MIN_WIDTH = 2.0**-1000
-WINDOW_SD = 12.0
+HISTOGRAM_WINDOW_SD = 12.0
 
 
 @dataclass
@@ -210,8 +210,8 @@ class Ranges:
                     hi = coarse_hi[j, e] = tilted_hi[int(n)]
                 m = exact.moments(pair, est, int(n))
                 if m.sd > 0:
-                    fine_lo[j, e] = max(lo, m.mean - WINDOW_SD * m.sd)
-                    fine_hi[j, e] = min(hi, m.mean + WINDOW_SD * m.sd)
+                    fine_lo[j, e] = max(lo, m.mean - HISTOGRAM_WINDOW_SD * m.sd)
+                    fine_hi[j, e] = min(hi, m.mean + HISTOGRAM_WINDOW_SD * m.sd)
                 else:
                     fine_lo[j, e], fine_hi[j, e] = lo, hi
         # Widened by a hair, so that a value on an edge (often an a-priori

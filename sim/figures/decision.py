@@ -11,7 +11,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from ..decision import coin_p_wrong, coin_stein
-from ..distributions import LN2
+from ..distributions import LN2, TIE
 from .style import COLOURS, THEORY, Config, _ax, _coins, _facets, _suptitle, _title, case_titles
 
 #: Sample sizes of the exact curves (beyond the checkpoints, which may be few): a
@@ -140,7 +140,7 @@ def simulated_stein(replicates: pd.DataFrame, units: str, alpha: float = 0.05) -
     for n, group in replicates.groupby("n"):
         llr = group.llr.to_numpy() * scale
         tau = np.quantile(llr, alpha)
-        tie = np.abs(llr - tau) <= 64 * np.finfo(float).eps * max(1.0, abs(tau))
+        tie = np.abs(llr - tau) <= TIE * max(1.0, abs(tau))
         above = (llr > tau) & ~tie
         # randomise at the atom llr = τ, as the exact test does, so the type-I error is α
         below, at = float(np.mean((llr < tau) & ~tie)), float(np.mean(tie))
