@@ -133,7 +133,7 @@ def expect(n: int, probs: np.ndarray, g) -> np.ndarray:
     return out if out is not None else np.zeros(p.size)
 
 
-def _weighted_sums(weights: np.ndarray, valid: np.ndarray | None, values, axis_rows=None) -> np.ndarray:
+def _weighted_sums(weights: np.ndarray, valid: np.ndarray | None, values) -> np.ndarray:
     """Σ weights·g over each row (narrow) — for one g or a tuple of them, stacked first."""
     several = isinstance(values, tuple)
     stack = np.stack(values) if several else values[None]
@@ -177,30 +177,12 @@ def _log_pmf_at(k: np.ndarray, n: int, p: np.ndarray) -> np.ndarray:
     """
     if n <= LOADER_N:
         return stats.binom.logpmf(k, n, p)
-    from .binomial import _HALF_LOG_2PI, _stirlerr
-
     k = np.asarray(k, dtype=float)
     p = np.asarray(p, dtype=float)
     nf = float(n)
-    q = 1.0 - p
-    out = np.where(k == 0, nf * np.log1p(-p), np.where(k == nf, nf * np.log(p), 0.0))
-    mid = (k > 0) & (k < nf)
-    if mid.any():
-        km, pm, qm = k[mid], p[mid], q[mid]
-        mean_h, mean_t = nf * pm, nf * qm
-        deviation = mean_h * xlog1px_minus_x((km - mean_h) / mean_h) + mean_t * xlog1px_minus_x(
-            (mean_h - km) / mean_t
-        )
-        rest = nf - km
-        out[mid] = (
-            _stirlerr(np.array([nf]))[0]
-            - _stirlerr(km)
-            - _stirlerr(rest)
-            - deviation
-            - _HALF_LOG_2PI
-            + 0.5 * (math.log(nf) - np.log(km) - np.log(rest))
-        )
-    return out
+    # the edges from log1p, exact for a small p; the interior in Loader's form
+    edges = np.where(k == 0, nf * np.log1p(-p), nf * np.log(p))
+    return np.where((k > 0) & (k < nf), _binomial_log_pmf(k, nf, p, 1.0 - p), edges)
 
 
 def _expect_wide(n, p, sd, lo, hi, ks, g) -> np.ndarray:

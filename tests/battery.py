@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 
 from sim.check import CheckReport, check_results
+from sim.check.report import COLUMNS
 from sim.config import Experiment, FitExperiment, parse_config
 from sim.runner import Execution, run_experiment
 
@@ -384,20 +385,7 @@ class Crash:
     def __init__(self, error: BaseException):
         self.error = error
         self.traceback = "".join(traceback.format_exception(error))
-        self.failures = pd.DataFrame(
-            columns=[
-                "table",
-                "case",
-                "n",
-                "estimator",
-                "column",
-                "test",
-                "observed",
-                "expected",
-                "z",
-                "reason",
-            ]
-        )
+        self.failures = pd.DataFrame(columns=COLUMNS)
         self.z_crit = math.nan
 
     def headline(self) -> str:

@@ -45,7 +45,6 @@ class _Convergence:
         self.analytic = analytic_table(experiment)
         self._analytic = {r["case"]: r for r in self.analytic.to_dict("records")}
         self.cases = {c.name: c for c in experiment.cases}
-        self.streamed = not experiment.save_replicates
 
     def law(self, case: str, n: int, est: str) -> Law:
         return convergence_law(self.cases[case].pair, est, n, self.experiment.units)
@@ -93,7 +92,6 @@ class _Fit:
         self._analytic = {r["case"]: r for r in self.analytic.to_dict("records")}
         self.cases = {c.name: c for c in experiment.cases}
         self.targets = TARGETS
-        self.streamed = False
 
     def law(self, case: str, n: int, est: str) -> Law:
         return fit_law(self.experiment, self.cases[case], est, n)
@@ -181,10 +179,8 @@ def check_tables(
         )
     laws = {k: kind.law(*k) for k in keys}
     if reps is not None:
-        replicate_records = tbl.replicates(reps, experiment, laws, kind.coin_linear())
+        replicate_records, values = tbl.replicates(reps, experiment, laws, kind.coin_linear())
         records += replicate_records
-        usable = all(r["passed"] for r in replicate_records if r["test"] == tbl.ROW_SET)
-        values = _by_row(reps, experiment) if usable else None
     else:
         values = None
     if all(c in summary.columns for c in kind.columns):
@@ -202,26 +198,12 @@ def check_tables(
                 replicates=experiment.replicates,
                 units=experiment.units,
                 values=None if values is None else values[k],
-                streamed=kind.streamed,
                 **extras,
             ).run()
         records += tbl.tilted_against_plain(summary, kind.coin_cases())
     if res.TRAJECTORY in tables:
         records += tbl.trajectory(tables[res.TRAJECTORY])
     return CheckReport.decide(name or experiment.name, records, alpha=alpha)
-
-
-def _by_row(reps: pd.DataFrame, experiment) -> dict[tuple, np.ndarray]:
-    """Each summary row's R replicate values, in replicate order."""
-    out = {}
-    r, ns = experiment.replicates, list(experiment.checkpoints)
-    for case in experiment.cases:
-        part = reps[reps.case == case.name].sort_values(["replicate", "n"], kind="stable")
-        for est in experiment.estimators:
-            x = part[est].to_numpy(dtype=float).reshape(r, len(ns))
-            for j, n in enumerate(ns):
-                out[(case.name, n, est)] = x[:, j]
-    return out
 
 
 def check_results(folder: str | Path, *, alpha: float = ALPHA) -> CheckReport:

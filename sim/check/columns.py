@@ -120,9 +120,6 @@ class Row(dict):
     def index(self):
         return self.keys()
 
-    def get(self, key, default=None):
-        return dict.get(self, key, default)
-
 
 class RowCheck:
     """The checks of one summary row: call :meth:`run` to get its test records."""
@@ -139,7 +136,6 @@ class RowCheck:
         coverage: Callable[[np.ndarray], tuple[int, int]] | None = None,
         coverage_exact: float = math.nan,
         hit_probability: float = math.nan,
-        streamed: bool = False,
         fit: bool = False,
         finite_expected: bool = False,
     ):
@@ -152,7 +148,6 @@ class RowCheck:
         self.coverage = coverage
         self.coverage_exact = coverage_exact
         self.hit_probability = hit_probability
-        self.streamed = streamed
         self.fit = fit
         self.finite_expected = finite_expected
         self.key = {"case": row.case, "n": int(row.n), "estimator": str(row.estimator)}
@@ -347,8 +342,6 @@ class RowCheck:
                     reason="" if ok else "must be a finite bound ≥ 0",
                 )
             )
-        elif self.streamed:
-            pass
         if "infinite_fraction" in row.index:
             f = row.infinite_fraction
             ok = not _isnan(f) and 0.0 <= f <= 1.0 and abs(f * r - round(f * r)) <= 1e-9 * r

@@ -168,13 +168,15 @@ def tilted_against_plain(summary: pd.DataFrame, coin_cases: set[str]) -> list[di
     return out
 
 
-def replicates(frame: pd.DataFrame, experiment, laws, coin_heads: dict) -> list[dict]:
+def replicates(frame: pd.DataFrame, experiment, laws, coin_heads: dict) -> tuple[list[dict], dict | None]:
     """``replicates.csv.gz``: its rows, the values each estimator can take, identities per replicate.
 
     ``laws[(case, n, estimator)]`` gives each value's bounds; ``coin_heads``
     maps a coin case to the (v_T, v_H) of its llr, from which every
     replicate's number of heads is recovered and checked to be a nested path
-    (never decreasing, never growing faster than n).
+    (never decreasing, never growing faster than n).  Returns the records and,
+    when the rows are complete, each summary row's R values in replicate
+    order (keyed by (case, n, estimator)), for the summary's checks.
     """
     table = "replicates.csv.gz"
     columns = ["case", "replicate", "n", *experiment.estimators]
@@ -187,7 +189,8 @@ def replicates(frame: pd.DataFrame, experiment, laws, coin_heads: dict) -> list[
     ]
     out += row_set(table, frame, ["case", "replicate", "n"], expected)
     if not all(r["passed"] for r in out):
-        return out
+        return out, None
+    by_row = {}
     for case in experiment.cases:
         part = frame[frame.case == case.name].sort_values(["replicate", "n"], kind="stable")
         for est in experiment.estimators:
@@ -204,7 +207,7 @@ def replicates(frame: pd.DataFrame, experiment, laws, coin_heads: dict) -> list[
                         abs(law.high) if math.isfinite(law.high) else 0,
                     )
                 )
-                col = x[:, j]
+                col = by_row[(case.name, n, est)] = x[:, j]
                 outside = ~((col >= law.low - slack) & (col <= law.high + slack))
                 if law.indicator:
                     outside |= ~np.isin(col, (0.0, 1.0))
@@ -243,7 +246,7 @@ def replicates(frame: pd.DataFrame, experiment, laws, coin_heads: dict) -> list[
             out.append(_identity(table, case.name, "plugin_kl ≥ llr", bad, part))
         if case.name in coin_heads and "llr" in names:
             out.append(_coin_paths(table, case.name, part, coin_heads[case.name], experiment))
-    return out
+    return out, by_row
 
 
 def _identity(table, case, what, bad, part) -> dict:
