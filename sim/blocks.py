@@ -20,19 +20,12 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from . import registry
 from .config import Case, Experiment
-from .estimators import (
-    DENSE_K,
-    PROBABILITIES,
-    SparseSums,
-    SupportArrays,
-    estimate,
-    llr_covered,
-    llr_wrong,
-    row_dot,
-    unit_divisor,
-)
+from .estimators import DENSE_K, SparseSums, SupportArrays, estimate, row_dot
+from .events import llr_covered, llr_wrong
 from .parallel import Task
+from .registry import LLR
 from .sampling import count_paths
 from .streaming import Accumulator, BlockFold, Ranges
 
@@ -73,8 +66,9 @@ def simulate_block(
         out[j] = values
         if flags is not None:
             covered[j] = flags
-    if "p_wrong_tilted" in names:
-        out[:, names.index("p_wrong_tilted")] = _tilted_block(experiment, case, arrays, block, rows).T
+    for e, spec in enumerate(registry.specs(names)):
+        if spec.tilted:
+            out[:, e] = _tilted_block(experiment, case, arrays, block, rows).T
     return out, covered
 
 
@@ -89,30 +83,33 @@ def checkpoint_values(
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
     """Yield ``(j, values, flags)`` for each checkpoint of one block, in nats.
 
-    ``values`` is ``(estimators, rows)`` (``p_wrong_tilted``, drawn from its
+    ``values`` is ``(estimators, rows)`` (a tilted estimator, drawn from its
     own paths, left unset), reused from one checkpoint to the next: consume
     or copy it before asking for the next.  ``flags`` are the llr's coverage
-    flags, or None without ``llr``.
+    flags, or None without an estimator that reports coverage.
     """
-    names, ckpts = experiment.estimators, experiment.checkpoints
+    specs, ckpts = registry.specs(experiment.estimators), experiment.checkpoints
     rows = block_rows(experiment, arrays, block)
     rng = block_rng(experiment.seed, case.name, block)
     paths = count_paths(arrays.probs, ckpts, rows, rng=rng, method=experiment.sampler, with_delta=True)
     sums = SparseSums(rows, arrays) if arrays.probs.size > DENSE_K else None
-    wanted = [name for name in names if name not in PROBABILITIES]
-    if "p_wrong" in names and "llr" not in wanted:
-        wanted.append("llr")
-    row = np.zeros((len(names), rows))
+    from_counts = [s.name for s in specs if not s.probability]
+    if any(s.needs_llr for s in specs) and LLR.name not in from_counts:
+        from_counts.append(LLR.name)
+    row = np.zeros((len(specs), rows))
     for j, (n, (counts, delta)) in enumerate(zip(ckpts, paths, strict=True)):
         values = (
-            estimate(counts, n, arrays, wanted) if sums is None else sums.update(counts, delta, n, wanted)
+            estimate(counts, n, arrays, from_counts)
+            if sums is None
+            else sums.update(counts, delta, n, from_counts)
         )
-        if "p_wrong" in names:
-            values["p_wrong"] = llr_wrong(counts, n, values["llr"], case.pair, arrays)
-        for e, name in enumerate(names):
-            if name != "p_wrong_tilted":
-                row[e] = values[name]
-        flags = llr_covered(counts, n, values["llr"], case.pair, arrays) if "llr" in values else None
+        for e, spec in enumerate(specs):
+            if spec.needs_llr:
+                row[e] = llr_wrong(counts, n, values[LLR.name], case.pair, arrays)
+            elif not spec.tilted:
+                row[e] = values[spec.name]
+        covered = any(s.coverage for s in specs)
+        flags = llr_covered(counts, n, values[LLR.name], case.pair, arrays) if covered else None
         yield j, row, flags
 
 
@@ -166,36 +163,40 @@ def run_task(experiment: Experiment, task: Task) -> dict[str, np.ndarray]:
     """
     case = experiment.cases[task.case]
     arrays = SupportArrays.from_pair(case.pair)
-    shape = (len(experiment.checkpoints), len(experiment.estimators))
-    acc = None if experiment.save_replicates else Accumulator.empty(shape)
-    ranges = None if acc is None else ranges_of(experiment, task.case)
-    divisor = unit_divisor(experiment.estimators, experiment.units)[:, None]
-    scale = bool((divisor != 1.0).any())
+    divisor = registry.divisors(experiment.estimators, experiment.units)[:, None]
+    blocks = range(task.first, task.first + task.blocks)
+    if not experiment.save_replicates:
+        return _stream_task(experiment, task, arrays, divisor)
     values, covered = [], []
+    for b in blocks:
+        v, c = simulate_block(experiment, case, arrays, b)
+        if (divisor != 1.0).any():
+            v /= divisor
+        values.append(v)
+        covered.append(c)
+    return {"values": stack(values), "covered": stack(covered)}
+
+
+def _stream_task(experiment: Experiment, task: Task, arrays: SupportArrays, divisor: np.ndarray) -> dict:
+    """:func:`run_task` without replicates: each checkpoint folded in while it is in cache."""
+    case = experiment.cases[task.case]
+    acc = Accumulator.empty((len(experiment.checkpoints), len(experiment.estimators)))
+    ranges = ranges_of(experiment, task.case)
+    scale = bool((divisor != 1.0).any())
+    tilted = [e for e, spec in enumerate(registry.specs(experiment.estimators)) if spec.tilted]
     for b in range(task.first, task.first + task.blocks):
-        if acc is None:
-            v, c = simulate_block(experiment, case, arrays, b)
+        rows = block_rows(experiment, arrays, b)
+        fold = BlockFold(acc, ranges, rows)
+        # a tilted estimator is drawn from its own paths, all checkpoints at once
+        own = _tilted_block(experiment, case, arrays, b, rows) if tilted else None
+        for j, v, c in checkpoint_values(experiment, case, arrays, b):
+            for t in tilted:
+                v[t] = own[:, j]
             if scale:
                 v /= divisor
-            values.append(v)
-            covered.append(c)
-        else:  # fold each checkpoint in while it is in cache
-            rows = block_rows(experiment, arrays, b)
-            fold = BlockFold(acc, ranges, rows)
-            tilted = None
-            if "p_wrong_tilted" in experiment.estimators:  # drawn from its own paths: all checkpoints
-                tilted = _tilted_block(experiment, case, arrays, b, rows)
-                t = experiment.estimators.index("p_wrong_tilted")
-            for j, v, c in checkpoint_values(experiment, case, arrays, b):
-                if tilted is not None:
-                    v[t] = tilted[:, j]
-                if scale:
-                    v /= divisor
-                fold.add(j, v, c)
-            fold.close()
-    if acc is not None:
-        return acc.arrays()
-    return {"values": stack(values), "covered": stack(covered)}
+            fold.add(j, v, c)
+        fold.close()
+    return acc.arrays()
 
 
 def stack(parts: Sequence[np.ndarray]) -> np.ndarray:

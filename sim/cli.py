@@ -364,7 +364,7 @@ def llr(sequence: tuple[str, ...], p: float, q: float, units: str) -> None:
     """
     import math
 
-    from .estimators import coin_sequence
+    from .sequence import coin_sequence
 
     try:
         r = coin_sequence(" ".join(sequence), p, q)

@@ -1,4 +1,7 @@
-"""The four estimators of a sample path, computed from its category counts.
+"""Estimators of a sample path computed from its category counts (the kernels).
+
+Which estimators exist, and what each one is, is :mod:`sim.registry`; this
+module evaluates those of forms ``MEAN`` and ``PLUGIN`` for many rows at once.
 
 With counts c_k among N observations drawn from p (f_k = c_k / N):
 
@@ -21,40 +24,14 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from .distributions import TIE, Pair, kl_two, two_product, xlog1px_minus_x
-
-ESTIMATORS = ("llr", "cross_entropy", "entropy", "plugin_kl")
-#: Estimators that are probabilities, not information: never converted to bits.
-PROBABILITIES = ("p_wrong", "p_wrong_tilted")
-
-
-def unit_divisor(names, units: str) -> np.ndarray:
-    """What each estimator's nats are divided by for ``units`` (1 for probabilities)."""
-    from .distributions import LN2
-
-    scale = LN2 if units == "bits" else 1.0
-    return np.array([1.0 if name in PROBABILITIES else scale for name in names])
-
-
-def llr_wrong(counts: np.ndarray, n: int, llr: np.ndarray, pair: Pair, arrays: SupportArrays) -> np.ndarray:
-    """Whether llr_n ≤ 0 (the sample favours q), per row: the event behind ``p_wrong``.
-
-    For a coin the event is decided on the integer number of heads (see
-    :func:`sim.decision.coin_wrong_bound`), as in its exact probability;
-    otherwise an llr within rounding of 0 counts as a tie, i.e. as ≤ 0.
-    """
-    from .decision import coin_wrong_bound
-
-    if pair.family == "coin" and 0.0 < pair.p.heads < 1.0:
-        side, h = coin_wrong_bound(pair.p.heads, pair.q.heads, n)
-        heads = counts[:, int(np.flatnonzero(arrays.index == 0)[0])]
-        return heads <= h if side == "le" else heads >= h
-    tolerance = TIE * float(np.max(np.abs(arrays.log_ratio), initial=0.0))
-    return llr <= tolerance
+from . import registry
+from .distributions import Pair, kl_two, two_product, xlog1px_minus_x
+from .registry import Form
 
 
 @dataclass(frozen=True, eq=False)
@@ -110,7 +87,9 @@ def _support_arrays(pair: Pair) -> SupportArrays:
     return SupportArrays._build(pair)
 
 
-def estimate(counts: np.ndarray, n: int, arrays: SupportArrays, names=ESTIMATORS) -> dict[str, np.ndarray]:
+def estimate(
+    counts: np.ndarray, n: int, arrays: SupportArrays, names: Sequence[str] | None = None
+) -> dict[str, np.ndarray]:
     """Evaluate estimators for each row of ``counts`` (in nats).
 
     Only the non-zero counts are visited, so a path of N observations costs
@@ -125,14 +104,16 @@ def estimate(counts: np.ndarray, n: int, arrays: SupportArrays, names=ESTIMATORS
         The sample size N.
     arrays : SupportArrays
         Logarithms of p and q on the support.
-    names : sequence of str
-        Which estimators to compute.
+    names : sequence of str, optional
+        Which estimators to compute (default: a convergence experiment's
+        default ones); each must be computed from counts alone.
 
     Returns
     -------
     dict of str to numpy.ndarray
         One ``(rows,)`` array per requested estimator.
     """
+    names = registry.names(registry.CONVERGENCE) if names is None else names
     if counts.shape[1] <= DENSE_K:
         return _estimate_dense(counts, n, arrays, names)
     rows, cols = np.nonzero(counts)
@@ -203,27 +184,31 @@ def _estimate_two(first: np.ndarray, n: int, arrays: SupportArrays, names) -> di
 def _by_name(names, n: int, arrays: SupportArrays, dot, kl_to_q) -> dict[str, np.ndarray]:
     """The requested estimators from ``dot(v)`` = Σ_k c_k v_k per row and KL(f‖q) per row."""
     out: dict[str, np.ndarray] = {}
-    for name in names:
-        if name == "llr":
-            out[name] = dot(arrays.log_ratio) / n
-        elif name == "cross_entropy":
-            out[name] = -dot(arrays.log_q) / n
-        elif name == "entropy":
-            out[name] = -dot(arrays.log_p) / n
-        elif name == "plugin_kl":
-            out[name] = kl_to_q()
+    for spec in _from_counts(names):
+        if spec.form is Form.MEAN:
+            total = dot(getattr(arrays, spec.vector))
+            out[spec.name] = (total if spec.sign > 0 else -total) / n
         else:
-            raise ValueError(f"unknown estimator {name!r}")
+            out[spec.name] = kl_to_q()
     return out
+
+
+def _from_counts(names) -> tuple[registry.Estimator, ...]:
+    """The registry's entries for ``names``, each one computed from counts alone."""
+    specs = registry.specs(names)
+    for spec in specs:
+        if spec.form not in (Form.MEAN, Form.PLUGIN):
+            raise ValueError(f"{spec.name} is not computed from a path's counts alone")
+    return specs
 
 
 class SparseSums:
     """Estimators of large-K paths kept as running sums, updated where counts change.
 
-    Per row: A = Σ c log(p/q), B = Σ c log q, E = Σ c log p, each kept as
-    Σ c (v − v_0) (see the module notes), and S = Σ c log c.  Then llr = A/n,
-    cross_entropy = −B/n, entropy = −E/n and plugin_kl =
-    max(0, (S − B)/n − log n), since KL(f‖q) = (1/n) Σ c log(c/(n q)).  When
+    Per row and per vector v (log(p/q), log q, log p): Σ c v, kept as
+    Σ c (v − v_0) (see the module notes), and S = Σ c log c.  A mean
+    estimator is then ±(n·v_0 + Σ c (v − v_0))/n, and with B = Σ c log q the
+    plug-in is max(0, (S − B)/n − log n), since KL(f‖q) = (1/n) Σ c log(c/(n q)).  When
     an increment is drawn as observations only the cells it touched are
     revisited, so a checkpoint costs O(min(increment, K)) rather than O(K).
     The plug-in form loses about log(n)·1e-16 to cancellation, negligible
@@ -231,46 +216,48 @@ class SparseSums:
     cancellation-free path.
     """
 
+    #: The per-category vectors whose sums are kept.
+    VECTORS = ("log_ratio", "log_q", "log_p")
+
     def __init__(self, rows: int, arrays: SupportArrays):
         self.arrays = arrays
         self.k = arrays.probs.size
-        self.a = np.zeros(rows)
-        self.b = np.zeros(rows)
-        self.e = np.zeros(rows)
+        self.sums = {v: np.zeros(rows) for v in self.VECTORS}
         self.s = np.zeros(rows)
 
     def update(self, counts: np.ndarray, delta, n: int, names) -> dict[str, np.ndarray]:
-        arr = self.arrays
-        rows = counts.shape[0]
-        lr, lq, lp = arr.log_ratio, arr.log_q, arr.log_p
+        """Bring the sums to ``counts`` (changed at ``delta``, or None: recount) and evaluate ``names``."""
         if delta is None:  # recount every cell: O(K) passes, no search for the non-zero ones
-            c = counts.astype(float)
-            self.a = row_dot(c, lr - lr[0])
-            self.b = row_dot(c, lq - lq[0])
-            self.e = row_dot(c, lp - lp[0])
-            self.s = xlogx(counts).sum(axis=1)
+            self._recount(counts)
         else:
-            cells, before = delta
-            r, col = np.divmod(cells, self.k)
-            after = counts.reshape(-1)[cells]
-            add = (after - before).astype(float)
-            self.a += np.bincount(r, weights=add * (lr[col] - lr[0]), minlength=rows)
-            self.b += np.bincount(r, weights=add * (lq[col] - lq[0]), minlength=rows)
-            self.e += np.bincount(r, weights=add * (lp[col] - lp[0]), minlength=rows)
-            self.s += np.bincount(r, weights=xlogx(after) - xlogx(before), minlength=rows)
+            self._add(counts, delta)
         out: dict[str, np.ndarray] = {}
-        for name in names:
-            if name == "llr":
-                out[name] = (n * lr[0] + self.a) / n
-            elif name == "cross_entropy":
-                out[name] = -(n * lq[0] + self.b) / n
-            elif name == "entropy":
-                out[name] = -(n * lp[0] + self.e) / n
-            elif name == "plugin_kl":
-                out[name] = np.maximum((self.s - (n * lq[0] + self.b)) / n - math.log(n), 0.0)
+        for spec in _from_counts(names):
+            if spec.form is Form.MEAN:
+                total = n * getattr(self.arrays, spec.vector)[0] + self.sums[spec.vector]
+                out[spec.name] = (total if spec.sign > 0 else -total) / n
             else:
-                raise ValueError(f"unknown estimator {name!r}")
+                log_q = n * self.arrays.log_q[0] + self.sums["log_q"]
+                out[spec.name] = np.maximum((self.s - log_q) / n - math.log(n), 0.0)
         return out
+
+    def _recount(self, counts: np.ndarray) -> None:
+        c = counts.astype(float)
+        for v in self.VECTORS:
+            values = getattr(self.arrays, v)
+            self.sums[v] = row_dot(c, values - values[0])
+        self.s = xlogx(counts).sum(axis=1)
+
+    def _add(self, counts: np.ndarray, delta) -> None:
+        cells, before = delta
+        rows = counts.shape[0]
+        r, col = np.divmod(cells, self.k)
+        after = counts.reshape(-1)[cells]
+        add = (after - before).astype(float)
+        for v in self.VECTORS:
+            values = getattr(self.arrays, v)
+            self.sums[v] += np.bincount(r, weights=add * (values[col] - values[0]), minlength=rows)
+        self.s += np.bincount(r, weights=xlogx(after) - xlogx(before), minlength=rows)
 
 
 def residual(c, n: float, m):
@@ -318,23 +305,6 @@ def xlogx(counts: np.ndarray) -> np.ndarray:
     return out
 
 
-def llr_covered(counts: np.ndarray, n: int, llr: np.ndarray, pair: Pair, arrays: SupportArrays) -> np.ndarray:
-    """Whether |llr − KL| ≤ 1.96 σ/√n, per row: the event behind ``coverage95``.
-
-    For a coin the event is decided on the integer number of heads (see
-    :func:`sim.exact.coin_coverage_bounds`), exactly as in its exact
-    probability; otherwise on the llr values, allowing for rounding.
-    """
-    from .exact import Z95, coin_coverage_bounds
-
-    sigma, kl = pair.llr_sigma, pair.kl_pq
-    if pair.family == "coin" and sigma > 0 and 0.0 < pair.p.heads < 1.0:
-        lo, hi = coin_coverage_bounds(pair.p.heads, n)
-        heads = counts[:, int(np.flatnonzero(arrays.index == 0)[0])]
-        return (heads >= lo) & (heads <= hi)
-    return np.abs(llr - kl) <= Z95 * sigma / math.sqrt(n) + 1e-12 * max(1.0, abs(kl))
-
-
 def _kl_to(probs: np.ndarray, total: float, c, rows, cols, n, size) -> np.ndarray:
     """KL(f‖m) per row from the non-zero counts ``c`` at (rows, cols), m = ``probs`` of mass ``total``.
 
@@ -346,69 +316,3 @@ def _kl_to(probs: np.ndarray, total: float, c, rows, cols, n, size) -> np.ndarra
     seen = np.bincount(rows, weights=xlog1px_minus_x(residual(c, n, m) / expected) * m, minlength=size)
     unseen = total - np.bincount(rows, weights=m, minlength=size)
     return seen + np.maximum(unseen, 0.0)
-
-
-@dataclass(frozen=True)
-class CoinSequence:
-    """The source's worked example: a sequence of flips under two coins (nats)."""
-
-    heads: int
-    tails: int
-    p: float
-    q: float
-    loglik_p: float
-    loglik_q: float
-    kl_pq: float
-
-    @property
-    def n(self) -> int:
-        return self.heads + self.tails
-
-    @property
-    def log_ratio(self) -> float:
-        """log L_p − log L_q (nan when both likelihoods are 0)."""
-        return self.loglik_p - self.loglik_q
-
-    @property
-    def llr(self) -> float:
-        """The normalised log-likelihood ratio (1/N) log(L_p/L_q)."""
-        return self.log_ratio / self.n
-
-
-def coin_sequence(sequence: str, p: float, q: float) -> CoinSequence:
-    """Count heads and tails in ``sequence`` (``H``/``T``) and evaluate both coins.
-
-    Raises
-    ------
-    ValueError
-        If the sequence is empty or holds anything but H and T (either case;
-        spaces are ignored), or if p or q lies outside [0, 1].  The message
-        quotes the first offending character as given and its position in
-        ``sequence`` (counting spaces, from 1).
-    """
-    from .distributions import Pair, coin
-
-    flips = "".join(sequence.split()).upper()
-    if not flips:
-        raise ValueError("the sequence is empty; give flips such as HTHHTTH")
-    bad = next(
-        (i for i, ch in enumerate(sequence) if not ch.isspace() and ch.upper() not in ("H", "T")), None
-    )
-    if bad is not None:
-        raise ValueError(
-            f"the sequence may hold only H and T; found {sequence[bad]!r} at position {bad + 1}"
-            + (f" of {sequence!r}" if any(ch.isspace() for ch in sequence) else "")
-        )
-    heads = flips.count("H")
-    tails = len(flips) - heads
-    cp, cq = coin(p), coin(q)
-
-    def loglik(c) -> float:
-        lh, lt = c.log_probs
-        return (heads * lh if heads else 0.0) + (tails * lt if tails else 0.0)
-
-    try:
-        kl = Pair(cp, cq).kl_pq
-    except ValueError:
-        kl = math.inf
-    return CoinSequence(heads, tails, p, q, loglik(cp), loglik(cq), kl)

@@ -53,6 +53,7 @@ import numpy as np
 from scipy import stats
 
 from .binomial import _HALF_LOG_2PI, _stirlerr
+from .decision import coin_p_wrong
 from .distributions import Pair, snap_rounding, two_product, xlog1px_minus_x
 
 WINDOW_SD = 12.0
@@ -435,7 +436,7 @@ def _exact_plugin_variance(pair: Pair, n: int) -> float | None:
     if pair.support.size == 1:
         return 0.0  # every observation in one category: KL(p̂‖q) = −log q there
     if n == 1:
-        return per_sample(pair, "cross_entropy")[1]  # KL(p̂_1‖q) = −log q(X_1)
+        return _cross_entropy_terms(pair)[1]  # KL(p̂_1‖q) = −log q(X_1)
     probs, values, inverse, multiplicity = _probability_types(pair)
     if _pair_cost(n, values, multiplicity) > VARIANCE_BUDGET:
         return None
@@ -613,70 +614,58 @@ def plugin_mu4_upper(pair: Pair, n: int) -> float:
     (Σ f log(f/q) ≤ Σ f log(1/q)), so |KL(p̂‖q) − μ| ≤ max(μ, B − μ) and
     μ4 ≤ max(μ, B − μ)²·σ², with σ² the variance or its bound.
     """
-    m = moments(pair, "plugin_kl", n)
+    m = plugin_moments(pair, n)
     if not math.isnan(m.mu4):
         return m.mu4
     top = float(np.max(-pair.q.log_probs[pair.support]))
     return max(m.mean, top - m.mean) ** 2 * plugin_variance(pair, n).variance
 
 
-def _p_wrong_moments(pair: Pair, n: int) -> Moments:
+def p_wrong_moments(pair: Pair, n: int) -> Moments:
     """The indicator 1{llr_n ≤ 0}: exact for coins (a Binomial tail), unknown otherwise."""
     if pair.family != "coin":
         return Moments(math.nan, math.nan, math.nan)
-    from .decision import coin_p_wrong
-
     w = coin_p_wrong(pair.p.heads, pair.q.heads, n)[0]
     var = w * (1.0 - w)
     return Moments(w, math.sqrt(var), var * (1.0 - 3.0 * var))
 
 
-def per_sample(pair: Pair, estimator: str) -> tuple[float, float, float]:
-    """Mean, variance and fourth central moment of one summand (nats)."""
-    s = pair.support
-    w = pair.p.probs[s]
-    if estimator == "llr":
-        values, mean = pair.log_ratio, pair.kl_pq
-    elif estimator == "cross_entropy":
-        values, mean = -pair.q.log_probs[s], pair.cross_entropy
-    elif estimator == "entropy":
-        values, mean = -pair.p.log_probs[s], pair.entropy_p
-    else:
-        raise ValueError(f"{estimator!r} is not a mean of i.i.d. terms")
-    # centred at the mean of the values the estimator actually sums, which can differ
-    # from the analytic mean by rounding (a Zipf law's logs and its probabilities are
-    # each correctly rounded, not each other's exact image): the sd of a constant
-    # estimator is then 0, not that rounding
-    centre = math.fsum(w * values)
+def per_sample(values: np.ndarray, weights: np.ndarray, mean: float) -> tuple[float, float, float]:
+    """Mean, variance and fourth central moment of one summand taking ``values`` with probabilities ``weights``.
+
+    ``mean`` is the exact mean (an analytic quantity of the pair); the
+    deviations are centred at the mean of the values actually summed, which
+    can differ from it by rounding (a Zipf law's logs and its probabilities
+    are each correctly rounded, not each other's exact image): the sd of a
+    constant estimator is then 0, not that rounding.
+    """
+    centre = math.fsum(weights * values)
     dev = snap_rounding(values - centre, np.maximum(np.abs(values), abs(centre)))
-    return mean, math.fsum(w * dev**2), math.fsum(w * dev**4)
+    return mean, math.fsum(weights * dev**2), math.fsum(weights * dev**4)
+
+
+def mean_moments(values: np.ndarray, weights: np.ndarray, mean: float, n: int) -> Moments:
+    """Exact moments of the mean of ``n`` i.i.d. summands (see :func:`per_sample`)."""
+    mean, var, mu4 = per_sample(values, weights, mean)
+    return Moments(mean, math.sqrt(var / n), (mu4 + 3 * (n - 1) * var**2) / n**3)
+
+
+def _cross_entropy_terms(pair: Pair) -> tuple[float, float, float]:
+    """Per-sample moments of −log q(X): KL(p̂_1‖q) = −log q(X_1)."""
+    return per_sample(-pair.q.log_probs[pair.support], pair.p.probs[pair.support], pair.cross_entropy)
 
 
 @functools.lru_cache(maxsize=4096)
-def moments(pair: Pair, estimator: str, n: int) -> Moments:
-    """Exact moments of ``estimator`` at sample size ``n``; nan where unknown.
-
-    Cached per (pair, estimator, n): a run's summary and its check share them.
-    """
-    if estimator == "plugin_kl":
-        if pair.family == "coin":
-            return coin_plugin_moments(pair, n)
-        mean = pair.kl_pq + plugin_bias(pair, n)
-        if n == 1 or pair.support.size == 1:  # KL(p̂_1‖q) = −log q(X_1): i.i.d. moments
-            _, var, mu4 = per_sample(pair, "cross_entropy")
-            return Moments(mean, math.sqrt(var), mu4)
-        var = _exact_plugin_variance(pair, n)  # None: too costly, and a bound is no exact sd
-        return Moments(mean, math.nan if var is None else math.sqrt(var), math.nan)
-    if estimator == "p_wrong":
-        return _p_wrong_moments(pair, n)
-    if estimator == "p_wrong_tilted":
-        if pair.family != "coin" or not 0.0 < pair.p.heads < 1.0:
-            return Moments(math.nan, math.nan, math.nan)
-        from .decision import coin_tilted_moments
-
-        return Moments(*coin_tilted_moments(pair.p.heads, pair.q.heads, n))
-    mean, var, mu4 = per_sample(pair, estimator)
-    return Moments(mean, math.sqrt(var / n), (mu4 + 3 * (n - 1) * var**2) / n**3)
+def plugin_moments(pair: Pair, n: int) -> Moments:
+    """Exact moments of the plug-in KL(p̂_n‖q) at ``n``; nan where unknown (cached)."""
+    if pair.family == "coin":
+        return coin_plugin_moments(pair, n)
+    mean = pair.kl_pq + plugin_bias(pair, n)
+    if n == 1 or pair.support.size == 1:  # KL(p̂_1‖q) = −log q(X_1): i.i.d. moments
+        _, var, mu4 = _cross_entropy_terms(pair)
+        return Moments(mean, math.sqrt(var), mu4)
+    var = _exact_plugin_variance(pair, n)  # None: too costly, and a bound is no exact sd
+    return Moments(mean, math.nan if var is None else math.sqrt(var), math.nan)
 
 
 def coin_coverage_bounds(p: float, n: int) -> tuple[int, int]:

@@ -28,10 +28,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import exact
+from . import registry
 from .decision import tilted_bound
 from .distributions import Pair
-from .estimators import unit_divisor
 
 BINS = 2048
 #: Narrowest histogram window: BINS/width stays finite (and far from overflow).
@@ -184,59 +183,30 @@ class Ranges:
 
     @classmethod
     def for_case(cls, pair: Pair, checkpoints, estimators, units: str) -> Ranges:
-        s = pair.support
-        ell, lq, lp = pair.log_ratio, -pair.q.log_probs[s], -pair.p.log_probs[s]
-        bounds = {
-            "llr": (ell.min(), ell.max()),
-            "cross_entropy": (lq.min(), lq.max()),
-            "entropy": (lp.min(), lp.max()),
-            "plugin_kl": (0.0, max(lq.max(), 0.0)),
-            "p_wrong": (0.0, 1.0),
-            "p_wrong_tilted": (0.0, 1.0),  # its upper bound depends on n: see below
-        }
-        # A tilted replicate's value is w·1{llr_n ≤ 0} with w = Z^n exp(s·n·llr_n)
-        # ≤ Z^n = exp(−n·C) where llr_n ≤ 0, widened for rounding (see tilted_bound).
-        tilted_hi = {}
-        if "p_wrong_tilted" in estimators:
-            tilted_hi = {int(n): tilted_bound(pair, int(n)) for n in checkpoints}
-        shape = (len(checkpoints), len(estimators))
-        fine_lo, fine_hi = np.zeros(shape), np.zeros(shape)
-        coarse_lo, coarse_hi = np.zeros(shape), np.zeros(shape)
-        for e, est in enumerate(estimators):
-            lo, hi = bounds[est]
-            coarse_lo[:, e], coarse_hi[:, e] = lo, hi
+        """The windows of one case: a-priori bounds, narrowed to the exact mean ± 12 sd where known."""
+        specs = registry.specs(estimators)
+        shape = (len(checkpoints), len(specs))
+        coarse_lo, coarse_hi = _bounds(pair, checkpoints, specs)
+        exponent = np.zeros(shape, dtype=np.int64)
+        for e, spec in enumerate(specs):
+            for j, hi in enumerate(coarse_hi[:, e]):
+                if spec.tilted and 0.0 < hi < TINY:
+                    exponent[j, e] = math.frexp(hi)[1]  # hi·2⁻ᵏ in [½, 1)
+        fine_lo, fine_hi = np.array(coarse_lo), np.array(coarse_hi)
+        for e, spec in enumerate(specs):
             for j, n in enumerate(checkpoints):
-                if est == "p_wrong_tilted":
-                    hi = coarse_hi[j, e] = tilted_hi[int(n)]
-                m = exact.moments(pair, est, int(n))
+                m = spec.moments(pair, int(n))
                 if m.sd > 0:
-                    fine_lo[j, e] = max(lo, m.mean - HISTOGRAM_WINDOW_SD * m.sd)
-                    fine_hi[j, e] = min(hi, m.mean + HISTOGRAM_WINDOW_SD * m.sd)
-                else:
-                    fine_lo[j, e], fine_hi[j, e] = lo, hi
+                    fine_lo[j, e] = max(coarse_lo[j, e], m.mean - HISTOGRAM_WINDOW_SD * m.sd)
+                    fine_hi[j, e] = min(coarse_hi[j, e], m.mean + HISTOGRAM_WINDOW_SD * m.sd)
         # Widened by a hair, so that a value on an edge (often an a-priori
         # bound itself, or the only value of a constant estimator) falls in
         # the window whatever its last bits of rounding.
         hair = (fine_hi - fine_lo) * 2.0**-20 + 1e-12 * np.maximum(abs(fine_lo), abs(fine_hi))
         fine_lo -= hair
         fine_hi += hair
-        # A window narrower than MIN_WIDTH (a tilted bound e^(−nC) of 1e-322) would make
-        # BINS/width overflow: widen it, which only coarsens its bins, never loses a value.
-        # (an empty window, lo = hi, is left alone: one value, no bins to divide)
-        fine_hi = np.where(
-            (fine_hi > fine_lo) & (fine_hi - fine_lo < MIN_WIDTH), fine_lo + MIN_WIDTH, fine_hi
-        )
-        coarse_hi = np.where(
-            (coarse_hi > coarse_lo) & (coarse_hi - coarse_lo < MIN_WIDTH), coarse_lo + MIN_WIDTH, coarse_hi
-        )
-        divisor = unit_divisor(estimators, units)
-        exponent = np.zeros(shape, dtype=np.int64)
-        if "p_wrong_tilted" in estimators:
-            e = list(estimators).index("p_wrong_tilted")
-            for j, n in enumerate(checkpoints):
-                hi = tilted_hi[int(n)]
-                if 0.0 < hi < TINY:
-                    exponent[j, e] = math.frexp(hi)[1]  # hi·2⁻ᵏ in [½, 1)
+        fine_hi, coarse_hi = _at_least_min_width(fine_lo, fine_hi), _at_least_min_width(coarse_lo, coarse_hi)
+        divisor = registry.divisors(estimators, units)
         scaled = (np.ldexp(a / divisor, -exponent) for a in (fine_lo, fine_hi, coarse_lo, coarse_hi))
         return cls(*scaled, exponent=exponent if exponent.any() else None)
 
@@ -315,3 +285,29 @@ def _positions(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, shift: float 
     t = np.multiply(values, scale)
     t -= lo * scale - shift
     return t
+
+
+def _bounds(pair: Pair, checkpoints, specs) -> tuple[np.ndarray, np.ndarray]:
+    """(checkpoints, estimators) a-priori bounds of every value.
+
+    A tilted replicate's value is w·1{llr_n ≤ 0} with w = Z^n exp(s·n·llr_n)
+    ≤ Z^n = exp(−n·C) where llr_n ≤ 0, widened for rounding (see
+    :func:`sim.decision.tilted_bound`): its upper bound depends on n.
+    """
+    shape = (len(checkpoints), len(specs))
+    lo, hi = np.zeros(shape), np.zeros(shape)
+    for e, spec in enumerate(specs):
+        lo[:, e], hi[:, e] = spec.bounds(pair)
+        if spec.tilted:
+            hi[:, e] = [tilted_bound(pair, int(n)) for n in checkpoints]
+    return lo, hi
+
+
+def _at_least_min_width(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """``hi``, moved up where the window is narrower than :data:`MIN_WIDTH`.
+
+    A window narrower than MIN_WIDTH (a tilted bound e^(−nC) of 1e-322) would
+    make BINS/width overflow: widening it only coarsens its bins, never loses
+    a value.  An empty window, lo = hi, is left alone: one value, no bins.
+    """
+    return np.where((hi > lo) & (hi - lo < MIN_WIDTH), lo + MIN_WIDTH, hi)

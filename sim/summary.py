@@ -12,11 +12,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from . import exact
+from . import exact, registry
 from .config import Case, Experiment
 from .decision import chernoff, sees_every_event
 from .distributions import to_units
-from .estimators import PROBABILITIES, unit_divisor
 from .streaming import TINY
 
 ANALYTIC_COLUMNS = [
@@ -58,16 +57,7 @@ SUMMARY_COLUMNS = [
     "coverage95_exact",
 ]
 
-#: Estimator → (its limit, the per-sample sd of its summands) as analytic columns.
-REFERENCES = {
-    "llr": ("kl_pq", "llr_sigma"),
-    "cross_entropy": ("cross_entropy_pq", "cross_entropy_sigma"),
-    "entropy": ("entropy_p", "entropy_sigma"),
-    "plugin_kl": ("kl_pq", None),
-}
-
-
-#: The columns of a ``p_wrong_tilted`` row left empty when no replicate saw the event.
+#: The columns of a tilted (``p_wrong_tilted``) row left empty when no replicate saw the event.
 UNSEEN_EMPTY = ("mean", "sd", "mcse", "bias", "rmse", "z")
 
 
@@ -85,7 +75,7 @@ def _blank_unseen(stats: dict, unseen: np.ndarray) -> None:
 
 
 def _unseen(maximum: np.ndarray, estimators, pair, checkpoints) -> np.ndarray:
-    """(n, estimators): ``p_wrong_tilted`` columns whose largest replicate is 0 though it need not be.
+    """(n, estimators): tilted columns whose largest replicate is 0 though it need not be.
 
     Only where a replicate that saw the event always has a positive weight
     (:func:`sim.decision.sees_every_event`).  Where weights can underflow
@@ -94,56 +84,70 @@ def _unseen(maximum: np.ndarray, estimators, pair, checkpoints) -> np.ndarray:
     they stay, as do the exact mean and sd's zeros.
     """
     out = np.zeros(maximum.shape, dtype=bool)
-    if "p_wrong_tilted" not in estimators:
-        return out
-    e = list(estimators).index("p_wrong_tilted")
-    for j, n in enumerate(checkpoints):
-        out[j, e] = maximum[j, e] == 0.0 and sees_every_event(pair, int(n))
+    for e in _tilted(estimators):
+        for j, n in enumerate(checkpoints):
+            out[j, e] = maximum[j, e] == 0.0 and sees_every_event(pair, int(n))
     return out
 
 
+def _tilted(estimators) -> list[int]:
+    """Positions of the tilted estimators among ``estimators``."""
+    return [e for e, spec in enumerate(registry.specs(estimators)) if spec.tilted]
+
+
 def _tiny_spread(values: np.ndarray, targets: np.ndarray, stats: dict, estimators) -> None:
-    """sd and RMSE of ``p_wrong_tilted`` columns of tiny values, computed on values scaled by 2^k.
+    """sd and RMSE of tilted columns of tiny values, computed on values scaled by 2^k.
 
     Values below ~1e-154 have squares that underflow: an sd of 0 for tilted
     replicates of 1e-200.  Scaling by a power of two is exact, so a column
     whose largest value is below :data:`sim.streaming.TINY` is summarised as
     v·2⁻ᵏ (largest in [½, 1)) and scaled back; no other column changes.
     """
-    if "p_wrong_tilted" not in estimators:
-        return
-    e = list(estimators).index("p_wrong_tilted")
-    for j in range(values.shape[1]):
-        top = float(np.max(np.abs(values[:, j, e]), initial=0.0))
-        if 0.0 < top < TINY:
-            k = math.frexp(top)[1]
-            x = np.ldexp(values[:, j, e], -k)
-            target = math.ldexp(float(targets[e]), -k)
-            if x.size > 1:
-                stats["sd"][j, e] = math.ldexp(float(x.std(ddof=1)), k)
-            stats["rmse"][j, e] = math.ldexp(math.sqrt(float(np.mean((x - target) ** 2))), k)
+    for e in _tilted(estimators):
+        for j in range(values.shape[1]):
+            top = float(np.max(np.abs(values[:, j, e]), initial=0.0))
+            if 0.0 < top < TINY:
+                _scaled_spread(values[:, j, e], float(targets[e]), stats, j, e)
+
+
+def _scaled_spread(column: np.ndarray, target: float, stats: dict, j: int, e: int) -> None:
+    """The sd and RMSE of one column of tiny values, through v·2⁻ᵏ."""
+    k = math.frexp(float(np.max(np.abs(column))))[1]
+    x = np.ldexp(column, -k)
+    target = math.ldexp(target, -k)
+    if x.size > 1:
+        stats["sd"][j, e] = math.ldexp(float(x.std(ddof=1)), k)
+    stats["rmse"][j, e] = math.ldexp(math.sqrt(float(np.mean((x - target) ** 2))), k)
 
 
 def unseen_notes(summary: pd.DataFrame) -> list[str]:
-    """One line per case whose ``p_wrong_tilted`` rows were left empty (never saw the event).
+    """One line per case whose tilted rows were left empty (never saw the event).
 
     Read from the table itself (empty means), so that what ``sim run``
     prints and ``run.json`` records is what ``summary.csv`` holds.
     """
-    rows = summary[(summary.estimator == "p_wrong_tilted") & summary["mean"].isna()]
+    tilted = [spec.name for spec in registry.OPTIONAL if spec.tilted]
     notes = []
-    for case, group in rows.groupby("case", sort=False):
-        ns = ", ".join(str(int(n)) for n in group.n)
-        r = int(group.replicates.iloc[0])
-        notes.append(
-            f"case {case}: p_wrong_tilted saw the event in none of {r:,} replicates at n = {ns}; left empty"
-        )
+    for name in tilted:
+        rows = summary[(summary.estimator == name) & summary["mean"].isna()]
+        for case, group in rows.groupby("case", sort=False):
+            ns = ", ".join(str(int(n)) for n in group.n)
+            r = int(group.replicates.iloc[0])
+            notes.append(
+                f"case {case}: {name} saw the event in none of {r:,} replicates at n = {ns}; left empty"
+            )
     return notes
 
 
 def _targets(analytic: dict, estimators) -> np.ndarray:
-    """Each estimator's limit: an analytic column, or 0 for the probabilities ``p_wrong*``."""
-    return np.array([0.0 if e in PROBABILITIES else analytic[REFERENCES[e][0]] for e in estimators])
+    """Each estimator's limit: an analytic column, or 0 for the probabilities."""
+    return np.array(
+        [0.0 if spec.probability else analytic[spec.target] for spec in registry.specs(estimators)]
+    )
+
+
+#: ``analytic.csv`` columns read from a :class:`sim.distributions.Pair` attribute of another name.
+_PAIR_ATTRIBUTES = {registry.CROSS_ENTROPY.target: registry.CROSS_ENTROPY.mean}
 
 
 def analytic_row(case: Case, units: str) -> dict:
@@ -157,7 +161,7 @@ def analytic_row(case: Case, units: str) -> dict:
         "units": units,
     }
     for col in ANALYTIC_COLUMNS[5:-1]:
-        attr = {"cross_entropy_pq": "cross_entropy"}.get(col, col)
+        attr = _PAIR_ATTRIBUTES.get(col, col)
         row[col] = float(to_units(getattr(pair, attr), units))
     row["chernoff"] = float(to_units(chernoff(pair).information, units))
     return row
@@ -247,8 +251,8 @@ def _summary_frame(case, units, checkpoints, estimators, r, targets, stats, cove
     """Assemble summary rows from (n, estimator)-shaped statistics, with exact references."""
     frame, j, _ = _base_frame(case.name, units, checkpoints, estimators, r, targets, stats)
     ns, names = frame.n.to_numpy(), frame.estimator.to_numpy()
-    refs = [exact.moments(case.pair, est, int(n)) for n, est in zip(ns, names, strict=True)]
-    divisor = unit_divisor(names, units)
+    refs = [registry.get(est).moments(case.pair, int(n)) for n, est in zip(ns, names, strict=True)]
+    divisor = registry.divisors(names, units)
     frame["exact_mean"] = exact_mean = np.array([m.mean for m in refs]) / divisor
     frame["exact_sd"] = exact_sd = np.array([m.sd for m in refs]) / divisor
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -256,8 +260,9 @@ def _summary_frame(case, units, checkpoints, estimators, r, targets, stats, cove
     cover = np.full(len(frame), np.nan)
     cover_mcse = np.full(len(frame), np.nan)
     cover_exact = np.full(len(frame), np.nan)
-    if coverage_rate is not None and "llr" in estimators:
-        rows = np.flatnonzero(names == "llr")
+    reported = [spec.name for spec in registry.specs(estimators) if spec.coverage]
+    if coverage_rate is not None and reported:
+        rows = np.flatnonzero(np.isin(names, reported))
         c = coverage_rate[j[rows]]
         cover[rows] = c
         cover_mcse[rows] = np.sqrt(c * (1 - c) / r)
@@ -350,11 +355,9 @@ def summarize_fit_case(
     r = values.shape[0]
     units = analytic["units"]
     estimators, ckpts = experiment.estimators, experiment.checkpoints
-    order = {"kl_fitted": 0, "train_cross_entropy": 1, "test_cross_entropy": 2}
-    values = values[:, :, [order[e] for e in estimators]]
-    targets = np.array(
-        [analytic["kl_floor" if e == "kl_fitted" else "cross_entropy_floor"] for e in estimators]
-    )
+    order = registry.names(registry.FIT)
+    values = values[:, :, [order.index(e) for e in estimators]]
+    targets = _targets(analytic, estimators)
     mean, sd, q05, q50, q95, rmse = describe(values, targets)
     stats = {"mean": mean, "sd": sd, "q05": q05, "q50": q50, "q95": q95, "rmse": rmse}
     frame, j, e = _base_frame(case.name, units, ckpts, estimators, r, targets, stats)

@@ -30,8 +30,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sim import registry
 from sim import results as res
-from sim.estimators import PROBABILITIES
+
+PROBABILITIES = [e.name for e in registry.OPTIONAL if e.probability]
 
 #: The promised bound: |a − b| ≤ REL · scale.
 REL = 1e-10

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import sim.blocks
-from sim import exact
+from sim import exact, registry
 from sim.check import check_results, check_tables
 from sim.config import parse_config
 from sim.runner import run_experiment
@@ -159,10 +159,20 @@ def test_run_reports_agreement_in_one_line(cli, write_config, tmp_path):
 def no_exact_plugin_variance(monkeypatch):
     """The exact plug-in variance out of budget, as for a large vocabulary of distinct p."""
     monkeypatch.setattr(exact, "VARIANCE_BUDGET", 0)
-    for cached in (exact.moments, exact._exact_plugin_variance, exact.plugin_variance):
+    for cached in (
+        registry._moments,
+        exact.plugin_moments,
+        exact._exact_plugin_variance,
+        exact.plugin_variance,
+    ):
         cached.cache_clear()
     yield
-    for cached in (exact.moments, exact._exact_plugin_variance, exact.plugin_variance):
+    for cached in (
+        registry._moments,
+        exact.plugin_moments,
+        exact._exact_plugin_variance,
+        exact.plugin_variance,
+    ):
         cached.cache_clear()
 
 

@@ -9,7 +9,9 @@ import pytest
 from scipy import stats
 
 from sim import distributions as d
-from sim.estimators import ESTIMATORS, SupportArrays, coin_sequence, estimate
+from sim.config import ESTIMATORS
+from sim.estimators import SupportArrays, estimate
+from sim.sequence import coin_sequence
 
 
 def _random_counts(pair, n, rows, seed):

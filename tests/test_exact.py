@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 from sim import distributions as d
-from sim import exact
+from sim import exact, registry
 
 
 def _coin_law(p: float, q: float, n: int):
@@ -28,7 +28,7 @@ def test_coin_plugin_moments_by_enumeration(p, q, n):
     _, pmf, plugin = _coin_law(p, q, n)
     mean = np.sum(pmf * plugin)
     sd = math.sqrt(np.sum(pmf * (plugin - mean) ** 2))
-    m = exact.moments(d.Pair(d.coin(p), d.coin(q)), "plugin_kl", n)
+    m = exact.plugin_moments(d.Pair(d.coin(p), d.coin(q)), n)
     assert m.mean == pytest.approx(mean, rel=1e-10)
     assert m.sd == pytest.approx(sd, rel=1e-8, abs=1e-15)
 
@@ -48,7 +48,7 @@ def test_categorical_plugin_mean_by_enumeration(p, q, n):
     pmf = stats.multinomial.pmf(comps, n, p)
     plugin = np.array([stats.entropy(c / n, q) for c in comps])
     pair = d.Pair(d.categorical(p), d.categorical(q))
-    m = exact.moments(pair, "plugin_kl", n)
+    m = exact.plugin_moments(pair, n)
     mean = np.sum(pmf * plugin)
     assert m.mean == pytest.approx(mean, rel=1e-10)
     # few distinct probabilities: the exact sd (see tests/test_plugin_variance.py)
@@ -59,7 +59,7 @@ def test_a_single_category_has_no_bias():
     # C = n surely: the Binomial(n, 1) sum used to give nan
     pair = d.Pair(d.categorical([0.0, 1.0, 0.0]), d.uniform(3))
     assert exact.plugin_bias(pair, 50) == 0.0
-    assert exact.moments(pair, "plugin_kl", 50).mean == pytest.approx(math.log(3), rel=1e-15)
+    assert exact.plugin_moments(pair, 50).mean == pytest.approx(math.log(3), rel=1e-15)
 
 
 def test_bias_is_not_the_asymptotic_formula_for_a_large_vocabulary():
@@ -90,7 +90,7 @@ def test_iid_moments_by_enumeration():
         pmf = stats.multinomial.pmf(comps, n, [0.5, 0.3, 0.2])
         llr = comps @ np.log(np.array([0.5, 0.3, 0.2]) / np.array([0.2, 0.3, 0.5])) / n
         mean = np.sum(pmf * llr)
-        m = exact.moments(pair, "llr", n)
+        m = registry.LLR.moments(pair, n)
         assert m.mean == pytest.approx(mean, rel=1e-12)
         assert m.sd == pytest.approx(math.sqrt(np.sum(pmf * (llr - mean) ** 2)), rel=1e-10)
         assert m.mu4 == pytest.approx(np.sum(pmf * (llr - mean) ** 4), rel=1e-10)

@@ -122,7 +122,7 @@ def test_exact_variance_and_bound_against_enumeration(p, q, n):
     got = exact.plugin_variance(pair, n)
     assert got.exact
     assert float(abs(Decimal(got.variance) - var)) <= 1e-12 * float(var)  # 0 stays exactly 0
-    m = exact.moments(pair, "plugin_kl", n)
+    m = exact.plugin_moments(pair, n)
     assert m.sd == got.sd and m.mean == pytest.approx(float(mean), rel=1e-12)
     bound = exact._efron_stein_bound(pair, n)
     assert Decimal(bound) >= var
@@ -213,7 +213,7 @@ def test_the_bound_holds_and_tightens_as_n_grows(p, q, n, monkeypatch):
 def test_beyond_the_budget_only_the_bound_is_given():
     pair = d.Pair(d.zipf(50_000, 1.07), d.uniform(50_000))  # configs/vocabulary.yaml
     for n in (10, 1000):
-        m = exact.moments(pair, "plugin_kl", n)
+        m = exact.plugin_moments(pair, n)
         assert math.isnan(m.sd) and math.isnan(m.mu4)  # a bound never fills the exact sd
         v = exact.plugin_variance(pair, n)
         assert not v.exact and 0 < v.variance < math.inf
@@ -238,6 +238,6 @@ def test_a_bound_from_the_budget_matches_enumeration(monkeypatch):
 def test_degenerate_cases():
     one = d.Pair(d.categorical([0.0, 1.0, 0.0]), d.uniform(3))  # one category: a constant
     assert exact.plugin_variance(one, 50) == (0.0, True)
-    assert exact.moments(one, "plugin_kl", 50) == exact.Moments(math.log(3), 0.0, 0.0)
+    assert exact.plugin_moments(one, 50) == exact.Moments(math.log(3), 0.0, 0.0)
     coin = d.Pair(d.coin(0.7), d.coin(0.4))
     assert exact.plugin_variance(coin, 30).sd == exact.coin_plugin_moments(coin, 30).sd

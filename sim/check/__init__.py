@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import exact
+from .. import exact, registry
 from .. import results as res
 from ..config import load_config
 from ..config.model import FitExperiment
 from ..decision import coin_tilted_hit_probability
 from ..errors import ConfigError, ResultsError
-from ..estimators import PROBABILITIES
+from ..registry import LLR
 from . import tables as tbl
 from .columns import EPS, Row, RowCheck
 from .laws import Law, convergence_law, fit_law
@@ -50,28 +50,26 @@ class _Convergence:
         return convergence_law(self.cases[case].pair, est, n, self.experiment.units)
 
     def target(self, case: str, est: str) -> float:
-        from ..summary import REFERENCES
-
-        if est in PROBABILITIES:
-            return 0.0
-        return float(self._analytic[case][REFERENCES[est][0]])
+        spec = registry.get(est)
+        return 0.0 if spec.probability else float(self._analytic[case][spec.target])
 
     def extras(self, case: str, n: int, est: str) -> dict:
-        pair = self.cases[case].pair
+        pair, spec = self.cases[case].pair, registry.get(est)
         out = {}
-        if est == "llr":
+        if spec.coverage:
             out["coverage_exact"] = exact.coverage95(pair, n)
             out["coverage"] = _coverage_counter(pair, n, self.experiment.units)
-        if est == "p_wrong_tilted" and pair.family == "coin" and 0.0 < pair.p.heads < 1.0:
+        if spec.tilted and pair.family == "coin" and 0.0 < pair.p.heads < 1.0:
             out["hit_probability"] = coin_tilted_hit_probability(pair.p.heads, pair.q.heads, n)
         return out
 
     def coin_linear(self) -> dict:
+        """Per coin case, the linear form of the llr (from which any mean estimator's is known)."""
         out = {}
         for name, case in self.cases.items():
             pair = case.pair
-            if pair.family == "coin" and pair.support.size == 2 and "llr" in self.experiment.estimators:
-                law = self.law(name, self.experiment.checkpoints[0], "llr")
+            if pair.family == "coin" and pair.support.size == 2 and LLR.name in self.experiment.estimators:
+                law = self.law(name, self.experiment.checkpoints[0], LLR.name)
                 out[name] = law.linear
         return out
 
@@ -83,7 +81,7 @@ class _Fit:
     """What the checks need to know about a fit experiment."""
 
     def __init__(self, experiment):
-        from ..fit_experiment import TARGETS, analytic_table
+        from ..fit_experiment import analytic_table
         from ..summary import FIT_SUMMARY_COLUMNS
 
         self.experiment = experiment
@@ -91,13 +89,12 @@ class _Fit:
         self.analytic = analytic_table(experiment)
         self._analytic = {r["case"]: r for r in self.analytic.to_dict("records")}
         self.cases = {c.name: c for c in experiment.cases}
-        self.targets = TARGETS
 
     def law(self, case: str, n: int, est: str) -> Law:
         return fit_law(self.experiment, self.cases[case], est, n)
 
     def target(self, case: str, est: str) -> float:
-        return float(self._analytic[case][self.targets[est]])
+        return float(self._analytic[case][registry.get(est).target])
 
     def extras(self, case: str, n: int, est: str) -> dict:
         return {"fit": True, "finite_expected": self.experiment.smoothing > 0}

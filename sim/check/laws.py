@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import exact
+from .. import exact, registry
 from ..decision import chernoff, log_tilted_bound, sees_every_event, tilted_bound
-from ..distributions import LN2, Pair, snap_rounding, xlog1px_minus_x
-from ..estimators import PROBABILITIES
+from ..distributions import Pair, snap_rounding, xlog1px_minus_x
+from ..registry import Estimator, Form
 
 NAN = math.nan
 
@@ -79,27 +79,16 @@ class Law:
     reference_rounding: float = 0.0
 
 
-def _per_sample(pair: Pair, estimator: str) -> tuple[np.ndarray, np.ndarray]:
-    """The values one observation contributes, and their probabilities, on p's support."""
-    s = pair.support
-    w = pair.p.probs[s]
-    if estimator == "llr":
-        return np.asarray(pair.log_ratio, dtype=float), w
-    if estimator == "cross_entropy":
-        return -pair.q.log_probs[s], w
-    return -pair.p.log_probs[s], w
-
-
 def _standardised(mean: float, var: float, mu3: float, mu4: float) -> tuple[float, float]:
     if var <= 0.0:
         return 0.0, 0.0
     return mu3 / var**1.5, mu4 / var**2 - 3.0
 
 
-def _mean_law(pair: Pair, estimator: str, n: int, k: float) -> Law:
-    values, w = _per_sample(pair, estimator)
-    m = exact.moments(pair, estimator, n)
-    mean, var1, mu4_1 = exact.per_sample(pair, estimator)
+def _mean_law(pair: Pair, spec: Estimator, n: int, k: float) -> Law:
+    values, w = spec.terms(pair), pair.p.probs[pair.support]
+    m = spec.moments(pair, n)
+    mean, var1, mu4_1 = exact.per_sample(values, w, getattr(pair, spec.mean))
     centre = math.fsum(w * values)  # the values' own mean: see exact.per_sample
     dev = snap_rounding(values - centre, np.maximum(np.abs(values), abs(centre)))
     mu3_1 = math.fsum(w * dev**3)
@@ -172,8 +161,8 @@ def _plugin_cumulants(pair: Pair, n: int) -> tuple[float, float]:
     return k3 / var**1.5, k4 / var**2
 
 
-def _plugin_law(pair: Pair, n: int, k: float) -> Law:
-    m = exact.moments(pair, "plugin_kl", n)
+def _plugin_law(pair: Pair, spec: Estimator, n: int, k: float) -> Law:
+    m = spec.moments(pair, n)
     log_q = -pair.q.log_probs[pair.support]
     high = float(np.max(log_q)) / k
     sd, sd_bound, mu4, note = m.sd, m.sd, m.mu4, "exact"
@@ -227,8 +216,8 @@ def _coin_plugin_standardised(pair: Pair, n: int, m) -> tuple[float, float]:
     return mu3 / m.sd**3, m.mu4 / m.sd**4 - 3.0
 
 
-def _p_wrong_law(pair: Pair, n: int) -> Law:
-    m = exact.moments(pair, "p_wrong", n)
+def _p_wrong_law(pair: Pair, spec: Estimator, n: int, k: float) -> Law:
+    m = spec.moments(pair, n)
     return Law(
         mean=m.mean,
         sd=m.sd,
@@ -265,8 +254,8 @@ def _tilted_coin_skewness(pair: Pair, n: int, m) -> float:
     return mu3 / var**1.5 if var > 0 else 0.0
 
 
-def _tilted_law(pair: Pair, n: int) -> Law:
-    m = exact.moments(pair, "p_wrong_tilted", n)
+def _tilted_law(pair: Pair, spec: Estimator, n: int, k: float) -> Law:
+    m = spec.moments(pair, n)
     high = tilted_bound(pair, n)
     skew = kurt = NAN
     note = "skewness bounded by √(β2 − 1)"
@@ -301,23 +290,21 @@ def _tilted_law(pair: Pair, n: int) -> Law:
 
 def convergence_law(pair: Pair, estimator: str, n: int, units: str) -> Law:
     """The :class:`Law` of one replicate of ``estimator`` at ``n`` for a convergence case."""
-    k = LN2 if units == "bits" and estimator not in PROBABILITIES else 1.0
-    if estimator in ("llr", "cross_entropy", "entropy"):
-        return _mean_law(pair, estimator, n, k)
-    if estimator == "plugin_kl":
-        return _plugin_law(pair, n, k)
-    if estimator == "p_wrong":
-        return _p_wrong_law(pair, n)
-    if estimator == "p_wrong_tilted":
-        return _tilted_law(pair, n)
-    raise ValueError(f"no law known for estimator {estimator!r}")
+    spec = registry.get(estimator)
+    if spec.form not in _LAWS:
+        raise ValueError(f"no law known for estimator {estimator!r}")
+    return _LAWS[spec.form](pair, spec, n, spec.divisor(units))
+
+
+#: The law of one replicate, by the estimator's form (probabilities: k = 1 always).
+_LAWS = {Form.MEAN: _mean_law, Form.PLUGIN: _plugin_law, Form.WRONG: _p_wrong_law, Form.TILTED: _tilted_law}
 
 
 def fit_law(experiment, case, estimator: str, n: int) -> Law:
     """The :class:`Law` of one replicate of a fit estimator (experiment's units)."""
     from .. import fitting
 
-    k = LN2 if experiment.units == "bits" else 1.0
+    k = registry.get(estimator).divisor(experiment.units)
     truth, a = experiment.truth, experiment.smoothing
     mean = fitting.exact_means(truth, case.model, a, n)[estimator]
     sd = fitting.exact_sds(truth, case.model, a, n)[estimator]
@@ -325,7 +312,7 @@ def fit_law(experiment, case, estimator: str, n: int) -> Law:
     if a > 0 and case.model in ("saturated", "constant"):
         pseudo = a if case.model == "saturated" else a * truth.inputs
         top = math.log((n + truth.classes * pseudo) / pseudo)  # −log of the smallest fitted probability
-        high = top - (truth.entropy if estimator == "kl_fitted" else 0.0)
+        high = top - (truth.entropy if registry.get(estimator).kl else 0.0)
     return Law(
         mean=mean / k,
         sd=sd / k,

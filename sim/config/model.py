@@ -10,14 +10,16 @@ import numpy as np
 import yaml
 
 from .. import distributions as dist
+from .. import registry
 
-ESTIMATORS = ("llr", "cross_entropy", "entropy", "plugin_kl")
-#: Estimators a convergence experiment may ask for beyond the default four.
-OPTIONAL_ESTIMATORS = ("p_wrong", "p_wrong_tilted")
+#: A convergence experiment's estimators by default (see :mod:`sim.registry`).
+ESTIMATORS = registry.names(registry.CONVERGENCE)
+#: Estimators a convergence experiment may ask for beyond the default ones.
+OPTIONAL_ESTIMATORS = registry.names(registry.OPTIONAL)
 UNITS = ("nats", "bits")
 SAMPLERS = ("counts", "per-sample")
 KINDS = ("convergence", "fit")
-FIT_ESTIMATORS = ("kl_fitted", "train_cross_entropy", "test_cross_entropy")
+FIT_ESTIMATORS = registry.names(registry.FIT)
 #: Largest number of cells (inputs × classes) and of parameters of a fit experiment.
 MAX_CELLS = 10_000
 MAX_PARAMETERS = 400

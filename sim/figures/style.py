@@ -12,36 +12,30 @@ import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from .. import registry
+
 KINDS = ("convergence", "paths", "error", "clt", "decomposition")
 FIT_KINDS = ("fit_trajectory", "fit_convergence")
 FORMATS = ("png", "svg", "pdf")
 DPI = 200
 
 _PALETTE = sns.color_palette("colorblind")
-#: One colour per estimator, the same in every figure.
-COLOURS = {
-    "llr": _PALETTE[0],  # blue
-    "cross_entropy": _PALETTE[1],  # orange
-    "entropy": _PALETTE[2],  # green
-    "plugin_kl": _PALETTE[4],  # purple
-}
+
+
+def colour(spec: registry.Estimator) -> tuple[float, float, float]:
+    """An estimator's colour (its registry entry's index into the colourblind palette)."""
+    return _PALETTE[spec.colour]
+
+
+#: One colour per estimator of a convergence experiment, the same in every figure.
+COLOURS = {e.name: colour(e) for e in registry.CONVERGENCE}
 #: Markers tell apart estimators whose curves coincide (llr and cross-entropy when H(p) is constant).
-MARKERS = {"llr": "o", "cross_entropy": "s", "entropy": "^", "plugin_kl": "D"}
+MARKERS = {e.name: e.marker for e in registry.CONVERGENCE}
 #: Drawing order: llr last, on top.
-ORDER = ("plugin_kl", "entropy", "cross_entropy", "llr")
+ORDER = registry.names(registry.DRAWING_ORDER)
 THEORY = {"color": "black", "linestyle": "--", "linewidth": 1.1}
-LABELS = {
-    "llr": "llr (normalised log-likelihood ratio)",
-    "cross_entropy": "cross-entropy",
-    "entropy": "entropy",
-    "plugin_kl": "plug-in KL(p̂‖q)",
-}
-TARGET_OF = {
-    "llr": "kl_pq",
-    "plugin_kl": "kl_pq",
-    "cross_entropy": "cross_entropy_pq",
-    "entropy": "entropy_p",
-}
+LABELS = {e.name: e.label for e in registry.CONVERGENCE}
+TARGET_OF = {e.name: e.target for e in registry.CONVERGENCE}
 
 Config = Mapping[str, Any]
 

@@ -1,0 +1,272 @@
+"""Every estimator, described once.
+
+An :class:`Estimator` says what an estimator is (its name, what it
+estimates, how it is computed from a path's counts), what theory knows of it
+(its exact moments, its a-priori range) and how it is shown (label, colour,
+marker).  Config validation, the sampling kernels, streaming, summaries,
+``sim check`` and the figures all ask this module; none of them tests an
+estimator's name.  Adding an estimator of an existing :class:`Form` is one
+entry here plus its tests; a new form also needs its kernel in
+:mod:`sim.estimators`, its moments in :mod:`sim.exact` and its law in
+:mod:`sim.check.laws`.
+
+Values are computed in nats; :meth:`Estimator.divisor` converts them to the
+experiment's units (probabilities are never converted).
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .distributions import LN2, Pair
+
+if TYPE_CHECKING:
+    from .exact import Moments
+
+
+class Form(enum.Enum):
+    """How an estimator is computed, which decides what theory knows of it."""
+
+    #: (1/N) Σ v(X_i): a mean of i.i.d. per-sample terms v = sign·vector.
+    MEAN = enum.auto()
+    #: KL(f‖q) of the empirical distribution f: the plug-in KL.
+    PLUGIN = enum.auto()
+    #: 1{llr_N ≤ 0}: the sample favours q (the decision of a likelihood-ratio test).
+    WRONG = enum.auto()
+    #: w·1{llr_N ≤ 0} on paths drawn from the Chernoff-tilted law (importance sampling).
+    TILTED = enum.auto()
+    #: A cross-entropy of a model fitted to the sample (fit experiments).
+    FITTED = enum.auto()
+
+
+@dataclass(frozen=True)
+class Estimator:
+    """One estimator: what it is, what theory knows of it, how it is drawn.
+
+    Attributes
+    ----------
+    name : str
+        Its name in configs (``estimators:``) and in the tables.
+    form : Form
+        How it is computed from a path.
+    target : str or None
+        The ``analytic.csv`` column it converges to; None for the
+        probabilities, whose target is 0.
+    sigma : str or None
+        The ``analytic.csv`` column holding the sd of one summand (a
+        :attr:`Form.MEAN` estimator's CLT scale), if any.
+    vector, sign : str, float
+        A :attr:`Form.MEAN` estimator sums ``sign·vector`` per observation,
+        ``vector`` one of the per-category arrays ``log_ratio``, ``log_q``,
+        ``log_p`` (of :class:`sim.estimators.SupportArrays`).
+    mean : str
+        The :class:`sim.distributions.Pair` attribute holding a
+        :attr:`Form.MEAN` estimator's exact mean.
+    coverage : bool
+        Whether ``coverage95`` (|value − KL| ≤ 1.96σ/√n) is reported for it.
+    kl : bool
+        A :attr:`Form.FITTED` estimator that is a KL (cross-entropy − H(p)).
+    label, colour, marker : str, int, str
+        How figures show it: legend text, an index into seaborn's
+        ``colorblind`` palette, a matplotlib marker.
+    """
+
+    name: str
+    form: Form
+    target: str | None
+    label: str
+    colour: int
+    marker: str
+    sigma: str | None = None
+    vector: str = ""
+    sign: float = 1.0
+    mean: str = ""
+    coverage: bool = False
+    kl: bool = False
+
+    @property
+    def probability(self) -> bool:
+        """Whether values are probabilities (never converted to bits, target 0)."""
+        return self.target is None
+
+    @property
+    def tilted(self) -> bool:
+        """Whether it is drawn from paths of its own (the tilted law), not the plain ones."""
+        return self.form is Form.TILTED
+
+    @property
+    def needs_llr(self) -> bool:
+        """Whether computing it needs the llr of the same path."""
+        return self.form is Form.WRONG
+
+    def divisor(self, units: str) -> float:
+        """What a value in nats is divided by to be in ``units``."""
+        return LN2 if units == "bits" and not self.probability else 1.0
+
+    def terms(self, pair: Pair) -> np.ndarray:
+        """A :attr:`Form.MEAN` estimator's per-observation values on p's support (nats)."""
+        s = pair.support
+        vector = {
+            "log_ratio": pair.log_ratio,
+            "log_q": pair.q.log_probs[s],
+            "log_p": pair.p.log_probs[s],
+        }[self.vector]
+        return -vector if self.sign < 0 else np.asarray(vector, dtype=float)
+
+    def bounds(self, pair: Pair) -> tuple[float, float]:
+        """An a-priori range of its values (nats) whatever n (tilted: see :func:`sim.decision.tilted_bound`)."""
+        if self.form is Form.MEAN:
+            v = self.terms(pair)
+            return v.min(), v.max()
+        if self.form is Form.PLUGIN:  # Σ f log(f/q) ≤ Σ f log(1/q)
+            return 0.0, max((-pair.q.log_probs[pair.support]).max(), 0.0)
+        return 0.0, 1.0
+
+    def moments(self, pair: Pair, n: int) -> Moments:
+        """Exact mean, sd and fourth central moment at sample size ``n`` (nats); nan where unknown."""
+        return _moments(self, pair, n)
+
+
+@functools.lru_cache(maxsize=4096)
+def _moments(spec: Estimator, pair: Pair, n: int) -> Moments:
+    """Cached per (estimator, pair, n): a run's summary, streaming and check share them."""
+    # imported here, not at the top: config validation asks this module for names,
+    # and should not pay scipy.stats' import (~0.5 s) to reject a bad file
+    from . import decision, exact
+
+    if spec.form is Form.MEAN:
+        return exact.mean_moments(spec.terms(pair), pair.p.probs[pair.support], getattr(pair, spec.mean), n)
+    if spec.form is Form.PLUGIN:
+        return exact.plugin_moments(pair, n)
+    if spec.form is Form.WRONG:
+        return exact.p_wrong_moments(pair, n)
+    if spec.form is Form.TILTED:
+        if pair.family != "coin" or not 0.0 < pair.p.heads < 1.0:
+            return exact.Moments(math.nan, math.nan, math.nan)
+        return exact.Moments(*decision.coin_tilted_moments(pair.p.heads, pair.q.heads, n))
+    raise ValueError(f"{spec.name} has no moments of its own: see sim.fitting")
+
+
+# The palette indices: 0 blue, 1 orange, 2 green, 4 purple (seaborn "colorblind").
+LLR = Estimator(
+    name="llr",
+    form=Form.MEAN,
+    target="kl_pq",
+    sigma="llr_sigma",
+    vector="log_ratio",
+    mean="kl_pq",
+    coverage=True,
+    label="llr (normalised log-likelihood ratio)",
+    colour=0,
+    marker="o",
+)
+CROSS_ENTROPY = Estimator(
+    name="cross_entropy",
+    form=Form.MEAN,
+    target="cross_entropy_pq",
+    sigma="cross_entropy_sigma",
+    vector="log_q",
+    sign=-1.0,
+    mean="cross_entropy",
+    label="cross-entropy",
+    colour=1,
+    marker="s",
+)
+ENTROPY = Estimator(
+    name="entropy",
+    form=Form.MEAN,
+    target="entropy_p",
+    sigma="entropy_sigma",
+    vector="log_p",
+    sign=-1.0,
+    mean="entropy_p",
+    label="entropy",
+    colour=2,
+    marker="^",
+)
+PLUGIN_KL = Estimator(
+    name="plugin_kl", form=Form.PLUGIN, target="kl_pq", label="plug-in KL(p̂‖q)", colour=4, marker="D"
+)
+P_WRONG = Estimator(
+    name="p_wrong", form=Form.WRONG, target=None, label="plain Monte Carlo", colour=0, marker="o"
+)
+P_WRONG_TILTED = Estimator(
+    name="p_wrong_tilted",
+    form=Form.TILTED,
+    target=None,
+    label="tilted (importance sampling)",
+    colour=4,
+    marker="D",
+)
+KL_FITTED = Estimator(
+    name="kl_fitted", form=Form.FITTED, target="kl_floor", kl=True, label="KL(p‖q_θ̂)", colour=0, marker="o"
+)
+TRAIN_CROSS_ENTROPY = Estimator(
+    name="train_cross_entropy",
+    form=Form.FITTED,
+    target="cross_entropy_floor",
+    label="training cross-entropy",
+    colour=1,
+    marker="s",
+)
+TEST_CROSS_ENTROPY = Estimator(
+    name="test_cross_entropy",
+    form=Form.FITTED,
+    target="cross_entropy_floor",
+    label="test cross-entropy",
+    colour=2,
+    marker="^",
+)
+
+#: A convergence experiment's estimators by default, in table order.
+CONVERGENCE = (LLR, CROSS_ENTROPY, ENTROPY, PLUGIN_KL)
+#: Estimators a convergence experiment may ask for beyond the default ones.
+OPTIONAL = (P_WRONG, P_WRONG_TILTED)
+#: A fit experiment's estimators, in table order.
+FIT = (KL_FITTED, TRAIN_CROSS_ENTROPY, TEST_CROSS_ENTROPY)
+#: Figures draw estimators in this order (llr last, on top).
+DRAWING_ORDER = (PLUGIN_KL, ENTROPY, CROSS_ENTROPY, LLR)
+
+_BY_NAME = {e.name: e for e in (*CONVERGENCE, *OPTIONAL, *FIT)}
+
+
+def names(estimators: Iterable[Estimator]) -> tuple[str, ...]:
+    """The names of ``estimators``, in order."""
+    return tuple(e.name for e in estimators)
+
+
+def get(name: str) -> Estimator:
+    """The estimator called ``name``.
+
+    Raises
+    ------
+    ValueError
+        If no estimator has that name.
+    """
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise ValueError(f"unknown estimator {name!r}") from None
+
+
+def specs(estimator_names: Iterable[str]) -> tuple[Estimator, ...]:
+    """The estimators called ``estimator_names``, in order."""
+    return tuple(get(n) for n in estimator_names)
+
+
+def divisors(estimator_names: Sequence[str], units: str) -> np.ndarray:
+    """What each estimator's nats are divided by for ``units`` (1 for probabilities)."""
+    return np.array([get(n).divisor(units) for n in estimator_names])
+
+
+def index(estimator_names: Sequence[str], spec: Estimator) -> int | None:
+    """The position of ``spec`` among ``estimator_names``, or None when absent."""
+    names_ = list(estimator_names)
+    return names_.index(spec.name) if spec.name in names_ else None
