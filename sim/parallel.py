@@ -168,17 +168,12 @@ def _windowed(submit, tasks, window: int, on_done):
             future.cancel()
 
 
-def default_workers(experiment) -> int:
+def default_workers(work: float) -> int:
     """Serial for small runs; every core once a run is worth the start-up cost.
 
-    The work is counted in replicate × checkpoint × category steps, a fit
-    (a few Newton steps over every cell) as a hundred of them per cell.
+    ``work`` is the run's cost in replicate × checkpoint × category steps
+    (see :meth:`sim.pipelines.base.Pipeline.work`).
     """
-    if experiment.kind == "fit":
-        per_case = [100 * experiment.truth.inputs * experiment.truth.classes] * len(experiment.cases)
-    else:
-        per_case = [min(int(c.pair.support.size), 1000) for c in experiment.cases]
-    work = experiment.replicates * len(experiment.checkpoints) * sum(per_case)
     return 1 if work < 5e7 else max(1, os.cpu_count() or 1)
 
 

@@ -1,10 +1,11 @@
-"""Running experiments: tasks on an executor, summaries, and the files they produce.
+"""Running experiments: lock, stages, publish.
 
-:func:`run_experiment` plans a convergence experiment's tasks (see
-:mod:`sim.blocks` for blocks and their seeds), runs them on the chosen
-executor (:mod:`sim.parallel`), merges them in task order, summarises and
-checks the results and publishes the results folder atomically
-(:mod:`sim.results`).  Fit experiments are run by :mod:`sim.fit_experiment`.
+:func:`run_experiment` takes the results folder's lock, asks the
+experiment's pipeline (:mod:`sim.pipelines`) for its tables, running its
+tasks on the chosen executor (:mod:`sim.parallel`) with resume and progress,
+checks the tables against exact theory (:mod:`sim.check`), writes them and
+the figures into a staged folder and publishes it atomically
+(:mod:`sim.results`).  Nothing here depends on the kind of experiment.
 """
 
 from __future__ import annotations
@@ -23,14 +24,12 @@ import pandas as pd
 
 from . import provenance
 from . import results as res
-from .blocks import block_size, by_replicate, ranges_of, run_task, stack
 from .check import CheckReport, check_tables
 from .config import Experiment, FitExperiment, dump_config
 from .errors import OutputError, one_line
-from .fit_experiment import fit_tables
-from .parallel import Progress, ResumeStore, Task, default_workers, execute, fingerprint, plan
-from .streaming import Accumulator
-from .summary import analytic_table, replicates_frame, summarize_case, summarize_stream, unseen_notes
+from .parallel import Progress, ResumeStore, Task, default_workers, execute, fingerprint
+from .pipelines import Pipeline, pipeline_for
+from .summary import unseen_notes
 
 
 def _run_and_store(experiment, task: Task, *, fn: Callable, store: ResumeStore) -> dict[str, np.ndarray]:
@@ -150,20 +149,18 @@ def _run_locked(experiment, out: Path, command, after, execution: Execution) -> 
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     report = RunReport(experiment, out / experiment.name)
     stage = _Stopwatch(report.timings)
-    mode = (
-        "fit" if experiment.kind == "fit" else ("replicates" if experiment.save_replicates else "streaming")
-    )
+    pipeline = pipeline_for(experiment)
     store = ResumeStore(
-        out, experiment.name, fingerprint(dump_config(experiment), mode), resume=execution.resume
+        out,
+        experiment.name,
+        fingerprint(dump_config(experiment), pipeline.mode(experiment)),
+        resume=execution.resume,
     )
 
     def run_tasks(tasks, fn):
-        return task_results(experiment, tasks, fn, store, execution)
+        return task_results(experiment, tasks, fn, store, execution, pipeline=pipeline)
 
-    if experiment.kind == "fit":
-        tables = fit_tables(experiment, stage, run_tasks)
-    else:
-        tables = _convergence_tables(experiment, stage, run_tasks)
+    tables = pipeline.tables(experiment, stage, run_tasks)
     analytic, summary = tables[res.ANALYTIC], tables[res.SUMMARY]
     report.summary, report.analytic = summary, analytic
     report.notes = unseen_notes(summary)
@@ -204,42 +201,14 @@ def _figures_outcome(after: Callable, report: RunReport, folder: Path) -> dict[s
     return outcome
 
 
-def _convergence_tables(experiment: Experiment, stage, run_tasks) -> dict:
-    with stage("analytic"):
-        analytic = analytic_table(experiment)
-    per_case: dict[int, list] = {c: [] for c in range(len(experiment.cases))}
-    with stage("simulate"):
-        for task, arrays in run_tasks(plan(experiment, block_size), run_task):
-            parts = per_case[task.case]
-            if experiment.save_replicates:
-                parts.append(arrays)
-            elif not parts:
-                parts.append(Accumulator.from_arrays(arrays))
-            else:  # fold into the running accumulator, in task order
-                parts[0].merge(Accumulator.from_arrays(arrays))
-    summaries, replicate_frames = [], []
-    kw = dict(checkpoints=experiment.checkpoints, estimators=experiment.estimators)
-    with stage("summarize"):
-        for c, (case, arow) in enumerate(zip(experiment.cases, analytic.to_dict("records"), strict=True)):
-            parts = per_case[c]
-            if experiment.save_replicates:
-                values = by_replicate(stack([p["values"] for p in parts]))
-                covered = by_replicate(stack([p["covered"] for p in parts]))
-                summaries.append(summarize_case(values, covered, case=case, analytic=arow, **kw))
-                replicate_frames.append(replicates_frame(values, case=case.name, **kw))
-            else:
-                acc = parts[0]
-                summaries.append(
-                    summarize_stream(acc, ranges_of(experiment, c), case=case, analytic=arow, **kw)
-                )
-    tables = {res.ANALYTIC: analytic, res.SUMMARY: pd.concat(summaries, ignore_index=True)}
-    if experiment.save_replicates:
-        tables[res.REPLICATES] = pd.concat(replicate_frames, ignore_index=True)
-    return tables
-
-
 def task_results(
-    experiment, tasks: Sequence[Task], fn: Callable, store: ResumeStore, execution: Execution
+    experiment,
+    tasks: Sequence[Task],
+    fn: Callable,
+    store: ResumeStore,
+    execution: Execution,
+    *,
+    pipeline: Pipeline | None = None,
 ) -> Iterator[tuple[Task, dict[str, np.ndarray]]]:
     """Run ``fn(experiment, task)`` for every task not already stored; yield all in task order.
 
@@ -252,7 +221,7 @@ def task_results(
     pending = [t for t in tasks if stored[t] is None]
     progress = Progress(sum(t.blocks for t in tasks), experiment.name, quiet=execution.quiet)
     progress.update(sum(t.blocks for t in tasks) - sum(t.blocks for t in pending))
-    workers = execution.workers or default_workers(experiment)
+    workers = execution.workers or default_workers((pipeline or pipeline_for(experiment)).work(experiment))
     kind = "dask" if execution.executor == "dask" else ("processes" if workers > 1 else "serial")
     in_worker = kind == "processes"
 

@@ -315,7 +315,7 @@ def _tasks_of_64(monkeypatch):
 
 @pytest.mark.slow
 def test_fits_on_two_workers_write_identical_bytes(tmp_path, monkeypatch):
-    from sim.fit_experiment import plan
+    from sim.pipelines.fit import plan
     from sim.runner import Execution
 
     _tasks_of_64(monkeypatch)
@@ -328,7 +328,8 @@ def test_fits_on_two_workers_write_identical_bytes(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_an_interrupted_fit_resumes_to_identical_bytes(tmp_path, monkeypatch):
-    import sim.fit_experiment as fx
+    import sim.pipelines.fit as fx
+    from sim.pipelines import FitPipeline
     from sim.runner import Execution
 
     _tasks_of_64(monkeypatch)
@@ -341,12 +342,12 @@ def test_an_interrupted_fit_resumes_to_identical_bytes(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(experiment, task)
 
-    monkeypatch.setattr(fx, "fit_task", interrupted)
+    monkeypatch.setattr(FitPipeline, "run_task", staticmethod(interrupted))
     with pytest.raises(KeyboardInterrupt):
         run_experiment(parse_config(CONFIG), tmp_path / "out")
     assert len(list((tmp_path / "out" / ".fit-test.resume").glob("task-*.npz"))) == 1
     calls.clear()
-    monkeypatch.setattr(fx, "fit_task", lambda e, t: (calls.append(t), real(e, t))[1])
+    monkeypatch.setattr(FitPipeline, "run_task", staticmethod(lambda e, t: (calls.append(t), real(e, t))[1]))
     resumed = run_experiment(parse_config(CONFIG), tmp_path / "out", execution=Execution(resume=True)).path
     assert len(calls) == 1  # only the unfinished task ran
     for name in ("summary.csv", "replicates.csv.gz", "trajectory.csv"):

@@ -13,10 +13,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import sim.blocks
 import sim.runner
 from sim.blocks import block_size
 from sim.config import parse_config
 from sim.parallel import BLOCKS_PER_TASK, Progress, default_workers, plan
+from sim.pipelines import ConvergencePipeline
 from sim.runner import Execution, run_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,7 +110,7 @@ def test_tilted_estimator_streams_within_its_a_priori_bound(tmp_path):
 
 def test_resume_after_an_interruption_gives_identical_bytes(tmp_path, monkeypatch):
     reference = _run(CONFIG, tmp_path / "ref").path
-    real = sim.runner.run_task
+    real = sim.blocks.run_task
     calls = []
 
     def interrupted(experiment, task):
@@ -117,13 +119,15 @@ def test_resume_after_an_interruption_gives_identical_bytes(tmp_path, monkeypatc
             raise KeyboardInterrupt
         return real(experiment, task)
 
-    monkeypatch.setattr(sim.runner, "run_task", interrupted)
+    monkeypatch.setattr(ConvergencePipeline, "run_task", staticmethod(interrupted))
     with pytest.raises(KeyboardInterrupt):
         _run(CONFIG, tmp_path / "out")
     assert not (tmp_path / "out" / "scale").exists()
     assert len(list((tmp_path / "out" / ".scale.resume").glob("task-*.npz"))) == 2
     calls.clear()
-    monkeypatch.setattr(sim.runner, "run_task", lambda e, t: (calls.append(t), real(e, t))[1])
+    monkeypatch.setattr(
+        ConvergencePipeline, "run_task", staticmethod(lambda e, t: (calls.append(t), real(e, t))[1])
+    )
     resumed = _run(CONFIG, tmp_path / "out", resume=True).path
     assert len(calls) == len(plan(parse_config(CONFIG), block_size)) - 2  # only the unfinished tasks ran
     for name in ("summary.csv", "analytic.csv", "config.yaml"):
@@ -131,7 +135,7 @@ def test_resume_after_an_interruption_gives_identical_bytes(tmp_path, monkeypatc
     assert not (tmp_path / "out" / ".scale.resume").exists()
 
 
-def _fail_on_third_task(experiment, task, real=sim.runner.run_task):
+def _fail_on_third_task(experiment, task, real=sim.blocks.run_task):
     if task.first == 2 * BLOCKS_PER_TASK and task.case == 0:
         raise RuntimeError("worker failure")
     return real(experiment, task)
@@ -140,7 +144,9 @@ def _fail_on_third_task(experiment, task, real=sim.runner.run_task):
 def test_worker_processes_store_their_tasks_for_resume(tmp_path, monkeypatch):
     """With --workers 2 the workers write the resume files; resuming from them is exact."""
     reference = _run(CONFIG, tmp_path / "ref").path
-    monkeypatch.setattr(sim.runner, "run_task", _fail_on_third_task)  # forked workers inherit it
+    monkeypatch.setattr(
+        ConvergencePipeline, "run_task", staticmethod(_fail_on_third_task)
+    )  # forked workers inherit it
     with pytest.raises(RuntimeError, match="worker failure"):
         _run(CONFIG, tmp_path / "out", workers=2)
     stored = {f.name for f in (tmp_path / "out" / ".scale.resume").glob("task-*.npz")}
@@ -148,8 +154,10 @@ def test_worker_processes_store_their_tasks_for_resume(tmp_path, monkeypatch):
     assert "task-0000-00000008.npz" not in stored
     monkeypatch.undo()
     calls = []
-    real = sim.runner.run_task
-    monkeypatch.setattr(sim.runner, "run_task", lambda e, t: (calls.append(t), real(e, t))[1])
+    real = sim.blocks.run_task
+    monkeypatch.setattr(
+        ConvergencePipeline, "run_task", staticmethod(lambda e, t: (calls.append(t), real(e, t))[1])
+    )
     resumed = _run(CONFIG, tmp_path / "out", resume=True, workers=1).path
     assert len(calls) == len(plan(parse_config(CONFIG), block_size)) - len(stored)
     for name in ("summary.csv", "analytic.csv", "config.yaml"):
@@ -160,7 +168,7 @@ def test_resume_refuses_a_different_config(tmp_path, monkeypatch, cli):
     def interrupted(experiment, task):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(sim.runner, "run_task", interrupted)
+    monkeypatch.setattr(ConvergencePipeline, "run_task", staticmethod(interrupted))
     cfg = tmp_path / "scale.yaml"
     cfg.write_text(SMALL)
     r = cli("run", str(cfg), "--out", str(tmp_path / "o"), "--no-figures")
@@ -194,9 +202,10 @@ def test_scheduler_needs_the_dask_executor(cli, tmp_path):
 
 
 def test_default_workers_is_serial_for_small_runs():
-    assert default_workers(parse_config(SMALL)) == 1
+    work = ConvergencePipeline().work
+    assert default_workers(work(parse_config(SMALL))) == 1
     big = parse_config(CONFIG.replace("replicates: 100000", "replicates: 100000000"))
-    assert default_workers(big) == max(1, os.cpu_count() or 1)
+    assert default_workers(work(big)) == max(1, os.cpu_count() or 1)
 
 
 @pytest.mark.slow

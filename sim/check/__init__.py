@@ -25,7 +25,9 @@ from ..config import load_config
 from ..config.model import FitExperiment
 from ..decision import coin_tilted_hit_probability
 from ..errors import ConfigError, ResultsError
+from ..pipelines import pipeline_for
 from ..registry import LLR
+from ..summary import FIT_SUMMARY_COLUMNS, SUMMARY_COLUMNS
 from . import tables as tbl
 from .columns import EPS, Row, RowCheck
 from .laws import Law, convergence_law, fit_law
@@ -38,11 +40,9 @@ class _Convergence:
     """What the checks need to know about a convergence experiment."""
 
     def __init__(self, experiment):
-        from ..summary import SUMMARY_COLUMNS, analytic_table
-
         self.experiment = experiment
         self.columns = list(SUMMARY_COLUMNS) + ([] if experiment.save_replicates else ["quantile_error"])
-        self.analytic = analytic_table(experiment)
+        self.analytic = pipeline_for(experiment).analytic(experiment)
         self._analytic = {r["case"]: r for r in self.analytic.to_dict("records")}
         self.cases = {c.name: c for c in experiment.cases}
 
@@ -81,12 +81,9 @@ class _Fit:
     """What the checks need to know about a fit experiment."""
 
     def __init__(self, experiment):
-        from ..fit_experiment import analytic_table
-        from ..summary import FIT_SUMMARY_COLUMNS
-
         self.experiment = experiment
         self.columns = list(FIT_SUMMARY_COLUMNS)
-        self.analytic = analytic_table(experiment)
+        self.analytic = pipeline_for(experiment).analytic(experiment)
         self._analytic = {r["case"]: r for r in self.analytic.to_dict("records")}
         self.cases = {c.name: c for c in experiment.cases}
 

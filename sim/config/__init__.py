@@ -60,6 +60,7 @@ from .model import (
     FitExperiment,
     checkpoint_grid,
     dump_config,
+    experiment_type,
 )
 from .yamlnodes import format_path
 
@@ -87,6 +88,7 @@ __all__ = [
     "FitExperiment",
     "checkpoint_grid",
     "dump_config",
+    "experiment_type",
     "format_path",
     "load_all",
     "load_config",

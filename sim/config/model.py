@@ -209,6 +209,11 @@ class FitExperiment(_Run):
         )
 
 
+def experiment_type(resolved: dict[str, Any]) -> type[Experiment] | type[FitExperiment]:
+    """The experiment class a resolved config (a results folder's ``config.yaml``, read as a dict) describes."""
+    return FitExperiment if resolved.get("kind") == "fit" else Experiment
+
+
 def _common(experiment) -> dict[str, Any]:
     """The resolved keys every kind of experiment has, in their order."""
     return {

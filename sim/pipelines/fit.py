@@ -22,14 +22,15 @@ import math
 import numpy as np
 import pandas as pd
 
-from . import fitting
-from . import results as res
-from .blocks import block_rng, block_size
-from .config import FitCase, FitExperiment
-from .distributions import to_units
-from .parallel import BLOCKS_PER_TASK, Task
-from .sampling import count_paths
-from .summary import replicates_frame, summarize_fit_case
+from .. import fitting, registry
+from .. import results as res
+from ..blocks import block_rng, block_size
+from ..config import FitCase, FitExperiment
+from ..distributions import to_units
+from ..parallel import BLOCKS_PER_TASK, Task
+from ..sampling import count_paths
+from ..summary import replicates_frame, summarize_fit_case
+from .base import RunTasks, Stage
 
 TRAJECTORY_COLUMNS = [
     "case",
@@ -39,9 +40,9 @@ TRAJECTORY_COLUMNS = [
     "empirical_cross_entropy",
     "empirical_kl",
     "empirical_entropy",
-    "cross_entropy",
+    registry.CROSS_ENTROPY.name,
     "kl",
-    "entropy",
+    registry.ENTROPY.name,
     "gap",
     "grad_norm_empirical_cross_entropy",
     "grad_norm_empirical_kl",
@@ -58,12 +59,6 @@ ANALYTIC_COLUMNS = [
     "kl_floor",
     "cross_entropy_floor",
 ]
-
-TARGETS = {
-    "kl_fitted": "kl_floor",
-    "train_cross_entropy": "cross_entropy_floor",
-    "test_cross_entropy": "cross_entropy_floor",
-}
 
 
 def analytic_table(experiment: FitExperiment) -> pd.DataFrame:
@@ -103,7 +98,7 @@ def _full_counts(counts: np.ndarray, support: np.ndarray, shape: tuple[int, int]
 def evaluate(
     truth: fitting.Truth, counts: np.ndarray, log_q: np.ndarray, converged: np.ndarray
 ) -> np.ndarray:
-    """(rows, 3) kl_fitted, train and test cross-entropy of fitted ``log_q`` (nats)."""
+    """(rows, 3) kl_fitted, train and test cross-entropy of fitted ``log_q`` (nats), in :data:`sim.registry.FIT` order."""
     n = counts.sum(axis=(1, 2))
     with np.errstate(invalid="ignore"):
         train = -np.sum(np.where(counts > 0, counts * log_q, 0.0), axis=(1, 2)) / n
@@ -141,7 +136,7 @@ def fit_task(experiment: FitExperiment, task: Task) -> dict[str, np.ndarray]:
     """Fit every model to every replicate of one task's blocks at every N.
 
     Returns ``{"values": (models, rows, checkpoints, 3)}`` in nats, estimators
-    in :data:`sim.config.FIT_ESTIMATORS` order.
+    in :data:`sim.registry.FIT` order.
     """
     truth = experiment.truth
     designs = [fitting.design(c.model, truth) for c in experiment.cases]
@@ -177,37 +172,6 @@ def trajectory(experiment: FitExperiment) -> pd.DataFrame:
             ]
             return pd.concat(frames, ignore_index=True)
     raise ValueError(f"trajectory n = {n} is not a checkpoint")
-
-
-def simulate(experiment: FitExperiment, run_tasks=None) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
-    """Fit every model to every replicate at every N.
-
-    Parameters
-    ----------
-    experiment : FitExperiment
-    run_tasks : callable, optional
-        ``run_tasks(tasks, fn)`` yields ``(task, fn(experiment, task))`` in
-        task order, on whatever executor (see :func:`sim.runner.task_results`);
-        by default the tasks run here, one after the other.
-
-    Returns
-    -------
-    values : dict of str to numpy.ndarray
-        Per model, ``(replicates, checkpoints, 3)`` in nats, estimators in
-        :data:`sim.config.FIT_ESTIMATORS` order.
-    trajectory : pandas.DataFrame
-        The optimisation path of the chosen replicate at the chosen N, for
-        every model (:data:`TRAJECTORY_COLUMNS`, nats).
-    """
-    if run_tasks is None:
-
-        def run_tasks(tasks, fn):
-            return ((task, fn(experiment, task)) for task in tasks)
-
-    parts = [arrays["values"] for _, arrays in run_tasks(plan(experiment), fit_task)]
-    stacked = np.concatenate(parts, axis=1)  # (models, replicates, checkpoints, 3), C order
-    values = {case.name: stacked[m] for m, case in enumerate(experiment.cases)}
-    return values, trajectory(experiment)
 
 
 def _trajectory(
@@ -247,9 +211,9 @@ def _trajectory(
                 "empirical_cross_entropy": objective,
                 "empirical_kl": float(empirical.kl(log_q)),
                 "empirical_entropy": empirical.entropy,
-                "cross_entropy": ce,
+                registry.CROSS_ENTROPY.name: ce,
                 "kl": kl,
-                "entropy": truth.entropy,
+                registry.ENTROPY.name: truth.entropy,
                 "gap": ce - kl,
                 "grad_norm_empirical_cross_entropy": float(np.linalg.norm(point["grad"])),
                 "grad_norm_empirical_kl": float(np.linalg.norm(grad_kl)),
@@ -266,35 +230,67 @@ def convert(frame: pd.DataFrame, units: str, columns) -> pd.DataFrame:
     return out
 
 
-def fit_tables(experiment: FitExperiment, stage, run_tasks=None) -> dict[str, pd.DataFrame]:
-    """Every table of a fit experiment's results folder.
+class FitPipeline:
+    """The :class:`sim.pipelines.base.Pipeline` of ``kind: fit``."""
 
-    ``stage(name)`` times each stage; ``run_tasks`` runs the fits (see
-    :func:`simulate`).
-    """
-    with stage("analytic"):
-        analytic = analytic_table(experiment)
-    with stage("simulate"):
-        values, path = simulate(experiment, run_tasks)
+    run_task = staticmethod(fit_task)
+
+    def mode(self, experiment: FitExperiment) -> str:
+        return experiment.kind  # replicates are always kept: the kind alone decides
+
+    def plan(self, experiment: FitExperiment) -> list[Task]:
+        return plan(experiment)
+
+    def work(self, experiment: FitExperiment) -> float:
+        # a fit (a few Newton steps over every cell) counts as a hundred steps per cell
+        cells = experiment.truth.inputs * experiment.truth.classes
+        return experiment.replicates * len(experiment.checkpoints) * 100 * cells * len(experiment.cases)
+
+    def analytic(self, experiment: FitExperiment) -> pd.DataFrame:
+        return analytic_table(experiment)
+
+    def tables(self, experiment: FitExperiment, stage: Stage, run_tasks: RunTasks) -> dict[str, pd.DataFrame]:
+        """Every table of a fit experiment's results folder.
+
+        Every model is fitted to every replicate at every N; per model the
+        values are ``(replicates, checkpoints, 3)`` in nats, estimators in
+        :data:`sim.registry.FIT` order, converted to the config's units here.
+        """
+        with stage("analytic"):
+            analytic = self.analytic(experiment)
+        with stage("simulate"):
+            parts = [arrays["values"] for _, arrays in run_tasks(self.plan(experiment), self.run_task)]
+            stacked = np.concatenate(parts, axis=1)  # (models, replicates, checkpoints, 3), C order
+            path = trajectory(experiment)
+        with stage("summarize"):
+            summaries, replicate_frames = _summaries(experiment, analytic, stacked)
+        return {
+            res.ANALYTIC: analytic,
+            res.SUMMARY: pd.concat(summaries, ignore_index=True),
+            res.REPLICATES: pd.concat(replicate_frames, ignore_index=True),
+            res.TRAJECTORY: convert(path, experiment.units, _IN_UNITS),
+        }
+
+
+#: The trajectory columns that hold information quantities (converted to the config's units).
+_IN_UNITS = [c for c in TRAJECTORY_COLUMNS if c not in ("case", "replicate", "n", "step")]
+
+
+def _summaries(experiment: FitExperiment, analytic: pd.DataFrame, stacked: np.ndarray):
+    """Per model, its summary rows and its replicate rows (in the config's units)."""
     summaries, replicate_frames = [], []
-    with stage("summarize"):
-        order = {"kl_fitted": 0, "train_cross_entropy": 1, "test_cross_entropy": 2}
-        for case, arow in zip(experiment.cases, analytic.to_dict("records"), strict=True):
-            v = to_units(values[case.name], experiment.units)
-            summaries.append(summarize_fit_case(v, case=case, experiment=experiment, analytic=arow))
-            chosen = v[:, :, [order[e] for e in experiment.estimators]]
-            replicate_frames.append(
-                replicates_frame(
-                    chosen,
-                    case=case.name,
-                    checkpoints=experiment.checkpoints,
-                    estimators=experiment.estimators,
-                )
+    order = registry.names(registry.FIT)
+    chosen = [order.index(e) for e in experiment.estimators]
+    rows = analytic.to_dict("records")
+    for m, (case, analytic_row) in enumerate(zip(experiment.cases, rows, strict=True)):
+        v = to_units(stacked[m], experiment.units)
+        summaries.append(summarize_fit_case(v, case=case, experiment=experiment, analytic=analytic_row))
+        replicate_frames.append(
+            replicates_frame(
+                v[:, :, chosen],
+                case=case.name,
+                checkpoints=experiment.checkpoints,
+                estimators=experiment.estimators,
             )
-    in_units = [c for c in TRAJECTORY_COLUMNS if c not in ("case", "replicate", "n", "step")]
-    return {
-        res.ANALYTIC: analytic,
-        res.SUMMARY: pd.concat(summaries, ignore_index=True),
-        res.REPLICATES: pd.concat(replicate_frames, ignore_index=True),
-        res.TRAJECTORY: convert(path, experiment.units, in_units),
-    }
+        )
+    return summaries, replicate_frames

@@ -1,0 +1,51 @@
+"""The interface every kind of experiment implements, and what the runner gives it.
+
+A :class:`Pipeline` turns a validated experiment into its results tables.
+The runner (:mod:`sim.runner`) does only what every kind shares: it takes
+the results folder's lock, runs the pipeline's stages with a stopwatch and
+an executor, checks the tables and publishes the folder.  Everything that
+depends on the kind of experiment lives behind this interface.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from ..parallel import Task
+
+#: ``stage(name)`` times a stage of the run (``with stage("simulate"): …``).
+Stage = Callable[[str], AbstractContextManager[Any]]
+#: ``run_tasks(tasks, fn)`` yields ``(task, fn(experiment, task))`` in task order,
+#: on whatever executor the run uses (see :func:`sim.runner.task_results`).
+RunTasks = Callable[[Sequence[Task], Callable], Iterator[tuple[Task, dict[str, np.ndarray]]]]
+
+
+class Pipeline(Protocol):
+    """One kind of experiment: its tasks, its tables and its exact references.
+
+    ``run_task`` must be a module-level function (it is sent to worker
+    processes by reference); everything else runs in the main process.
+    """
+
+    def mode(self, experiment) -> str:
+        """What, beyond the config, decides the tasks' results (part of the resume fingerprint)."""
+
+    def plan(self, experiment) -> list[Task]:
+        """Every task of the run, in merge order; depends only on the experiment."""
+
+    def run_task(self, experiment, task: Task) -> dict[str, np.ndarray]:
+        """The arrays of one task (picklable, deterministic)."""
+
+    def work(self, experiment) -> float:
+        """The run's cost in replicate × checkpoint × category steps (chooses the default workers)."""
+
+    def analytic(self, experiment) -> pd.DataFrame:
+        """``analytic.csv``: the exact quantities the summaries are compared with."""
+
+    def tables(self, experiment, stage: Stage, run_tasks: RunTasks) -> dict[str, pd.DataFrame]:
+        """Every table of the results folder, keyed by file name (see :mod:`sim.results`)."""

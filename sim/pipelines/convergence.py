@@ -1,0 +1,84 @@
+"""Convergence experiments: estimators along nested sample paths, against exact theory.
+
+Tasks are blocks of replicates of one case (:mod:`sim.blocks`); their arrays
+merge in task order into the replicates of each case, or, with
+``save_replicates: false``, into one streaming accumulator per case
+(:mod:`sim.streaming`), from which the summaries are made.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .. import blocks
+from .. import results as res
+from ..config import Experiment
+from ..parallel import Task, plan
+from ..streaming import Accumulator
+from ..summary import analytic_table, replicates_frame, summarize_case, summarize_stream
+from .base import RunTasks, Stage
+
+#: Categories beyond this add no cost per step (the estimators visit non-zero counts only).
+_WORK_K = 1000
+
+
+class ConvergencePipeline:
+    """The :class:`sim.pipelines.base.Pipeline` of ``kind: convergence``."""
+
+    run_task = staticmethod(blocks.run_task)
+
+    def mode(self, experiment: Experiment) -> str:
+        return "replicates" if experiment.save_replicates else "streaming"
+
+    def plan(self, experiment: Experiment) -> list[Task]:
+        return plan(experiment, blocks.block_size)
+
+    def work(self, experiment: Experiment) -> float:
+        steps = sum(min(int(c.pair.support.size), _WORK_K) for c in experiment.cases)
+        return experiment.replicates * len(experiment.checkpoints) * steps
+
+    def analytic(self, experiment: Experiment) -> pd.DataFrame:
+        return analytic_table(experiment)
+
+    def tables(self, experiment: Experiment, stage: Stage, run_tasks: RunTasks) -> dict[str, pd.DataFrame]:
+        with stage("analytic"):
+            analytic = self.analytic(experiment)
+        with stage("simulate"):
+            per_case = _merge(experiment, run_tasks(self.plan(experiment), self.run_task))
+        with stage("summarize"):
+            return dict(_summaries(experiment, analytic, per_case))
+
+
+def _merge(experiment: Experiment, results) -> list:
+    """Per case, its tasks' arrays in task order, or one accumulator they were folded into."""
+    per_case: list[list] = [[] for _ in experiment.cases]
+    for task, arrays in results:
+        parts = per_case[task.case]
+        if experiment.save_replicates:
+            parts.append(arrays)
+        elif not parts:
+            parts.append(Accumulator.from_arrays(arrays))
+        else:  # fold into the running accumulator, in task order
+            parts[0].merge(Accumulator.from_arrays(arrays))
+    return per_case
+
+
+def _summaries(experiment: Experiment, analytic: pd.DataFrame, per_case: list):
+    """Yield the tables (file name, frame): analytic, summary and, if kept, replicates."""
+    summaries, replicate_frames = [], []
+    kw = dict(checkpoints=experiment.checkpoints, estimators=experiment.estimators)
+    rows = analytic.to_dict("records")
+    for c, (case, analytic_row) in enumerate(zip(experiment.cases, rows, strict=True)):
+        parts = per_case[c]
+        if experiment.save_replicates:
+            values = blocks.by_replicate(blocks.stack([p["values"] for p in parts]))
+            covered = blocks.by_replicate(blocks.stack([p["covered"] for p in parts]))
+            summaries.append(summarize_case(values, covered, case=case, analytic=analytic_row, **kw))
+            replicate_frames.append(replicates_frame(values, case=case.name, **kw))
+        else:
+            ranges = blocks.ranges_of(experiment, c)
+            summaries.append(summarize_stream(parts[0], ranges, case=case, analytic=analytic_row, **kw))
+    yield res.ANALYTIC, analytic
+    yield res.SUMMARY, pd.concat(summaries, ignore_index=True)
+    if experiment.save_replicates:
+        yield res.REPLICATES, pd.concat(replicate_frames, ignore_index=True)
