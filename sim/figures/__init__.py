@@ -18,6 +18,8 @@ kind                axes level                        figure level
 ``error``           :func:`plot_error`                :func:`error_figure`
 ``clt``             :func:`plot_clt`                  :func:`clt_figure`
 ``decomposition``   :func:`plot_decomposition`        :func:`decomposition_figure`
+``testing``         :func:`plot_p_wrong`,             :func:`testing_figure`
+                    :func:`plot_stein`
 ==================  ================================  =======================
 
 A fit experiment has ``fit_trajectory`` (:func:`plot_fit_trajectory`,
@@ -25,9 +27,10 @@ A fit experiment has ``fit_trajectory`` (:func:`plot_fit_trajectory`,
 (:func:`plot_fit_convergence`, :func:`fit_convergence_figure`).
 
 Every estimator keeps one colour in every figure (seaborn's colourblind
-palette); exact theory is drawn in black, dashed.  Modules: :mod:`.style`,
-:mod:`.convergence`, :mod:`.fit` and :mod:`.folders` (reading results,
-building and saving figures).
+palette, from :mod:`sim.registry`); exact theory is drawn in black, dashed.
+Modules: :mod:`.style`, :mod:`.convergence`, :mod:`.decision` (the testing
+figure), :mod:`.fit` and :mod:`.folders` (reading results, building and
+saving figures).
 """
 
 from .convergence import (
