@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from . import exact, registry
+from . import exact, fitting, registry
 from .config import Case, Experiment
 from .decision import chernoff, sees_every_event
 from .distributions import to_units
@@ -350,8 +350,6 @@ def summarize_fit_case(
     ``infinite_fraction`` is the share of replicates whose fit is at
     infinity (KL infinite: a class never seen and no smoothing).
     """
-    from . import fitting
-
     r = values.shape[0]
     units = analytic["units"]
     estimators, ckpts = experiment.estimators, experiment.checkpoints

@@ -16,9 +16,10 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import stats
 
-from .. import exact, registry
-from ..decision import chernoff, log_tilted_bound, sees_every_event, tilted_bound
+from .. import exact, fitting, registry
+from ..decision import chernoff, coin_wrong_bound, log_tilted_bound, sees_every_event, tilted, tilted_bound
 from ..distributions import Pair, snap_rounding, xlog1px_minus_x
 from ..registry import Estimator, Form
 
@@ -237,10 +238,6 @@ TILTED_SKEW_MAX_N = 1_000_000
 
 def _tilted_coin_skewness(pair: Pair, n: int, m) -> float:
     """E[(X − m)³]/sd³ of one tilted coin replicate X = w·1{wrong}, by a sum over head counts."""
-    from scipy import stats
-
-    from ..decision import coin_wrong_bound, tilted
-
     p, q = pair.p.heads, pair.q.heads
     side, h = coin_wrong_bound(p, q, n)
     r = float(tilted(pair, chernoff(pair).s)[0])
@@ -302,8 +299,6 @@ _LAWS = {Form.MEAN: _mean_law, Form.PLUGIN: _plugin_law, Form.WRONG: _p_wrong_la
 
 def fit_law(experiment, case, estimator: str, n: int) -> Law:
     """The :class:`Law` of one replicate of a fit estimator (experiment's units)."""
-    from .. import fitting
-
     k = registry.get(estimator).divisor(experiment.units)
     truth, a = experiment.truth, experiment.smoothing
     mean = fitting.exact_means(truth, case.model, a, n)[estimator]
