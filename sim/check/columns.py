@@ -112,6 +112,12 @@ def _statistical(key, column, test, observed, expected, p: float, sign: float, r
     )
 
 
+def range_slack(law: Law) -> float:
+    """Rounding allowed beyond a law's bounds: 64 ulps of the larger finite one."""
+    low, high = law.low, law.high
+    return 64 * EPS * max(abs(low) if math.isfinite(low) else 0.0, abs(high) if math.isfinite(high) else 0.0)
+
+
 class _Moments(NamedTuple):
     """Mean, sd (ddof = 1) and rmse about a target of R replicate values, as the summary computes them."""
 
@@ -447,9 +453,7 @@ class RowCheck:
     def _ranges(self) -> None:
         row, law, key = self.row, self.law, self.key
         low, high = law.low, law.high
-        slack = (
-            64 * EPS * max(abs(low) if math.isfinite(low) else 0.0, abs(high) if math.isfinite(high) else 0.0)
-        )
+        slack = range_slack(law)
         for column in ("mean", "q05", "q50", "q95"):
             v = row[column]
             if _isnan(v):
