@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -111,6 +112,36 @@ def _statistical(key, column, test, observed, expected, p: float, sign: float, r
     )
 
 
+def range_slack(law: Law) -> float:
+    """Rounding allowed beyond a law's bounds: 64 ulps of the larger finite one."""
+    low, high = law.low, law.high
+    return 64 * EPS * max(abs(low) if math.isfinite(low) else 0.0, abs(high) if math.isfinite(high) else 0.0)
+
+
+class _Moments(NamedTuple):
+    """Mean, sd (ddof = 1) and rmse about a target of R replicate values, as the summary computes them."""
+
+    mean: float
+    sd: float
+    rmse: float
+
+
+def _moments(x: np.ndarray, target: float, *, blank: bool) -> _Moments:
+    """The replicates' :class:`_Moments`; all empty (NaN) when ``blank``.
+
+    sd and rmse are computed from the values scaled by a power of two (exactly), so
+    that tiny values' squares do not underflow, as the summary computes them.
+    """
+    top = float(np.max(np.abs(x[np.isfinite(x)]), initial=0.0))
+    k = math.frexp(top)[1] if 0.0 < top < TINY else 0
+    xs, ts = np.ldexp(x, -k), math.ldexp(target, -k)
+    with np.errstate(invalid="ignore", over="ignore"):
+        mean = float(np.mean(x)) if not blank else math.nan
+        sd = math.ldexp(float(np.std(xs, ddof=1)), k) if not blank else math.nan
+        rmse = math.ldexp(float(np.sqrt(np.mean((xs - ts) ** 2))), k) if not blank else math.nan
+    return _Moments(mean, sd, rmse)
+
+
 class Row(dict):
     """A summary row as a dict with attribute access (much faster than a pandas Series)."""
 
@@ -175,71 +206,104 @@ class RowCheck:
 
     # ------------------------------------------------------------------
     def _from_replicates(self) -> None:
-        x, row, key = self.values, self.row, self.key
+        """Every statistic the replicates determine, recomputed from them."""
+        x = self.values
         if x is None:
             return
-        r = x.size
+        reason = "not what the replicates give"
+        self._moments_from_replicates(x, reason)
+        self._quantiles_from_replicates(x, reason)
+        if "infinite_fraction" in self.row.index:
+            frac = float(np.mean(~np.isfinite(x)))
+            self.out.append(
+                _compare(
+                    self.key,
+                    "infinite_fraction",
+                    FROM_REPLICATES,
+                    self.row.infinite_fraction,
+                    frac,
+                    0.0,
+                    reason,
+                )
+            )
+        if self.coverage is not None and not _isnan(self.row.get("coverage95", math.nan)):
+            self._coverage_from_replicates(x, reason)
+
+    def _moments_from_replicates(self, x: np.ndarray, reason: str) -> None:
+        """``mean``, ``sd`` and ``rmse``, within the rounding of the sums that make them."""
+        row, key = self.row, self.key
         finite = np.isfinite(x).all()
         size = float(np.mean(np.abs(x[np.isfinite(x)]))) if np.isfinite(x).any() else 0.0
-        spread_tol = (r + 4) * PER_REPLICATE
+        spread_tol = (x.size + 4) * PER_REPLICATE
         no_hits = self.law.blank_if_all_zero and bool(np.all(x == 0.0))
-        # sd and rmse of values scaled by a power of two (exact), so tiny values' squares
-        # do not underflow (as the summary computes them)
-        top = float(np.max(np.abs(x[np.isfinite(x)]), initial=0.0))
-        k = math.frexp(top)[1] if 0.0 < top < TINY else 0
-        xs, ts = np.ldexp(x, -k), math.ldexp(self.target, -k)
-        with np.errstate(invalid="ignore", over="ignore"):
-            mean = float(np.mean(x)) if not no_hits else math.nan
-            sd = math.ldexp(float(np.std(xs, ddof=1)), k) if not no_hits else math.nan
-            rmse = math.ldexp(float(np.sqrt(np.mean((xs - ts) ** 2))), k) if not no_hits else math.nan
-        reason = "not what the replicates give"
-        self.out.append(_compare(key, "mean", FROM_REPLICATES, row["mean"], mean, spread_tol * size, reason))
+        m = _moments(x, self.target, blank=no_hits)
+        self.out.append(
+            _compare(key, "mean", FROM_REPLICATES, row["mean"], m.mean, spread_tol * size, reason)
+        )
         # the mean's own rounding (up to spread_tol·size) enters every residual: the sd of
         # a column of near-equal values is that rounding, whichever order summed it
-        sd_tol = spread_tol * ((0.0 if _isnan(sd) else sd) + size) + 8 * EPS * float(
+        sd_tol = spread_tol * ((0.0 if _isnan(m.sd) else m.sd) + size) + 8 * EPS * float(
             np.max(np.abs(x), initial=0.0)
         )
-        self.out.append(_compare(key, "sd", FROM_REPLICATES, row.sd, sd, sd_tol if finite else 0.0, reason))
-        rmse_tol = spread_tol * (0.0 if _isnan(rmse) else rmse) + 8 * EPS * abs(self.target)
-        self.out.append(_compare(key, "rmse", FROM_REPLICATES, row.rmse, rmse, rmse_tol, reason))
-        if finite:
+        self.out.append(_compare(key, "sd", FROM_REPLICATES, row.sd, m.sd, sd_tol if finite else 0.0, reason))
+        rmse_tol = spread_tol * (0.0 if _isnan(m.rmse) else m.rmse) + 8 * EPS * abs(self.target)
+        self.out.append(_compare(key, "rmse", FROM_REPLICATES, row.rmse, m.rmse, rmse_tol, reason))
+
+    def _quantiles_from_replicates(self, x: np.ndarray, reason: str) -> None:
+        """``q05``, ``q50``, ``q95`` (nearest values where some are infinite)."""
+        if np.isfinite(x).all():
             qs = np.quantile(x, [0.05, 0.5, 0.95])
         else:
             qs = np.quantile(x, [0.05, 0.5, 0.95], method="nearest")
         q_tol = 8 * EPS * float(np.max(np.abs(x[np.isfinite(x)]), initial=0.0))
         for name, q in zip(("q05", "q50", "q95"), qs, strict=True):
-            self.out.append(_compare(key, name, FROM_REPLICATES, row[name], float(q), q_tol, reason))
-        if "infinite_fraction" in row.index:
-            frac = float(np.mean(~np.isfinite(x)))
             self.out.append(
-                _compare(key, "infinite_fraction", FROM_REPLICATES, row.infinite_fraction, frac, 0.0, reason)
+                _compare(self.key, name, FROM_REPLICATES, self.row[name], float(q), q_tol, reason)
             )
-        if self.coverage is not None and not _isnan(row.get("coverage95", math.nan)):
-            low, high = self.coverage(x)
-            count = row.coverage95 * r
-            ok = low - 1e-6 <= count <= high + 1e-6
-            self.out.append(
-                record(
-                    TABLE,
-                    key,
-                    "coverage95",
-                    FROM_REPLICATES,
-                    row.coverage95,
-                    low / r if low == high else f"{low / r:.6g}..{high / r:.6g}",
-                    tolerance=(high - low) / r,
-                    passed=ok,
-                    reason="" if ok else reason,
-                )
+
+    def _coverage_from_replicates(self, x: np.ndarray, reason: str) -> None:
+        """``coverage95``: the count of covering replicates, or within its range for boundary ties."""
+        r, row = x.size, self.row
+        low, high = self.coverage(x)
+        count = row.coverage95 * r
+        ok = low - 1e-6 <= count <= high + 1e-6
+        self.out.append(
+            record(
+                TABLE,
+                self.key,
+                "coverage95",
+                FROM_REPLICATES,
+                row.coverage95,
+                low / r if low == high else f"{low / r:.6g}..{high / r:.6g}",
+                tolerance=(high - low) / r,
+                passed=ok,
+                reason="" if ok else reason,
             )
+        )
 
     # ------------------------------------------------------------------
     def _consistency(self) -> None:
-        row, key, r = self.row, self.key, self.r
-        sd, mean = row.sd, row["mean"]
-        mcse = sd / math.sqrt(r) if not _isnan(sd) else math.nan
+        """Every column that follows from the row's other columns, one relation each."""
+        self._mcse_is_sd_over_root_r()
+        self._bias_is_mean_minus_target()
+        self._rmse_from_bias_and_sd()
+        self._quantiles_ordered()
+        self._ranges()
+        self._z_from_exact()
+        if "coverage95_mcse" in self.row.index:
+            self._coverage_mcse()
+        if "quantile_error" in self.row.index:
+            self._quantile_error_bound()
+        if "infinite_fraction" in self.row.index:
+            self._infinite_fraction_possible()
+
+    def _mcse_is_sd_over_root_r(self) -> None:
+        """``mcse`` = sd/√R."""
+        row = self.row
+        mcse = row.sd / math.sqrt(self.r) if not _isnan(row.sd) else math.nan
         self.out.append(
             _compare(
-                key,
+                self.key,
                 "mcse",
                 CONSISTENCY,
                 row.mcse,
@@ -248,10 +312,14 @@ class RowCheck:
                 "≠ sd/√R",
             )
         )
+
+    def _bias_is_mean_minus_target(self) -> None:
+        """``bias`` = mean − target."""
+        row, mean = self.row, self.row["mean"]
         bias = mean - row.target if not _isnan(mean) else math.nan
         self.out.append(
             _compare(
-                key,
+                self.key,
                 "bias",
                 CONSISTENCY,
                 row.bias,
@@ -260,50 +328,63 @@ class RowCheck:
                 "≠ mean − target",
             )
         )
-        if not any(_isnan(v) for v in (row.rmse, row.bias, sd)) and math.isfinite(row.rmse):
-            # in units of 2^k near the largest, so that tiny values' squares do not underflow
-            k = math.frexp(max(abs(row.rmse), abs(row.bias), sd, abs(row.target)))[1]
-            rm, bi, sdk, tg = (math.ldexp(v, -k) for v in (row.rmse, row.bias, sd, row.target))
-            lhs = rm**2
-            rhs = bi**2 + sdk**2 * (r - 1) / r
-            tol2 = (r + 8) * PER_REPLICATE * 4 * (lhs + bi**2 + sdk**2) + 8 * EPS * tg**2
-            expected = math.ldexp(math.sqrt(rhs), k)
-            # compared as rmse (|a − b| = |a² − b²|/(a + b)), so the tolerance is in its units
-            tol = (math.ldexp(tol2 / (rm + math.sqrt(rhs)), k) if rm + rhs > 0 else 0.0) + SUBNORMAL
-            self.out.append(
-                record(
-                    TABLE,
-                    key,
-                    "rmse",
-                    CONSISTENCY,
-                    row.rmse,
-                    expected,
-                    tolerance=tol,
-                    passed=abs(row.rmse - expected) <= tol,
-                    reason="rmse² ≠ bias² + sd²·(R − 1)/R",
-                )
+
+    def _rmse_from_bias_and_sd(self) -> None:
+        """``rmse``² = bias² + sd²·(R − 1)/R, where all three are given and rmse is finite."""
+        row, r, sd = self.row, self.r, self.row.sd
+        if any(_isnan(v) for v in (row.rmse, row.bias, sd)) or not math.isfinite(row.rmse):
+            return
+        # in units of 2^k near the largest, so that tiny values' squares do not underflow
+        k = math.frexp(max(abs(row.rmse), abs(row.bias), sd, abs(row.target)))[1]
+        rm, bi, sdk, tg = (math.ldexp(v, -k) for v in (row.rmse, row.bias, sd, row.target))
+        lhs = rm**2
+        rhs = bi**2 + sdk**2 * (r - 1) / r
+        tol2 = (r + 8) * PER_REPLICATE * 4 * (lhs + bi**2 + sdk**2) + 8 * EPS * tg**2
+        expected = math.ldexp(math.sqrt(rhs), k)
+        # compared as rmse (|a − b| = |a² − b²|/(a + b)), so the tolerance is in its units
+        tol = (math.ldexp(tol2 / (rm + math.sqrt(rhs)), k) if rm + rhs > 0 else 0.0) + SUBNORMAL
+        self.out.append(
+            record(
+                TABLE,
+                self.key,
+                "rmse",
+                CONSISTENCY,
+                row.rmse,
+                expected,
+                tolerance=tol,
+                passed=abs(row.rmse - expected) <= tol,
+                reason="rmse² ≠ bias² + sd²·(R − 1)/R",
             )
+        )
+
+    def _quantiles_ordered(self) -> None:
+        """q05 ≤ q50 ≤ q95, within rounding, where all three are given."""
+        row = self.row
         qs = [row.q05, row.q50, row.q95]
-        if not any(_isnan(q) for q in qs):
-            slack = (
-                8 * EPS * max(abs(q) for q in qs if math.isfinite(q))
-                if any(math.isfinite(q) for q in qs)
-                else 0.0
+        if any(_isnan(q) for q in qs):
+            return
+        slack = (
+            8 * EPS * max(abs(q) for q in qs if math.isfinite(q))
+            if any(math.isfinite(q) for q in qs)
+            else 0.0
+        )
+        ordered = qs[0] <= qs[1] + slack and qs[1] <= qs[2] + slack
+        self.out.append(
+            record(
+                TABLE,
+                self.key,
+                "q05 ≤ q50 ≤ q95",
+                CONSISTENCY,
+                f"{qs[0]:.6g}, {qs[1]:.6g}, {qs[2]:.6g}",
+                "ordered",
+                passed=ordered,
+                reason="" if ordered else "quantiles out of order",
             )
-            ordered = qs[0] <= qs[1] + slack and qs[1] <= qs[2] + slack
-            self.out.append(
-                record(
-                    TABLE,
-                    key,
-                    "q05 ≤ q50 ≤ q95",
-                    CONSISTENCY,
-                    f"{qs[0]:.6g}, {qs[1]:.6g}, {qs[2]:.6g}",
-                    "ordered",
-                    passed=ordered,
-                    reason="" if ordered else "quantiles out of order",
-                )
-            )
-        self._ranges()
+        )
+
+    def _z_from_exact(self) -> None:
+        """``z`` = (mean − exact_mean)/(exact_sd/√R); empty where that is not defined."""
+        row, r, mean = self.row, self.r, self.row["mean"]
         z = math.nan
         em, es = row.exact_mean, row.exact_sd
         se = es / math.sqrt(r) if not _isnan(es) else math.nan
@@ -312,60 +393,67 @@ class RowCheck:
             tol = 8 * EPS * ((abs(mean) + abs(em)) / se + abs(z))
         else:
             tol = 0.0
-        self.out.append(_compare(key, "z", CONSISTENCY, row.z, z, tol, "≠ (mean − exact_mean)/(exact_sd/√R)"))
-        if "coverage95_mcse" in row.index:
-            c = row.coverage95
-            cm = math.sqrt(c * (1 - c) / r) if not _isnan(c) else math.nan
-            self.out.append(
-                _compare(
-                    key,
-                    "coverage95_mcse",
-                    CONSISTENCY,
-                    row.coverage95_mcse,
-                    cm,
-                    4 * EPS * (cm if not _isnan(cm) else 0.0),
-                    "≠ √(c(1 − c)/R)",
-                )
+        self.out.append(
+            _compare(self.key, "z", CONSISTENCY, row.z, z, tol, "≠ (mean − exact_mean)/(exact_sd/√R)")
+        )
+
+    def _coverage_mcse(self) -> None:
+        """``coverage95_mcse`` = √(c(1 − c)/R)."""
+        row = self.row
+        c = row.coverage95
+        cm = math.sqrt(c * (1 - c) / self.r) if not _isnan(c) else math.nan
+        self.out.append(
+            _compare(
+                self.key,
+                "coverage95_mcse",
+                CONSISTENCY,
+                row.coverage95_mcse,
+                cm,
+                4 * EPS * (cm if not _isnan(cm) else 0.0),
+                "≠ √(c(1 − c)/R)",
             )
-        if "quantile_error" in row.index:
-            qe = row.quantile_error
-            ok = not _isnan(qe) and math.isfinite(qe) and qe >= 0
-            self.out.append(
-                record(
-                    TABLE,
-                    key,
-                    "quantile_error",
-                    CONSISTENCY,
-                    qe,
-                    "≥ 0",
-                    passed=ok,
-                    reason="" if ok else "must be a finite bound ≥ 0",
-                )
+        )
+
+    def _quantile_error_bound(self) -> None:
+        """``quantile_error`` (streamed runs): a finite bound ≥ 0."""
+        qe = self.row.quantile_error
+        ok = not _isnan(qe) and math.isfinite(qe) and qe >= 0
+        self.out.append(
+            record(
+                TABLE,
+                self.key,
+                "quantile_error",
+                CONSISTENCY,
+                qe,
+                "≥ 0",
+                passed=ok,
+                reason="" if ok else "must be a finite bound ≥ 0",
             )
-        if "infinite_fraction" in row.index:
-            f = row.infinite_fraction
-            ok = not _isnan(f) and 0.0 <= f <= 1.0 and abs(f * r - round(f * r)) <= 1e-9 * r
-            if ok and self.finite_expected:
-                ok = f == 0.0
-            self.out.append(
-                record(
-                    TABLE,
-                    key,
-                    "infinite_fraction",
-                    CONSISTENCY,
-                    f,
-                    "0 (smoothed fits are finite)" if self.finite_expected else "a multiple of 1/R in [0, 1]",
-                    passed=ok,
-                    reason="" if ok else "impossible value",
-                )
+        )
+
+    def _infinite_fraction_possible(self) -> None:
+        """``infinite_fraction``: a multiple of 1/R in [0, 1]; 0 where the fits are smoothed."""
+        f, r = self.row.infinite_fraction, self.r
+        ok = not _isnan(f) and 0.0 <= f <= 1.0 and abs(f * r - round(f * r)) <= 1e-9 * r
+        if ok and self.finite_expected:
+            ok = f == 0.0
+        self.out.append(
+            record(
+                TABLE,
+                self.key,
+                "infinite_fraction",
+                CONSISTENCY,
+                f,
+                "0 (smoothed fits are finite)" if self.finite_expected else "a multiple of 1/R in [0, 1]",
+                passed=ok,
+                reason="" if ok else "impossible value",
             )
+        )
 
     def _ranges(self) -> None:
         row, law, key = self.row, self.law, self.key
         low, high = law.low, law.high
-        slack = (
-            64 * EPS * max(abs(low) if math.isfinite(low) else 0.0, abs(high) if math.isfinite(high) else 0.0)
-        )
+        slack = range_slack(law)
         for column in ("mean", "q05", "q50", "q95"):
             v = row[column]
             if _isnan(v):
@@ -394,51 +482,61 @@ class RowCheck:
         return RELATIVE * scale + (self.r + 4) * PER_REPLICATE * mean + 2 * law.reference_rounding
 
     def _mean_against_theory(self) -> None:
-        row, law, key, r = self.row, self.law, self.key, self.r
-        mean = row["mean"]
+        """The mean against the exact one, by the strongest test the law allows."""
+        law, mean = self.law, self.row["mean"]
         if _isnan(law.mean):
             return
         if _isnan(mean):
             self._empty_mean()
             return
         dev = mean - law.mean
-        allow = self._allowance()
-        eff = math.copysign(max(0.0, abs(dev) - allow), dev)
         if law.sd == 0.0:
             self.out.append(
                 _compare(
-                    key,
+                    self.key,
                     "mean",
                     RECOMPUTED,
                     mean,
                     law.mean,
-                    allow,
+                    self._allowance(),
                     "an estimator with no spread must equal its exact value",
                 )
             )
             return
         if law.indicator:
-            count = mean * r
-            nearest = round(count)
-            if abs(count - nearest) > 1e-9 * r:
-                self.out.append(
-                    record(
-                        TABLE,
-                        key,
-                        "mean",
-                        CONSISTENCY,
-                        mean,
-                        f"a multiple of 1/{r}",
-                        passed=False,
-                        reason="an indicator's mean must be a count over R",
-                    )
-                )
-                return
-            p = inference.binomial(int(nearest), r, law.mean)
-            self.out.append(_statistical(key, "mean", EXACT_TEST, mean, law.mean, p, dev))
+            self._indicator_mean(mean, dev)
             return
         if law.linear is not None and 0.0 < law.heads < 1.0 and self._binomial_mean(mean, dev):
             return
+        self._approximate_mean(mean, dev)
+
+    def _indicator_mean(self, mean: float, dev: float) -> None:
+        """An indicator's mean is a count over R: an exact Binomial test."""
+        law, r = self.law, self.r
+        count = mean * r
+        nearest = round(count)
+        if abs(count - nearest) > 1e-9 * r:
+            self.out.append(
+                record(
+                    TABLE,
+                    self.key,
+                    "mean",
+                    CONSISTENCY,
+                    mean,
+                    f"a multiple of 1/{r}",
+                    passed=False,
+                    reason="an indicator's mean must be a count over R",
+                )
+            )
+            return
+        p = inference.binomial(int(nearest), r, law.mean)
+        self.out.append(_statistical(self.key, "mean", EXACT_TEST, mean, law.mean, p, dev))
+
+    def _approximate_mean(self, mean: float, dev: float) -> None:
+        """A z-test with the exact sd where the normal law is adequate, else Bernstein's bound."""
+        law, key, r = self.law, self.key, self.r
+        allow = self._allowance()
+        eff = math.copysign(max(0.0, abs(dev) - allow), dev)
         if not _isnan(law.sd) and inference.normal_is_adequate(law.skew, law.kurtosis, r):
             p = inference.normal(eff, law.sd / math.sqrt(r))
             self.out.append(_statistical(key, "mean", NORMAL_TEST, mean, law.mean, p, dev))
@@ -542,82 +640,96 @@ class RowCheck:
 
     # ------------------------------------------------------------------
     def _sd_against_theory(self) -> None:
-        row, law, key, r = self.row, self.law, self.key, self.r
-        sd, mean = row.sd, row["mean"]
-        if _isnan(sd) or r < 2:
+        """The sd against the exact one (or its bound), by the strongest test the law allows."""
+        law, sd, mean = self.law, self.row.sd, self.row["mean"]
+        if _isnan(sd) or self.r < 2:
             return
         if law.two_values is not None and law.sd != 0.0 and not _isnan(mean):
-            a, b = law.two_values
-            variance = max(r / (r - 1) * (mean - a) * (b - mean), 0.0)
-            allowance = (
-                (r + 8) * PER_REPLICATE * ((b - a) * max(abs(a), abs(b)) + variance)
-                + RELATIVE * (b - a) ** 2
-                + (16 * EPS * max(abs(a), abs(b))) ** 2  # equal values: the sd of their roundings
-            )
-            ok = abs(sd * sd - variance) <= allowance
-            self.out.append(
-                record(
-                    TABLE,
-                    key,
-                    "sd",
-                    CONSISTENCY,
-                    sd,
-                    math.sqrt(variance),
-                    tolerance=allowance,
-                    passed=ok,
-                    reason="" if ok else "a two-valued estimator's sd is fixed by its mean",
-                )
-            )
+            self._two_valued_sd(sd, mean)
             return
         if law.sd == 0.0:
-            tol = 8 * EPS * max(law.scale, abs(law.mean) if not _isnan(law.mean) else 0.0) * math.sqrt(r)
+            tol = 8 * EPS * max(law.scale, abs(law.mean) if not _isnan(law.mean) else 0.0) * math.sqrt(self.r)
             self.out.append(
-                _compare(key, "sd", RECOMPUTED, sd, 0.0, tol, "an estimator with no spread has sd 0")
+                _compare(self.key, "sd", RECOMPUTED, sd, 0.0, tol, "an estimator with no spread has sd 0")
             )
             return
         value_range = law.high - law.low
         if not _isnan(law.sd):
-            fourth = law.sd**4
-            beta2 = law.mu4 / fourth if fourth > 0.0 and not _isnan(law.mu4) else math.nan
-            if not _isnan(beta2) and inference.variance_is_normal(law.skew, law.kurtosis, r):
-                var_s2 = law.mu4 / r - fourth * (r - 3) / (r * (r - 1))
-                se = math.sqrt(max(var_s2, 0.0)) / (2 * law.sd)
-                dev = sd - law.sd
-                allow = RELATIVE * law.sd + (r + 8) * PER_REPLICATE * sd
-                eff = math.copysign(max(0.0, abs(dev) - allow), dev)
-                self.out.append(
-                    _statistical(key, "sd", NORMAL_TEST, sd, law.sd, inference.normal(eff, se), dev)
-                )
-                return
-            if math.isfinite(value_range):
-                p = inference.bernstein_variance(sd, law.sd, beta2, value_range, r)
-                self.out.append(_statistical(key, "sd", BOUND_TEST, sd, law.sd, p, sd - law.sd))
+            if self._sd_against_exact(sd, value_range):
                 return
         elif not _isnan(law.sd_bound) and math.isfinite(value_range):
-            # only an upper bound: an sd above it is the one thing that can be refuted
-            p = (
-                inference.bernstein_variance(sd, law.sd_bound, math.nan, value_range, r)
-                if sd > law.sd_bound
-                else 1.0
-            )
-            self.out.append(
-                _statistical(key, "sd", BOUND_TEST, sd, f"≤ {law.sd_bound:.6g}", p, sd - law.sd_bound)
-            )
+            self._sd_against_bound(sd, value_range)
             return
         self.out.append(
-            record(TABLE, key, "sd", UNTESTABLE, sd, law.sd, reason="no exact sd (or bound) to test against")
+            record(
+                TABLE, self.key, "sd", UNTESTABLE, sd, law.sd, reason="no exact sd (or bound) to test against"
+            )
         )
+
+    def _two_valued_sd(self, sd: float, mean: float) -> None:
+        """An estimator taking two values a < b: its sd is fixed by its mean."""
+        r = self.r
+        a, b = self.law.two_values
+        variance = max(r / (r - 1) * (mean - a) * (b - mean), 0.0)
+        allowance = (
+            (r + 8) * PER_REPLICATE * ((b - a) * max(abs(a), abs(b)) + variance)
+            + RELATIVE * (b - a) ** 2
+            + (16 * EPS * max(abs(a), abs(b))) ** 2  # equal values: the sd of their roundings
+        )
+        ok = abs(sd * sd - variance) <= allowance
+        self.out.append(
+            record(
+                TABLE,
+                self.key,
+                "sd",
+                CONSISTENCY,
+                sd,
+                math.sqrt(variance),
+                tolerance=allowance,
+                passed=ok,
+                reason="" if ok else "a two-valued estimator's sd is fixed by its mean",
+            )
+        )
+
+    def _sd_against_exact(self, sd: float, value_range: float) -> bool:
+        """A z-test on the sample variance where it is nearly normal, else Bernstein's bound.
+
+        Returns False when neither applies (no fourth moment and unbounded values).
+        """
+        law, key, r = self.law, self.key, self.r
+        fourth = law.sd**4
+        beta2 = law.mu4 / fourth if fourth > 0.0 and not _isnan(law.mu4) else math.nan
+        if not _isnan(beta2) and inference.variance_is_normal(law.skew, law.kurtosis, r):
+            var_s2 = law.mu4 / r - fourth * (r - 3) / (r * (r - 1))
+            se = math.sqrt(max(var_s2, 0.0)) / (2 * law.sd)
+            dev = sd - law.sd
+            allow = RELATIVE * law.sd + (r + 8) * PER_REPLICATE * sd
+            eff = math.copysign(max(0.0, abs(dev) - allow), dev)
+            self.out.append(_statistical(key, "sd", NORMAL_TEST, sd, law.sd, inference.normal(eff, se), dev))
+            return True
+        if math.isfinite(value_range):
+            p = inference.bernstein_variance(sd, law.sd, beta2, value_range, r)
+            self.out.append(_statistical(key, "sd", BOUND_TEST, sd, law.sd, p, sd - law.sd))
+            return True
+        return False
+
+    def _sd_against_bound(self, sd: float, value_range: float) -> None:
+        """Only an upper bound on the sd: an sd above it is the one thing that can be refuted."""
+        bound = self.law.sd_bound
+        p = inference.bernstein_variance(sd, bound, math.nan, value_range, self.r) if sd > bound else 1.0
+        self.out.append(_statistical(self.key, "sd", BOUND_TEST, sd, f"≤ {bound:.6g}", p, sd - bound))
 
     # ------------------------------------------------------------------
     def _coverage(self) -> None:
-        row, key, r = self.row, self.key, self.r
+        """``coverage95_exact`` recomputed and ``coverage95`` against it (llr rows only)."""
+        row = self.row
         if "coverage95" not in row.index:
             return
         is_llr = row.estimator == "llr"
         expected_exact = self.coverage_exact if is_llr else math.nan
         self.out.append(
             _compare(
-                key,
+                self.key,
                 "coverage95_exact",
                 RECOMPUTED,
                 row.coverage95_exact,
@@ -628,9 +740,14 @@ class RowCheck:
         c = row.coverage95
         if not is_llr:
             self.out.append(
-                _compare(key, "coverage95", CONSISTENCY, c, math.nan, 0.0, "only llr rows have coverage")
+                _compare(self.key, "coverage95", CONSISTENCY, c, math.nan, 0.0, "only llr rows have coverage")
             )
             return
+        self._coverage_against_theory(c)
+
+    def _coverage_against_theory(self, c: float) -> None:
+        """An llr row's coverage rate: a count over R, tested exactly where its chance is known."""
+        key, r = self.key, self.r
         if _isnan(c):
             self.out.append(
                 record(TABLE, key, "coverage95", CONSISTENCY, c, "a rate", passed=False, reason="empty")

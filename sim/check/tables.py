@@ -9,7 +9,7 @@ import pandas as pd
 from scipy import stats
 
 from . import inference
-from .columns import EPS, RELATIVE, _isnan
+from .columns import EPS, RELATIVE, _isnan, range_slack
 from .report import CONSISTENCY, EXACT_TEST, RANGE, RECOMPUTED, ROW_SET, record
 
 
@@ -195,58 +195,76 @@ def replicates(frame: pd.DataFrame, experiment, laws, coin_heads: dict) -> tuple
         part = frame[frame.case == case.name].sort_values(["replicate", "n"], kind="stable")
         for est in experiment.estimators:
             x = part[est].to_numpy(dtype=float).reshape(experiment.replicates, len(experiment.checkpoints))
-            bad = 0
-            first = None
-            for j, n in enumerate(experiment.checkpoints):
-                law = laws[(case.name, n, est)]
-                slack = (
-                    64
-                    * EPS
-                    * max(
-                        abs(law.low) if math.isfinite(law.low) else 0,
-                        abs(law.high) if math.isfinite(law.high) else 0,
-                    )
-                )
-                col = by_row[(case.name, n, est)] = x[:, j]
-                outside = ~((col >= law.low - slack) & (col <= law.high + slack))
-                if law.indicator:
-                    outside |= ~np.isin(col, (0.0, 1.0))
-                if outside.any():
-                    bad += int(outside.sum())
-                    first = first or (int(np.flatnonzero(outside)[0]), n, float(col[outside][0]))
-            out.append(
-                record(
-                    table,
-                    {"case": case.name, "estimator": est},
-                    est,
-                    RANGE,
-                    bad,
-                    0,
-                    passed=bad == 0,
-                    reason=""
-                    if not bad
-                    else f"{bad} values outside the possible ones (first: replicate {first[0]}, n = {first[1]}: {first[2]:.10g})",
-                )
-            )
-        names = set(experiment.estimators)
-        if {"llr", "cross_entropy", "entropy"} <= names:
-            ce, h, llr = (part[c].to_numpy(dtype=float) for c in ("cross_entropy", "entropy", "llr"))
-            # the llr's log-ratios are computed directly, not as log p − log q: they
-            # differ from that difference by rounding of the logs' size
-            n0 = experiment.checkpoints[0]
-            logs = laws[(case.name, n0, "cross_entropy")].scale + laws[(case.name, n0, "entropy")].scale
-            tol = 16 * EPS * (np.abs(ce) + np.abs(h) + logs)
-            bad = ~(np.abs(ce - h - llr) <= tol)
-            out.append(_identity(table, case.name, "cross_entropy − entropy = llr", bad, part))
-        if {"llr", "plugin_kl"} <= names:
-            llr, plug = part.llr.to_numpy(dtype=float), part.plugin_kl.to_numpy(dtype=float)
-            law = laws[(case.name, experiment.checkpoints[0], "llr")]
-            scale = max(abs(law.low), abs(law.high))  # the log-ratios the llr sums
-            bad = ~(plug >= llr - 16 * EPS * (np.abs(llr) + np.abs(plug) + scale))
-            out.append(_identity(table, case.name, "plugin_kl ≥ llr", bad, part))
-        if case.name in coin_heads and "llr" in names:
-            out.append(_coin_paths(table, case.name, part, coin_heads[case.name], experiment))
+            at_n = {n: x[:, j] for j, n in enumerate(experiment.checkpoints)}
+            by_row.update({(case.name, n, est): col for n, col in at_n.items()})
+            out.append(_values_in_range(table, case.name, est, at_n, laws))
+        out += _identities(table, case, part, experiment, laws, coin_heads)
     return out, by_row
+
+
+def _values_in_range(table: str, case: str, est: str, at_n: dict[int, np.ndarray], laws) -> dict:
+    """One estimator of one case: every replicate value within the values it can take.
+
+    ``at_n`` maps each n, in increasing order, to the R values at that n;
+    an indicator's values must also be exactly 0 or 1.
+    """
+    bad = 0
+    first = None
+    for n, col in at_n.items():
+        law = laws[(case, n, est)]
+        slack = range_slack(law)
+        outside = ~((col >= law.low - slack) & (col <= law.high + slack))
+        if law.indicator:
+            outside |= ~np.isin(col, (0.0, 1.0))
+        if outside.any():
+            bad += int(outside.sum())
+            first = first or (int(np.flatnonzero(outside)[0]), n, float(col[outside][0]))
+    return record(
+        table,
+        {"case": case, "estimator": est},
+        est,
+        RANGE,
+        bad,
+        0,
+        passed=bad == 0,
+        reason=""
+        if not bad
+        else f"{bad} values outside the possible ones (first: replicate {first[0]}, n = {first[1]}: {first[2]:.10g})",
+    )
+
+
+def _identities(table: str, case, part: pd.DataFrame, experiment, laws, coin_heads: dict) -> list[dict]:
+    """The identities each replicate of one case must satisfy, for the estimators it records."""
+    out = []
+    names = set(experiment.estimators)
+    if {"llr", "cross_entropy", "entropy"} <= names:
+        bad = _decomposition_broken(case, part, experiment, laws)
+        out.append(_identity(table, case.name, "cross_entropy − entropy = llr", bad, part))
+    if {"llr", "plugin_kl"} <= names:
+        bad = _plugin_below_llr(case, part, experiment, laws)
+        out.append(_identity(table, case.name, "plugin_kl ≥ llr", bad, part))
+    if case.name in coin_heads and "llr" in names:
+        out.append(_coin_paths(table, case.name, part, coin_heads[case.name], experiment))
+    return out
+
+
+def _decomposition_broken(case, part: pd.DataFrame, experiment, laws) -> np.ndarray:
+    """Rows where cross-entropy − entropy ≠ llr beyond rounding."""
+    ce, h, llr = (part[c].to_numpy(dtype=float) for c in ("cross_entropy", "entropy", "llr"))
+    # the llr's log-ratios are computed directly, not as log p − log q: they
+    # differ from that difference by rounding of the logs' size
+    n0 = experiment.checkpoints[0]
+    logs = laws[(case.name, n0, "cross_entropy")].scale + laws[(case.name, n0, "entropy")].scale
+    tol = 16 * EPS * (np.abs(ce) + np.abs(h) + logs)
+    return ~(np.abs(ce - h - llr) <= tol)
+
+
+def _plugin_below_llr(case, part: pd.DataFrame, experiment, laws) -> np.ndarray:
+    """Rows where the plug-in KL falls below the llr beyond rounding (it is llr + KL(p̂‖p))."""
+    llr, plug = part.llr.to_numpy(dtype=float), part.plugin_kl.to_numpy(dtype=float)
+    law = laws[(case.name, experiment.checkpoints[0], "llr")]
+    scale = max(abs(law.low), abs(law.high))  # the log-ratios the llr sums
+    return ~(plug >= llr - 16 * EPS * (np.abs(llr) + np.abs(plug) + scale))
 
 
 def _identity(table, case, what, bad, part) -> dict:

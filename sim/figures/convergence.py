@@ -101,33 +101,8 @@ def plot_error(summary: pd.DataFrame, analytic: Mapping, *, ax: Axes | None = No
     present = [e for e in ORDER if e in set(summary.estimator)]
     for est in present:
         s = summary[summary.estimator == est].sort_values("n")
-        scale = max(1.0, abs(float(s.target.iloc[0])))
-        keep = s.rmse > 1e-12 * scale
-        if not keep.any():
+        if not _rmse_layer(ax, s, est):
             exact.append(LABELS[est].split(" (")[0])
-            continue
-        small = est == "llr"
-        ax.plot(
-            s.n[keep],
-            s.rmse[keep],
-            color=COLOURS[est],
-            marker=MARKERS[est],
-            markersize=3 if small else 5,
-            markerfacecolor=COLOURS[est] if small else "none",
-            linewidth=1.6 if small else 1.1,
-            label=LABELS[est],
-        )
-        if est == "plugin_kl" and "exact_mean" in s.columns and s.exact_mean.notna().any():
-            bias = (s.exact_mean - s.target).to_numpy()
-            ok = bias > 0
-            ax.plot(
-                s.n[ok],
-                bias[ok],
-                color=COLOURS[est],
-                linestyle=":",
-                linewidth=1.5,
-                label="plug-in KL: exact bias",
-            )
     n = np.unique(summary.n.to_numpy()).astype(float)
     sigma = analytic["llr_sigma"]
     if sigma > 0:
@@ -142,6 +117,45 @@ def plot_error(summary: pd.DataFrame, analytic: Mapping, *, ax: Axes | None = No
     ax.set_ylabel(f"RMSE ({_units(summary)})")
     _title(ax, title or str(analytic["case"]))
     return ax
+
+
+def _rmse_layer(ax: Axes, s: pd.DataFrame, est: str) -> bool:
+    """One estimator's RMSE against n (and plug-in KL's exact bias); False if every RMSE is 0.
+
+    ``s`` holds the estimator's rows of ``summary.csv``, sorted by n.
+    """
+    scale = max(1.0, abs(float(s.target.iloc[0])))
+    keep = s.rmse > 1e-12 * scale
+    if not keep.any():
+        return False
+    small = est == "llr"
+    ax.plot(
+        s.n[keep],
+        s.rmse[keep],
+        color=COLOURS[est],
+        marker=MARKERS[est],
+        markersize=3 if small else 5,
+        markerfacecolor=COLOURS[est] if small else "none",
+        linewidth=1.6 if small else 1.1,
+        label=LABELS[est],
+    )
+    if est == "plugin_kl" and "exact_mean" in s.columns and s.exact_mean.notna().any():
+        _exact_bias_layer(ax, s, est)
+    return True
+
+
+def _exact_bias_layer(ax: Axes, s: pd.DataFrame, est: str) -> None:
+    """The exact bias exact_mean − target where it is positive (drawable on a log axis)."""
+    bias = (s.exact_mean - s.target).to_numpy()
+    ok = bias > 0
+    ax.plot(
+        s.n[ok],
+        bias[ok],
+        color=COLOURS[est],
+        linestyle=":",
+        linewidth=1.5,
+        label="plug-in KL: exact bias",
+    )
 
 
 def plot_clt(
@@ -169,19 +183,37 @@ def plot_clt(
     kl, sigma = analytic["kl_pq"], analytic["llr_sigma"]
     x = replicates.loc[replicates.n == n, "llr"].to_numpy()
     if not sigma > 0:
-        ax.text(
-            0.5,
-            0.5,
-            "σ = 0: llr equals KL exactly\nfor every sample",
-            ha="center",
-            va="center",
-            transform=ax.transAxes,
-        )
-        ax.set_xticks([])
-        ax.set_yticks([])
-        _title(ax, title or str(analytic["case"]), f"  [n = {n:,}]")
-        return ax
-    z = np.sqrt(n) * (x - kl) / sigma
+        _no_spread(ax)
+    else:
+        z = np.sqrt(n) * (x - kl) / sigma
+        _histogram_layer(ax, z)
+        grid = np.linspace(-4, 4, 401)
+        ax.plot(grid, stats.norm.pdf(grid), label="standard normal", **THEORY)
+        if coin is not None:
+            _lattice(ax, n, coin, kl, sigma, analytic)
+        ax.set_xlim(-4.5, 4.5)
+        ax.set_xlabel("√n (llr − KL) / σ")
+        ax.set_ylabel("density")
+    _title(ax, title or str(analytic["case"]), f"  [n = {n:,}]")
+    return ax
+
+
+def _no_spread(ax: Axes) -> None:
+    """The panel's text when σ = 0: there is no distribution to draw."""
+    ax.text(
+        0.5,
+        0.5,
+        "σ = 0: llr equals KL exactly\nfor every sample",
+        ha="center",
+        va="center",
+        transform=ax.transAxes,
+    )
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _histogram_layer(ax: Axes, z: np.ndarray) -> None:
+    """The standardised llr of the replicates as a density histogram."""
     sns.histplot(
         z,
         stat="density",
@@ -193,15 +225,6 @@ def plot_clt(
         edgecolor="white",
         linewidth=0.3,
     )
-    grid = np.linspace(-4, 4, 401)
-    ax.plot(grid, stats.norm.pdf(grid), label="standard normal", **THEORY)
-    if coin is not None:
-        _lattice(ax, n, coin, kl, sigma, analytic)
-    ax.set_xlim(-4.5, 4.5)
-    ax.set_xlabel("√n (llr − KL) / σ")
-    ax.set_ylabel("density")
-    _title(ax, title or str(analytic["case"]), f"  [n = {n:,}]")
-    return ax
 
 
 def _bins(z: np.ndarray) -> np.ndarray | int:

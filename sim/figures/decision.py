@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -47,6 +48,23 @@ def _decay(units: str, rate: str) -> str:
     return f"2^(−n·{rate})" if units == "bits" else f"exp(−n·{rate})"
 
 
+@dataclass
+class _Drawn:
+    """What a p_wrong panel has drawn so far: the last point of its last layer, and every value.
+
+    The slope −C starts at :attr:`anchor`, (n, y); the exponent's axis turns
+    logarithmic when the values in :attr:`shown` span more than a factor 100.
+    """
+
+    anchor: tuple[float, float] | None = None
+    shown: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, n: float, values: np.ndarray) -> None:
+        """Record a layer drawn against sample sizes ending at ``n``."""
+        self.anchor = (n, float(values[-1]))
+        self.shown.append(values)
+
+
 def plot_p_wrong(
     summary: pd.DataFrame,
     analytic: Mapping,
@@ -69,12 +87,25 @@ def plot_p_wrong(
     c = float(analytic["chernoff"]) * scale  # nats
     ns = np.unique(summary.n.to_numpy())
     exponent = len(ns) > 0 and ns.max() > EXPONENT_SPAN * max(1, ns.min())
+    drawn = _Drawn()
+    _estimates_layer(ax, summary, drawn, exponent=exponent, scale=scale)
+    if coin is not None:
+        _exact_p_wrong_layer(ax, coin, ns, drawn, exponent=exponent, scale=scale)
+    if exponent:
+        _exponent_rate(ax, c, drawn, scale=scale, units=units)
+    else:
+        _log10_slope(ax, c, ns, drawn)
+    ax.set_xlabel("sample size n")
+    _title(ax, title or str(analytic["case"]), f"  [C = {float(analytic['chernoff']):.4g} {units}]")
+    return ax
+
+
+def _estimates_layer(ax: Axes, summary: pd.DataFrame, drawn: _Drawn, *, exponent: bool, scale: float) -> None:
+    """The plain and tilted estimates with ±2 MCSE bars, where they are positive."""
     styles = {
         "p_wrong": ("plain Monte Carlo", "o", COLOURS["llr"]),
         "p_wrong_tilted": ("tilted (importance sampling)", "D", COLOURS["plugin_kl"]),
     }
-    anchor = None
-    shown: list[np.ndarray] = []  # the values drawn, to choose the exponent's scale
     for est, (label, marker, colour) in styles.items():
         s = summary[(summary.estimator == est) & (summary["mean"] > 0)].sort_values("n")
         if s.empty:
@@ -96,33 +127,39 @@ def plot_p_wrong(
             capsize=2,
             label=label,
         )
-        anchor = (float(s.n.iloc[-1]), float(mid[-1]))
-        shown.append(mid)
-    if coin is not None:
-        grid = _grid(ns)
-        log_p = np.array([coin_p_wrong(coin[0], coin[1], int(n))[1] for n in grid])
-        curve = -log_p / grid / scale if exponent else log_p / math.log(10)
-        ax.plot(grid, curve, color="black", linewidth=1.2, label="exact (Binomial tail)")
-        anchor = (float(grid[-1]), float(curve[-1]))
-        shown.append(curve)
-    if exponent:
-        if c > 0:
-            ax.axhline(c / scale, label="C(p, q)", **THEORY)
-            shown.append(np.array([c / scale]))
-        ax.set_xscale("log")
-        values = np.concatenate(shown) if shown else np.array([])
-        if values.size and values.min() > 0 and values.max() > 100 * values.min():
-            ax.set_yscale("log")  # a C of 1e-14 next to exponents near 1 at small n
-        ax.set_ylabel(f"−(1/n) {_log_name(units)} P(sample favours q) ({units})")
-    else:
-        if anchor is not None and c > 0:
-            n0, y0 = anchor
-            span = np.array([ns.min(), n0], dtype=float)
-            ax.plot(span, y0 - c * (span - n0) / math.log(10), label="slope −C(p, q)", **THEORY)
-        ax.set_ylabel("log₁₀ P(sample favours q)")
-    ax.set_xlabel("sample size n")
-    _title(ax, title or str(analytic["case"]), f"  [C = {float(analytic['chernoff']):.4g} {units}]")
-    return ax
+        drawn.add(float(s.n.iloc[-1]), mid)
+
+
+def _exact_p_wrong_layer(
+    ax: Axes, coin: tuple[float, float], ns: np.ndarray, drawn: _Drawn, *, exponent: bool, scale: float
+) -> None:
+    """A coin's exact p_wrong (a Binomial tail) on the log-spaced grid of :func:`_grid`."""
+    grid = _grid(ns)
+    log_p = np.array([coin_p_wrong(coin[0], coin[1], int(n))[1] for n in grid])
+    curve = -log_p / grid / scale if exponent else log_p / math.log(10)
+    ax.plot(grid, curve, color="black", linewidth=1.2, label="exact (Binomial tail)")
+    drawn.add(float(grid[-1]), curve)
+
+
+def _exponent_rate(ax: Axes, c: float, drawn: _Drawn, *, scale: float, units: str) -> None:
+    """The exponent's axes: C(p, q) as a line, log n, and a log scale for values spanning > 100×."""
+    if c > 0:
+        ax.axhline(c / scale, label="C(p, q)", **THEORY)
+        drawn.shown.append(np.array([c / scale]))
+    ax.set_xscale("log")
+    values = np.concatenate(drawn.shown) if drawn.shown else np.array([])
+    if values.size and values.min() > 0 and values.max() > 100 * values.min():
+        ax.set_yscale("log")  # a C of 1e-14 next to exponents near 1 at small n
+    ax.set_ylabel(f"−(1/n) {_log_name(units)} P(sample favours q) ({units})")
+
+
+def _log10_slope(ax: Axes, c: float, ns: np.ndarray, drawn: _Drawn) -> None:
+    """log₁₀ p_wrong's axes: the slope −C through the last point drawn."""
+    if drawn.anchor is not None and c > 0:
+        n0, y0 = drawn.anchor
+        span = np.array([ns.min(), n0], dtype=float)
+        ax.plot(span, y0 - c * (span - n0) / math.log(10), label="slope −C(p, q)", **THEORY)
+    ax.set_ylabel("log₁₀ P(sample favours q)")
 
 
 def simulated_stein(replicates: pd.DataFrame, units: str, alpha: float = 0.05) -> pd.DataFrame:
@@ -178,47 +215,62 @@ def plot_stein(
     """
     ax = _ax(ax)
     units = str(analytic.get("units", "nats"))
-    scale = LN2 if units == "bits" else 1.0
     if replicates is not None and "llr" in replicates.columns:
-        sim = simulated_stein(replicates, units, alpha)
-        ax.errorbar(
-            sim.n,
-            sim.rate,
-            yerr=2 * sim.se,
-            fmt="D",
-            color=COLOURS["plugin_kl"],
-            markersize=4,
-            capsize=2,
-            label="simulated (samples from p reweighted by q/p)",
-        )
+        _simulated_stein_layer(ax, replicates, units, alpha)
     if coin is not None:
-        grid = _grid(np.append(ns, [1, max(int(ns.max()), STEIN_MAX_N)]))  # its approach to KL is slow, ~1/√n
-        rates = np.array([-coin_stein(coin[0], coin[1], int(n), alpha)[1] / n for n in grid]) / scale
-        ax.plot(
-            grid,
-            rates,
-            color=COLOURS["llr"],
-            linewidth=1.2,
-            label=f"exact −(1/n) {_log_name(units)} β_n, type-I error α = {alpha:g}",
-        )
+        _exact_stein_layer(ax, coin, ns, units, alpha)
     if coin is None and (replicates is None or "llr" not in replicates.columns):
-        ax.text(
-            0.5,
-            0.5,
-            "no simulated curve: it needs per-replicate\nllr values (save_replicates: false)",
-            ha="center",
-            va="center",
-            transform=ax.transAxes,
-            fontsize=8,
-            color="0.3",
-        )
-        ax.set_xlim(max(1.0, float(ns.min())), max(10.0 * float(ns.min()), float(ns.max())))
+        _no_stein_curve(ax, ns)
     ax.axhline(float(analytic["kl_pq"]), label="KL(p‖q)", **THEORY)
     ax.set_xscale("log")
     ax.set_xlabel("sample size n")
     ax.set_ylabel(f"error exponent ({units})")
     _title(ax, title or str(analytic["case"]), f"  [Stein, α = {alpha:g}]")
     return ax
+
+
+def _simulated_stein_layer(ax: Axes, replicates: pd.DataFrame, units: str, alpha: float) -> None:
+    """:func:`simulated_stein` with ±2 standard-error bars."""
+    sim = simulated_stein(replicates, units, alpha)
+    ax.errorbar(
+        sim.n,
+        sim.rate,
+        yerr=2 * sim.se,
+        fmt="D",
+        color=COLOURS["plugin_kl"],
+        markersize=4,
+        capsize=2,
+        label="simulated (samples from p reweighted by q/p)",
+    )
+
+
+def _exact_stein_layer(ax: Axes, coin: tuple[float, float], ns: np.ndarray, units: str, alpha: float) -> None:
+    """A coin's exact exponent (:func:`sim.decision.coin_stein`), on a grid to at least :data:`STEIN_MAX_N`."""
+    scale = LN2 if units == "bits" else 1.0
+    grid = _grid(np.append(ns, [1, max(int(ns.max()), STEIN_MAX_N)]))  # its approach to KL is slow, ~1/√n
+    rates = np.array([-coin_stein(coin[0], coin[1], int(n), alpha)[1] / n for n in grid]) / scale
+    ax.plot(
+        grid,
+        rates,
+        color=COLOURS["llr"],
+        linewidth=1.2,
+        label=f"exact −(1/n) {_log_name(units)} β_n, type-I error α = {alpha:g}",
+    )
+
+
+def _no_stein_curve(ax: Axes, ns: np.ndarray) -> None:
+    """Neither curve can be drawn: say why, over the checkpoints' range of n."""
+    ax.text(
+        0.5,
+        0.5,
+        "no simulated curve: it needs per-replicate\nllr values (save_replicates: false)",
+        ha="center",
+        va="center",
+        transform=ax.transAxes,
+        fontsize=8,
+        color="0.3",
+    )
+    ax.set_xlim(max(1.0, float(ns.min())), max(10.0 * float(ns.min()), float(ns.max())))
 
 
 def testing_figure(

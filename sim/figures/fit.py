@@ -69,6 +69,25 @@ def plot_fit_convergence(
     """KL of the fitted model against N, log–log, with floor + d/(2N) and the floor."""
     ax = _ax(ax)
     s = summary[summary.estimator == "kl_fitted"].sort_values("n")
+    _fitted_kl_layer(ax, s)
+    n = s.n.to_numpy(dtype=float)
+    floor, d = float(analytic["kl_floor"]), int(analytic["parameters"])
+    scale = 1.0 if analytic.get("units", "nats") == "nats" else 1.0 / math.log(2)
+    ax.plot(n, floor + scale * d / (2 * n), label="floor + d/(2N)", **THEORY)
+    if floor > 1e-12:
+        ax.axhline(floor, color="0.35", linestyle=":", linewidth=1.4, label="misspecification floor (exact)")
+    if "infinite_fraction" in s.columns and (s.infinite_fraction > 0).any():
+        _infinite_note(ax, s)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("sample size N")
+    ax.set_ylabel(f"KL(p‖q_θ̂) ({_units(s)})")
+    _title(ax, title or str(analytic["case"]), f"  [{analytic['model']}, d = {d}]")
+    return ax
+
+
+def _fitted_kl_layer(ax: Axes, s: pd.DataFrame) -> None:
+    """The fitted KL's 5–95% band and mean where finite, and its exact expectation where known."""
     finite = np.isfinite(s["mean"])
     ax.fill_between(
         s.n[finite],
@@ -92,28 +111,19 @@ def plot_fit_convergence(
             markersize=7,
             label="exact expectation",
         )
-    n = s.n.to_numpy(dtype=float)
-    floor, d = float(analytic["kl_floor"]), int(analytic["parameters"])
-    scale = 1.0 if analytic.get("units", "nats") == "nats" else 1.0 / math.log(2)
-    ax.plot(n, floor + scale * d / (2 * n), label="floor + d/(2N)", **THEORY)
-    if floor > 1e-12:
-        ax.axhline(floor, color="0.35", linestyle=":", linewidth=1.4, label="misspecification floor (exact)")
-    if "infinite_fraction" in s.columns and (s.infinite_fraction > 0).any():
-        worst = s.loc[s.infinite_fraction.idxmax()]
-        ax.text(
-            0.02,
-            0.03,
-            f"fit at infinity (KL = ∞) in {worst.infinite_fraction:.0%} of replicates at n = {int(worst.n):,}",
-            transform=ax.transAxes,
-            fontsize=7,
-            color="0.3",
-        )
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("sample size N")
-    ax.set_ylabel(f"KL(p‖q_θ̂) ({_units(s)})")
-    _title(ax, title or str(analytic["case"]), f"  [{analytic['model']}, d = {d}]")
-    return ax
+
+
+def _infinite_note(ax: Axes, s: pd.DataFrame) -> None:
+    """Name the largest fraction of fits at infinity (KL = ∞), which the log axis cannot show."""
+    worst = s.loc[s.infinite_fraction.idxmax()]
+    ax.text(
+        0.02,
+        0.03,
+        f"fit at infinity (KL = ∞) in {worst.infinite_fraction:.0%} of replicates at n = {int(worst.n):,}",
+        transform=ax.transAxes,
+        fontsize=7,
+        color="0.3",
+    )
 
 
 def fit_trajectory_figure(

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from matplotlib.figure import Figure
 
 from .. import results as res
@@ -45,11 +46,20 @@ def load_tables(folder: str | Path) -> dict[str, Any]:
     sim.errors.ResultsError
         If a file is missing or unreadable.
     """
-    import yaml
-
     folder = Path(folder)
     if not folder.is_dir():
         raise ResultsError(f"{folder}: not a results folder")
+    names = _table_files(folder)
+    tables = _read_tables(folder, names)
+    fit = tables["config"].get("kind") == "fit"
+    if fit and "trajectory" not in tables:
+        raise ResultsError(f"{folder}: missing {res.TRAJECTORY} (a fit experiment's results)")
+    _require_columns(folder, tables, names, fit=fit)
+    return tables
+
+
+def _table_files(folder: Path) -> dict[str, str]:
+    """Table name → file name of every file to read; an error naming the required ones missing."""
     names = {"summary": res.SUMMARY, "analytic": res.ANALYTIC, "config": res.CONFIG}
     if (folder / res.REPLICATES).is_file():
         names["replicates"] = res.REPLICATES
@@ -60,6 +70,11 @@ def load_tables(folder: str | Path) -> dict[str, Any]:
         raise ResultsError(
             f"{folder}: missing {', '.join(missing)} (is it a results folder written by sim run?)"
         )
+    return names
+
+
+def _read_tables(folder: Path, names: Mapping[str, str]) -> dict[str, Any]:
+    """The CSV tables as DataFrames (``replicates`` None if absent) and the config as a dict."""
     tables: dict[str, Any] = {"replicates": None}
     try:
         for key in names:
@@ -70,9 +85,11 @@ def load_tables(folder: str | Path) -> dict[str, Any]:
         raise ResultsError(f"{folder}: cannot read its tables: {exc}") from None
     if not isinstance(tables["config"], dict):
         raise ResultsError(f"{folder}: {res.CONFIG} is not a resolved config")
-    fit = tables["config"].get("kind") == "fit"
-    if fit and "trajectory" not in tables:
-        raise ResultsError(f"{folder}: missing {res.TRAJECTORY} (a fit experiment's results)")
+    return tables
+
+
+def _require_columns(folder: Path, tables: Mapping[str, Any], names: Mapping[str, str], *, fit: bool) -> None:
+    """Every column the figures read is present; an error naming the first table lacking some."""
     needed = {
         "summary": {"case", "n", "estimator", "mean", "q05", "q95", "rmse", "target"},
         "analytic": {"case", "kl_floor", "parameters"} if fit else {"case", "kl_pq", "llr_sigma"},
@@ -84,7 +101,6 @@ def load_tables(folder: str | Path) -> dict[str, Any]:
         lacking = cols - set(tables[key].columns)
         if lacking:
             raise ResultsError(f"{folder}: {names[key]} lacks columns {', '.join(sorted(lacking))}")
-    return tables
 
 
 def _has_llr_replicates(tables: Mapping[str, Any]) -> bool:
