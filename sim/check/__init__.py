@@ -94,7 +94,7 @@ class _Fit:
         return float(self._analytic[case][registry.get(est).target])
 
     def extras(self, case: str, n: int, est: str) -> dict:
-        return {"fit": True, "finite_expected": self.experiment.smoothing > 0}
+        return {"fitted": True, "finite_expected": self.experiment.smoothing > 0}
 
     def coin_linear(self) -> dict:
         return {}

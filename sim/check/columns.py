@@ -33,6 +33,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from .. import registry
 from ..streaming import TINY
 from . import inference
 from .laws import Law
@@ -167,7 +168,7 @@ class RowCheck:
         coverage: Callable[[np.ndarray], tuple[int, int]] | None = None,
         coverage_exact: float = math.nan,
         hit_probability: float = math.nan,
-        fit: bool = False,
+        fitted: bool = False,
         finite_expected: bool = False,
     ):
         self.row = row
@@ -179,7 +180,7 @@ class RowCheck:
         self.coverage = coverage
         self.coverage_exact = coverage_exact
         self.hit_probability = hit_probability
-        self.fit = fit
+        self.fitted = fitted
         self.finite_expected = finite_expected
         self.key = {"case": row.case, "n": int(row.n), "estimator": str(row.estimator)}
         self.out: list[dict] = []
@@ -192,7 +193,7 @@ class RowCheck:
         self.out.append(
             _compare(key, "target", RECOMPUTED, row.target, self.target, RELATIVE * abs(self.target))
         )
-        mean_scale = law.scale if self.fit else abs(law.mean)
+        mean_scale = law.scale if self.fitted else abs(law.mean)
         self.out.append(
             _compare(key, "exact_mean", RECOMPUTED, row.exact_mean, law.mean, RELATIVE * mean_scale)
         )
@@ -594,9 +595,9 @@ class RowCheck:
         return True
 
     def _empty_mean(self) -> None:
-        """An empty mean: only a p_wrong_tilted row whose replicates never saw the event."""
+        """An empty mean: only a tilted (p_wrong_tilted) row whose replicates never saw the event."""
         key, r = self.key, self.r
-        if self.row.estimator != "p_wrong_tilted":
+        if not registry.get(self.row.estimator).tilted:
             self.out.append(
                 record(
                     TABLE,
@@ -725,8 +726,8 @@ class RowCheck:
         row = self.row
         if "coverage95" not in row.index:
             return
-        is_llr = row.estimator == "llr"
-        expected_exact = self.coverage_exact if is_llr else math.nan
+        reports_coverage = registry.get(row.estimator).coverage
+        expected_exact = self.coverage_exact if reports_coverage else math.nan
         self.out.append(
             _compare(
                 self.key,
@@ -738,7 +739,7 @@ class RowCheck:
             )
         )
         c = row.coverage95
-        if not is_llr:
+        if not reports_coverage:
             self.out.append(
                 _compare(self.key, "coverage95", CONSISTENCY, c, math.nan, 0.0, "only llr rows have coverage")
             )

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..registry import CROSS_ENTROPY, ENTROPY, LLR, P_WRONG, P_WRONG_TILTED, PLUGIN_KL
 from . import inference
 from .columns import EPS, RELATIVE, _isnan, range_slack
 from .report import CONSISTENCY, EXACT_TEST, RANGE, RECOMPUTED, ROW_SET, record
@@ -125,18 +126,18 @@ def tilted_against_plain(summary: pd.DataFrame, coin_cases: set[str]) -> list[di
     that Binomial at the π within the tilted estimate's Bonferroni-wide
     interval (z = 5 standard errors) that fits it best.
     """
-    if not {"p_wrong", "p_wrong_tilted"} <= set(summary.estimator):
+    if not {P_WRONG.name, P_WRONG_TILTED.name} <= set(summary.estimator):
         return []
     keyed = summary.drop_duplicates(["case", "n", "estimator"]).set_index(["case", "n", "estimator"])
     out = []
     for (case, n), _ in summary.groupby(["case", "n"], sort=False):
         if (
             case in coin_cases
-            or (case, n, "p_wrong") not in keyed.index
-            or (case, n, "p_wrong_tilted") not in keyed.index
+            or (case, n, P_WRONG.name) not in keyed.index
+            or (case, n, P_WRONG_TILTED.name) not in keyed.index
         ):
             continue
-        plain, tilted = keyed.loc[(case, n, "p_wrong")], keyed.loc[(case, n, "p_wrong_tilted")]
+        plain, tilted = keyed.loc[(case, n, P_WRONG.name)], keyed.loc[(case, n, P_WRONG_TILTED.name)]
         r = int(plain.replicates)
         if _isnan(tilted["mean"]) or _isnan(plain["mean"]):
             continue
@@ -156,7 +157,7 @@ def tilted_against_plain(summary: pd.DataFrame, coin_cases: set[str]) -> list[di
         out.append(
             record(
                 "summary.csv",
-                {"case": case, "n": int(n), "estimator": "p_wrong"},
+                {"case": case, "n": int(n), "estimator": P_WRONG.name},
                 "mean vs p_wrong_tilted",
                 EXACT_TEST,
                 plain["mean"],
@@ -237,32 +238,32 @@ def _identities(table: str, case, part: pd.DataFrame, experiment, laws, coin_hea
     """The identities each replicate of one case must satisfy, for the estimators it records."""
     out = []
     names = set(experiment.estimators)
-    if {"llr", "cross_entropy", "entropy"} <= names:
+    if {LLR.name, CROSS_ENTROPY.name, ENTROPY.name} <= names:
         bad = _decomposition_broken(case, part, experiment, laws)
         out.append(_identity(table, case.name, "cross_entropy − entropy = llr", bad, part))
-    if {"llr", "plugin_kl"} <= names:
+    if {LLR.name, PLUGIN_KL.name} <= names:
         bad = _plugin_below_llr(case, part, experiment, laws)
         out.append(_identity(table, case.name, "plugin_kl ≥ llr", bad, part))
-    if case.name in coin_heads and "llr" in names:
+    if case.name in coin_heads and LLR.name in names:
         out.append(_coin_paths(table, case.name, part, coin_heads[case.name], experiment))
     return out
 
 
 def _decomposition_broken(case, part: pd.DataFrame, experiment, laws) -> np.ndarray:
     """Rows where cross-entropy − entropy ≠ llr beyond rounding."""
-    ce, h, llr = (part[c].to_numpy(dtype=float) for c in ("cross_entropy", "entropy", "llr"))
+    ce, h, llr = (part[c].to_numpy(dtype=float) for c in (CROSS_ENTROPY.name, ENTROPY.name, LLR.name))
     # the llr's log-ratios are computed directly, not as log p − log q: they
     # differ from that difference by rounding of the logs' size
     n0 = experiment.checkpoints[0]
-    logs = laws[(case.name, n0, "cross_entropy")].scale + laws[(case.name, n0, "entropy")].scale
+    logs = laws[(case.name, n0, CROSS_ENTROPY.name)].scale + laws[(case.name, n0, ENTROPY.name)].scale
     tol = 16 * EPS * (np.abs(ce) + np.abs(h) + logs)
     return ~(np.abs(ce - h - llr) <= tol)
 
 
 def _plugin_below_llr(case, part: pd.DataFrame, experiment, laws) -> np.ndarray:
     """Rows where the plug-in KL falls below the llr beyond rounding (it is llr + KL(p̂‖p))."""
-    llr, plug = part.llr.to_numpy(dtype=float), part.plugin_kl.to_numpy(dtype=float)
-    law = laws[(case.name, experiment.checkpoints[0], "llr")]
+    llr, plug = part[LLR.name].to_numpy(dtype=float), part[PLUGIN_KL.name].to_numpy(dtype=float)
+    law = laws[(case.name, experiment.checkpoints[0], LLR.name)]
     scale = max(abs(law.low), abs(law.high))  # the log-ratios the llr sums
     return ~(plug >= llr - 16 * EPS * (np.abs(llr) + np.abs(plug) + scale))
 
@@ -287,7 +288,7 @@ def _coin_paths(table, case, part, linear, experiment) -> dict:
             table, {"case": case}, "heads along each path", CONSISTENCY, 0, 0, reason="not recoverable"
         )
     ns = np.asarray(experiment.checkpoints, dtype=float)
-    x = part.llr.to_numpy(dtype=float).reshape(experiment.replicates, ns.size)
+    x = part[LLR.name].to_numpy(dtype=float).reshape(experiment.replicates, ns.size)
     heads = ns * (x - v_t) / step
     rounding = ns * 16 * EPS * max(abs(v_t), abs(v_h)) / abs(step)
     usable = rounding <= 0.25
@@ -305,7 +306,7 @@ def _coin_paths(table, case, part, linear, experiment) -> dict:
     count = int(broken.sum())
     return record(
         table,
-        {"case": case, "estimator": "llr"},
+        {"case": case, "estimator": LLR.name},
         "heads along each path",
         CONSISTENCY,
         count,

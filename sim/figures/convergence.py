@@ -12,6 +12,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from scipy import stats
 
+from .. import registry
+from ..registry import CROSS_ENTROPY, ENTROPY, LLR, PLUGIN_KL
 from .style import (
     COLOURS,
     LABELS,
@@ -49,8 +51,8 @@ def plot_convergence(
         Panel title.
     """
     ax = _ax(ax)
-    s = summary[summary.estimator == "llr"].sort_values("n")
-    colour = COLOURS["llr"]
+    s = summary[summary.estimator == LLR.name].sort_values("n")
+    colour = COLOURS[LLR.name]
     ax.fill_between(s.n, s.q05, s.q95, color=colour, alpha=0.25, linewidth=0, label="5–95% of replicates")
     ax.plot(s.n, s["mean"], color=colour, marker="o", markersize=3, label="mean llr")
     ax.axhline(analytic["kl_pq"], label="KL(p‖q)", **THEORY)
@@ -68,11 +70,11 @@ def plot_paths(
     ax = _ax(ax)
     r = replicates[replicates.replicate < paths].sort_values(["replicate", "n"])
     for _, path in r.groupby("replicate"):
-        ax.plot(path.n, path.llr, color=COLOURS["llr"], alpha=0.45, linewidth=0.8)
+        ax.plot(path.n, path[LLR.name], color=COLOURS[LLR.name], alpha=0.45, linewidth=0.8)
     n = np.unique(replicates.n.to_numpy())
     kl, sigma = analytic["kl_pq"], analytic["llr_sigma"]
     ax.plot(
-        [], [], color=COLOURS["llr"], alpha=0.6, label=f"{min(paths, r.replicate.nunique())} sample paths"
+        [], [], color=COLOURS[LLR.name], alpha=0.6, label=f"{min(paths, r.replicate.nunique())} sample paths"
     )
     ax.fill_between(
         n,
@@ -128,7 +130,7 @@ def _rmse_layer(ax: Axes, s: pd.DataFrame, est: str) -> bool:
     keep = s.rmse > 1e-12 * scale
     if not keep.any():
         return False
-    small = est == "llr"
+    small = est == LLR.name
     ax.plot(
         s.n[keep],
         s.rmse[keep],
@@ -139,7 +141,7 @@ def _rmse_layer(ax: Axes, s: pd.DataFrame, est: str) -> bool:
         linewidth=1.6 if small else 1.1,
         label=LABELS[est],
     )
-    if est == "plugin_kl" and "exact_mean" in s.columns and s.exact_mean.notna().any():
+    if est == PLUGIN_KL.name and "exact_mean" in s.columns and s.exact_mean.notna().any():
         _exact_bias_layer(ax, s, est)
     return True
 
@@ -181,7 +183,7 @@ def plot_clt(
     ax = _ax(ax)
     n = int(replicates.n.max()) if n is None else int(n)
     kl, sigma = analytic["kl_pq"], analytic["llr_sigma"]
-    x = replicates.loc[replicates.n == n, "llr"].to_numpy()
+    x = replicates.loc[replicates.n == n, LLR.name].to_numpy()
     if not sigma > 0:
         _no_spread(ax)
     else:
@@ -219,7 +221,7 @@ def _histogram_layer(ax: Axes, z: np.ndarray) -> None:
         stat="density",
         bins=_bins(z),
         ax=ax,
-        color=COLOURS["llr"],
+        color=COLOURS[LLR.name],
         alpha=0.45,
         label=f"{len(z):,} replicates",
         edgecolor="white",
@@ -276,7 +278,7 @@ def plot_decomposition(
     the case's exact values.
     """
     ax = _ax(ax)
-    for est in ("cross_entropy", "entropy", "llr"):
+    for est in registry.names((CROSS_ENTROPY, ENTROPY, LLR)):
         s = summary[summary.estimator == est].sort_values("n")
         if s.empty:
             continue

@@ -13,7 +13,8 @@ from matplotlib.figure import Figure
 
 from ..decision import coin_p_wrong, coin_stein
 from ..distributions import LN2, TIE
-from .style import COLOURS, THEORY, Config, _ax, _coins, _facets, _suptitle, _title, case_titles
+from ..registry import LLR, P_WRONG, P_WRONG_TILTED, PLUGIN_KL
+from .style import THEORY, Config, _ax, _coins, _facets, _suptitle, _title, case_titles, colour
 
 #: Sample sizes of the exact curves (beyond the checkpoints, which may be few): a
 #: log-spaced grid, so drawing them costs the same at n = 10¹² as at n = 10³.
@@ -102,12 +103,8 @@ def plot_p_wrong(
 
 def _estimates_layer(ax: Axes, summary: pd.DataFrame, drawn: _Drawn, *, exponent: bool, scale: float) -> None:
     """The plain and tilted estimates with ±2 MCSE bars, where they are positive."""
-    styles = {
-        "p_wrong": ("plain Monte Carlo", "o", COLOURS["llr"]),
-        "p_wrong_tilted": ("tilted (importance sampling)", "D", COLOURS["plugin_kl"]),
-    }
-    for est, (label, marker, colour) in styles.items():
-        s = summary[(summary.estimator == est) & (summary["mean"] > 0)].sort_values("n")
+    for spec in (P_WRONG, P_WRONG_TILTED):
+        s = summary[(summary.estimator == spec.name) & (summary["mean"] > 0)].sort_values("n")
         if s.empty:
             continue
         mean, mcse = s["mean"].to_numpy(), s.mcse.to_numpy()
@@ -121,11 +118,11 @@ def _estimates_layer(ax: Axes, summary: pd.DataFrame, drawn: _Drawn, *, exponent
             s.n,
             mid,
             yerr=[mid - lo, hi - mid],
-            fmt=marker,
-            color=colour,
+            fmt=spec.marker,
+            color=colour(spec),
             markersize=4,
             capsize=2,
-            label=label,
+            label=spec.label,
         )
         drawn.add(float(s.n.iloc[-1]), mid)
 
@@ -175,7 +172,7 @@ def simulated_stein(replicates: pd.DataFrame, units: str, alpha: float = 0.05) -
     scale = LN2 if units == "bits" else 1.0
     rows = []
     for n, group in replicates.groupby("n"):
-        llr = group.llr.to_numpy() * scale
+        llr = group[LLR.name].to_numpy() * scale
         tau = np.quantile(llr, alpha)
         tie = np.abs(llr - tau) <= TIE * max(1.0, abs(tau))
         above = (llr > tau) & ~tie
@@ -215,11 +212,11 @@ def plot_stein(
     """
     ax = _ax(ax)
     units = str(analytic.get("units", "nats"))
-    if replicates is not None and "llr" in replicates.columns:
+    if replicates is not None and LLR.name in replicates.columns:
         _simulated_stein_layer(ax, replicates, units, alpha)
     if coin is not None:
         _exact_stein_layer(ax, coin, ns, units, alpha)
-    if coin is None and (replicates is None or "llr" not in replicates.columns):
+    if coin is None and (replicates is None or LLR.name not in replicates.columns):
         _no_stein_curve(ax, ns)
     ax.axhline(float(analytic["kl_pq"]), label="KL(p‖q)", **THEORY)
     ax.set_xscale("log")
@@ -237,7 +234,7 @@ def _simulated_stein_layer(ax: Axes, replicates: pd.DataFrame, units: str, alpha
         sim.rate,
         yerr=2 * sim.se,
         fmt="D",
-        color=COLOURS["plugin_kl"],
+        color=colour(PLUGIN_KL),
         markersize=4,
         capsize=2,
         label="simulated (samples from p reweighted by q/p)",
@@ -252,7 +249,7 @@ def _exact_stein_layer(ax: Axes, coin: tuple[float, float], ns: np.ndarray, unit
     ax.plot(
         grid,
         rates,
-        color=COLOURS["llr"],
+        color=colour(LLR),
         linewidth=1.2,
         label=f"exact −(1/n) {_log_name(units)} β_n, type-I error α = {alpha:g}",
     )
@@ -282,12 +279,12 @@ def testing_figure(
 ) -> Figure:
     """Per case: :func:`plot_p_wrong` beside :func:`plot_stein`."""
     titles, coins = case_titles(config), _coins(config)
-    panels = [(a, side) for a in analytic.to_dict("records") for side in ("p_wrong", "stein")]
+    panels = [(a, side) for a in analytic.to_dict("records") for side in (P_WRONG.name, "stein")]
 
     def draw(ax: Axes, item) -> None:
         a, side = item
         rows = summary[summary.case == a["case"]]
-        if side == "p_wrong":
+        if side == P_WRONG.name:
             plot_p_wrong(rows, a, coin=coins.get(a["case"]), ax=ax, title=titles.get(a["case"], ""))
         else:
             reps = None if replicates is None else replicates[replicates.case == a["case"]]

@@ -11,7 +11,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from .style import COLOURS, THEORY, Config, _ax, _facets, _per_case, _suptitle, _title, _units
+from ..registry import CROSS_ENTROPY, ENTROPY, KL_FITTED
+from .style import THEORY, Config, _ax, _facets, _per_case, _suptitle, _title, _units, colour
 
 
 def plot_fit_trajectory(trajectory: pd.DataFrame, *, ax: Axes | None = None, title: str = "") -> Axes:
@@ -26,7 +27,7 @@ def plot_fit_trajectory(trajectory: pd.DataFrame, *, ax: Axes | None = None, tit
     ax.plot(
         t.step,
         t.cross_entropy,
-        color=COLOURS["cross_entropy"],
+        color=colour(CROSS_ENTROPY),
         marker="s",
         markersize=4,
         label="H(p, q_θ): population cross-entropy",
@@ -34,22 +35,20 @@ def plot_fit_trajectory(trajectory: pd.DataFrame, *, ax: Axes | None = None, tit
     ax.plot(
         t.step,
         t.empirical_cross_entropy,
-        color=COLOURS["cross_entropy"],
+        color=colour(CROSS_ENTROPY),
         linestyle=":",
         marker="s",
         markerfacecolor="none",
         markersize=4,
         label="empirical cross-entropy (the loss minimised)",
     )
-    ax.plot(t.step, t.kl, color=COLOURS["llr"], marker="o", markersize=4, label="KL(p‖q_θ)")
-    ax.axhline(
-        float(t.entropy.iloc[0]), color=COLOURS["entropy"], linestyle="--", linewidth=1.2, label="H(p)"
-    )
+    ax.plot(t.step, t.kl, color=colour(KL_FITTED), marker="o", markersize=4, label="KL(p‖q_θ)")
+    ax.axhline(float(t.entropy.iloc[0]), color=colour(ENTROPY), linestyle="--", linewidth=1.2, label="H(p)")
     ax.plot(
         t.step,
         t.gap,
         linestyle="none",
-        color=COLOURS["entropy"],
+        color=colour(ENTROPY),
         marker="D",
         markersize=5,
         markerfacecolor="white",
@@ -68,7 +67,7 @@ def plot_fit_convergence(
 ) -> Axes:
     """KL of the fitted model against N, log–log, with floor + d/(2N) and the floor."""
     ax = _ax(ax)
-    s = summary[summary.estimator == "kl_fitted"].sort_values("n")
+    s = summary[summary.estimator == KL_FITTED.name].sort_values("n")
     _fitted_kl_layer(ax, s)
     n = s.n.to_numpy(dtype=float)
     floor, d = float(analytic["kl_floor"]), int(analytic["parameters"])
@@ -93,13 +92,18 @@ def _fitted_kl_layer(ax: Axes, s: pd.DataFrame) -> None:
         s.n[finite],
         s.q05[finite],
         s.q95[finite],
-        color=COLOURS["llr"],
+        color=colour(KL_FITTED),
         alpha=0.2,
         linewidth=0,
         label="5–95% of replicates",
     )
     ax.plot(
-        s.n[finite], s["mean"][finite], color=COLOURS["llr"], marker="o", markersize=3, label="mean KL(p‖q_θ̂)"
+        s.n[finite],
+        s["mean"][finite],
+        color=colour(KL_FITTED),
+        marker="o",
+        markersize=3,
+        label="mean KL(p‖q_θ̂)",
     )
     if "exact_mean" in s.columns and s.exact_mean.notna().any():
         ax.plot(

@@ -13,8 +13,11 @@ from typing import Any
 import yaml
 from matplotlib.figure import Figure
 
+from .. import registry
 from .. import results as res
+from ..config import FitExperiment, experiment_type
 from ..errors import ResultsError, one_line
+from ..registry import CROSS_ENTROPY, ENTROPY, LLR
 from .convergence import clt_figure, convergence_figure, decomposition_figure, error_figure, paths_figure
 from .decision import testing_figure
 from .fit import fit_convergence_figure, fit_trajectory_figure
@@ -51,7 +54,7 @@ def load_tables(folder: str | Path) -> dict[str, Any]:
         raise ResultsError(f"{folder}: not a results folder")
     names = _table_files(folder)
     tables = _read_tables(folder, names)
-    fit = tables["config"].get("kind") == "fit"
+    fit = _is_fit(tables)
     if fit and "trajectory" not in tables:
         raise ResultsError(f"{folder}: missing {res.TRAJECTORY} (a fit experiment's results)")
     _require_columns(folder, tables, names, fit=fit)
@@ -105,7 +108,12 @@ def _require_columns(folder: Path, tables: Mapping[str, Any], names: Mapping[str
 
 def _has_llr_replicates(tables: Mapping[str, Any]) -> bool:
     replicates = tables.get("replicates")
-    return replicates is not None and "llr" in replicates.columns
+    return replicates is not None and LLR.name in replicates.columns
+
+
+def _is_fit(tables: Mapping[str, Any]) -> bool:
+    """Whether the folder holds a fit experiment's results (its resolved config says so)."""
+    return issubclass(experiment_type(tables["config"]), FitExperiment)
 
 
 def figure_kinds(tables: Mapping[str, Any]) -> list[str]:
@@ -117,17 +125,17 @@ def figure_kinds(tables: Mapping[str, Any]) -> list[str]:
     ``save_replicates: false``), ``decomposition`` with llr, cross-entropy
     and entropy, and ``testing`` with ``p_wrong`` or ``p_wrong_tilted``.
     """
-    if tables["config"].get("kind") == "fit":
+    if _is_fit(tables):
         return list(FIT_KINDS)
     estimators = set(tables["summary"].estimator)
     wanted = {"error"}
-    if "llr" in estimators:
+    if LLR.name in estimators:
         wanted |= {"convergence"}
     if _has_llr_replicates(tables):
         wanted |= {"paths", "clt"}
-    if {"llr", "cross_entropy", "entropy"} <= estimators:
+    if set(registry.names((LLR, CROSS_ENTROPY, ENTROPY))) <= estimators:
         wanted |= {"decomposition"}
-    if {"p_wrong", "p_wrong_tilted"} & estimators and "chernoff" in tables["analytic"].columns:
+    if set(registry.names(registry.OPTIONAL)) & estimators and "chernoff" in tables["analytic"].columns:
         wanted |= {"testing"}
     return [k for k in (*KINDS, "testing") if k in wanted]
 
@@ -139,12 +147,12 @@ def figure_notes(tables: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, s
     and its ``testing`` figure lacks the simulated Stein curve, which
     reweights the saved llr replicates.  The reasons are one line each.
     """
-    if tables["config"].get("kind") == "fit" or tables.get("replicates") is not None:
+    if _is_fit(tables) or tables.get("replicates") is not None:
         return {}, {}
     estimators = set(tables["summary"].estimator)
-    skipped = {k: why for k, why in NEEDS_REPLICATES.items() if "llr" in estimators}
+    skipped = {k: why for k, why in NEEDS_REPLICATES.items() if LLR.name in estimators}
     partial = {}
-    if "testing" in figure_kinds(tables) and "llr" in estimators:
+    if "testing" in figure_kinds(tables) and LLR.name in estimators:
         partial["testing"] = (
             "drawn without the simulated Stein curve: it reweights per-replicate llr values "
             "(save_replicates: false)"
