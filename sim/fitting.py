@@ -215,47 +215,91 @@ def fit(counts: np.ndarray, a: np.ndarray, *, smoothing: float = 0.0, record: bo
     iterations = np.zeros(r, dtype=np.int64)
     path: list[dict] | None = [] if record else None
     value, log_q = _objective(theta, a, weights, total)
-    for _ in range(MAX_ITER + 1):
-        q = np.exp(log_q)
-        resid = per_input[:, :, None] * q - weights
-        grad = np.einsum("xkd,rxk->rd", a, resid) / total[:, None]
+    for iteration in range(MAX_ITER + 1):
+        grad, step = _newton_direction(a, log_q, weights, per_input, total)
         if path is not None:
             path.append({"theta": theta[0].copy(), "grad": grad[0].copy(), "log_q": log_q[0].copy()})
-        cov = per_input[:, :, None, None] * (
-            np.einsum("rxk,kl->rxkl", q, np.eye(q.shape[2])) - q[..., :, None] * q[..., None, :]
-        )
-        hess = np.einsum("xkd,rxkl,xle->rde", a, cov, a) / total[:, None, None]
-        hess += _RIDGE * (1.0 + np.trace(hess, axis1=1, axis2=2))[:, None, None] * np.eye(d)
-        step = np.linalg.solve(hess, grad[..., None])[..., 0]
         decrement = np.einsum("rd,rd->r", grad, step)
         active = ~converged & (decrement > TOLERANCE)
         converged |= decrement <= TOLERANCE
-        if not active.any() or _ >= MAX_ITER:
+        if not active.any() or iteration >= MAX_ITER:
             break
-        t = np.ones(r)
-        trial_theta = theta - t[:, None] * step
-        trial, trial_log_q = _objective(trial_theta, a, weights, total)
-        for _halving in range(60):
-            bad = active & ~(trial <= value - 0.25 * t * decrement + 1e-15 * np.abs(value))
-            if not bad.any():
-                break
-            t[bad] /= 2
-            trial_theta[bad] = theta[bad] - t[bad, None] * step[bad]
-            trial[bad], trial_log_q[bad] = _objective(trial_theta[bad], a, weights[bad], total[bad])
-        stalled = active & ~(trial <= value - 0.25 * t * decrement + 1e-15 * np.abs(value))
-        # At the rounding floor the tolerance above accepts steps that change
-        # nothing: a step that does not strictly lower the objective ends the fit
-        # there as well, once the decrement is down to rounding.
-        # This is safe only where every cell has positive weight (smoothing, or every
-        # cell seen): the objective is then coercive and its minimum finite, while a
-        # fit running off to infinity (an unseen class, no smoothing) also stalls.
-        no_progress = active & ~(trial < value) & finite_minimum
-        converged |= (stalled | no_progress) & (decrement <= ROUNDING_FLOOR)
-        moved = active & ~stalled
-        theta[moved] = trial_theta[moved]
-        value[moved], log_q[moved] = trial[moved], trial_log_q[moved]
+        trial = _line_search(theta, step, decrement, active, value, a, weights, total)
+        converged |= _stuck_at_rounding_floor(trial, active, value, decrement, finite_minimum)
+        moved = active & ~trial.stalled
+        theta[moved] = trial.theta[moved]
+        value[moved], log_q[moved] = trial.value[moved], trial.log_q[moved]
         iterations[moved] += 1
     return FitResult(theta, log_q, converged, iterations, path)
+
+
+def _newton_direction(
+    a: np.ndarray, log_q: np.ndarray, weights: np.ndarray, per_input: np.ndarray, total: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The mean objective's gradient and Newton step H⁻¹g (Hessian ridged) for each replicate."""
+    q = np.exp(log_q)
+    resid = per_input[:, :, None] * q - weights
+    grad = np.einsum("xkd,rxk->rd", a, resid) / total[:, None]
+    cov = per_input[:, :, None, None] * (
+        np.einsum("rxk,kl->rxkl", q, np.eye(q.shape[2])) - q[..., :, None] * q[..., None, :]
+    )
+    hess = np.einsum("xkd,rxkl,xle->rde", a, cov, a) / total[:, None, None]
+    hess += _RIDGE * (1.0 + np.trace(hess, axis1=1, axis2=2))[:, None, None] * np.eye(a.shape[2])
+    return grad, np.linalg.solve(hess, grad[..., None])[..., 0]
+
+
+@dataclass(frozen=True)
+class _Trial:
+    """Where a line search ended: θ, the objective and log q there, and whether it stalled."""
+
+    theta: np.ndarray
+    value: np.ndarray
+    log_q: np.ndarray
+    stalled: np.ndarray
+
+
+def _line_search(
+    theta: np.ndarray,
+    step: np.ndarray,
+    decrement: np.ndarray,
+    active: np.ndarray,
+    value: np.ndarray,
+    a: np.ndarray,
+    weights: np.ndarray,
+    total: np.ndarray,
+) -> _Trial:
+    """Backtracking (Armijo): halve the step of the active replicates until the objective falls enough.
+
+    ``stalled`` marks the active replicates where 60 halvings did not make it fall enough.
+    """
+    t = np.ones(theta.shape[0])
+    trial_theta = theta - t[:, None] * step
+    trial, trial_log_q = _objective(trial_theta, a, weights, total)
+    for _halving in range(60):
+        bad = active & ~(trial <= value - 0.25 * t * decrement + 1e-15 * np.abs(value))
+        if not bad.any():
+            break
+        t[bad] /= 2
+        trial_theta[bad] = theta[bad] - t[bad, None] * step[bad]
+        trial[bad], trial_log_q[bad] = _objective(trial_theta[bad], a, weights[bad], total[bad])
+    stalled = active & ~(trial <= value - 0.25 * t * decrement + 1e-15 * np.abs(value))
+    return _Trial(trial_theta, trial, trial_log_q, stalled)
+
+
+def _stuck_at_rounding_floor(
+    trial: _Trial, active: np.ndarray, value: np.ndarray, decrement: np.ndarray, finite_minimum: np.ndarray
+) -> np.ndarray:
+    """The replicates whose line search ends the fit: no progress, with the decrement down to rounding.
+
+    At the rounding floor the tolerance of :func:`_line_search` accepts steps
+    that change nothing: a step that does not strictly lower the objective
+    ends the fit there as well, once the decrement is down to rounding.
+    This is safe only where every cell has positive weight (smoothing, or every
+    cell seen): the objective is then coercive and its minimum finite, while a
+    fit running off to infinity (an unseen class, no smoothing) also stalls.
+    """
+    no_progress = active & ~(trial.value < value) & finite_minimum
+    return (trial.stalled | no_progress) & (decrement <= ROUNDING_FLOOR)
 
 
 def population_fit(truth: Truth, family: str) -> FitResult:
