@@ -128,14 +128,7 @@ def log_pmf(k, n: int, p: float, p_bar: float | None = None, shift=0.0) -> np.nd
     if np.any(shift):
         k, shift = np.broadcast_arrays(np.asarray(k, dtype=float), np.asarray(shift, dtype=float))
         at = k + shift
-        return (
-            _stirlerr(np.array([nf]))[0]
-            - _stirlerr(at)
-            - _stirlerr(nf - at)
-            - _deviance(k, nf, p, q, shift)
-            - _HALF_LOG_2PI
-            + 0.5 * (math.log(nf) - np.log(at) - np.log(nf - at))
-        )
+        return _loader_form(nf, at, nf - at, _deviance(k, nf, p, q, shift))
     k = np.asarray(k, dtype=float)
     out = np.full(k.shape, -math.inf)
     inside = (k >= 0) & (k <= nf)
@@ -147,17 +140,20 @@ def log_pmf(k, n: int, p: float, p_bar: float | None = None, shift=0.0) -> np.nd
     out[edge1] = nf * math.log(p)
     mid = inside & ~edge0 & ~edge1
     km = k[mid]
-    rest = nf - km
-    deviance = _deviance(km, nf, p, q)
-    out[mid] = (
+    out[mid] = _loader_form(nf, km, nf - km, _deviance(km, nf, p, q))
+    return out
+
+
+def _loader_form(nf: float, at: np.ndarray, rest: np.ndarray, deviance: np.ndarray) -> np.ndarray:
+    """Loader's saddle-point form of log P(H = at), ``rest`` = n − at, given :func:`_deviance` there."""
+    return (
         _stirlerr(np.array([nf]))[0]
-        - _stirlerr(km)
+        - _stirlerr(at)
         - _stirlerr(rest)
         - deviance
         - _HALF_LOG_2PI
-        + 0.5 * (math.log(nf) - np.log(km) - np.log(rest))
+        + 0.5 * (math.log(nf) - np.log(at) - np.log(rest))
     )
-    return out
 
 
 def log_tail(h: int, n: int, p: float, *, upper: bool = False, p_bar: float | None = None) -> float:
@@ -201,7 +197,15 @@ def log_tail(h: int, n: int, p: float, *, upper: bool = False, p_bar: float | No
     """
     q = 1.0 - p if p_bar is None else p_bar
     if upper:  # P(H ≥ h) = P(T ≤ n − h) for the tails T = n − H ~ Binomial(n, q)
-        return log_tail(n - h, n, q, p_bar=p)
+        return _log_lower_tail(n - h, n, q, p)
+    return _log_lower_tail(h, n, p, q)
+
+
+def _log_lower_tail(h: int, n: int, p: float, q: float) -> float:
+    """log P(H ≤ h) for H ~ Binomial(n, p), q = 1 − p: scipy's where it is accurate, else summed.
+
+    See :func:`log_tail`.
+    """
     if h < 0:
         return -math.inf
     if h >= n:

@@ -14,10 +14,15 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from . import __version__
+
+if TYPE_CHECKING:  # annotations only: the commands import the library when they run (start-up time)
+    from .config import Experiment, FitExperiment
+    from .runner import Execution
 
 
 class BadInput(click.ClickException):
@@ -150,43 +155,62 @@ def run(
       sim run big.yaml --executor dask --scheduler tcp://127.0.0.1:8786
     """
     from .allocator import keep_freed_memory
-    from .config import load_all, resolve_paths
-    from .errors import OutputError
-    from .runner import Execution, run_experiment
+    from .runner import Execution
 
-    experiments = load_all(resolve_paths(configs), overrides)
-    existing = [os.path.join(out, e.name) for e in experiments if os.path.exists(os.path.join(out, e.name))]
-    if no_overwrite and existing:
-        raise OutputError(f"{', '.join(existing)}: exists, and overwriting was refused (--no-overwrite)")
+    experiments = _experiments_to_run(configs, overrides, out, no_overwrite)
     if scheduler and executor != "dask":
         raise click.UsageError("--scheduler goes with --executor dask")
     execution = Execution(executor, workers, scheduler, resume, quiet)
     signal.signal(signal.SIGTERM, _interrupt)
     keep_freed_memory()
-    after = None if no_figures else _draw_figures
     figures_failed = False
     for experiment in experiments:
-        t0 = time.perf_counter()
-        report = run_experiment(
-            experiment,
-            out,
-            command=[os.path.basename(sys.argv[0]), *sys.argv[1:]],
-            after=after,
-            overwrite=not no_overwrite,
-            execution=execution,
+        figures_failed |= _run_one(
+            experiment, out, execution, figures=not no_figures, overwrite=not no_overwrite
         )
-        click.echo(
-            f"{experiment.name}: {len(experiment.cases)} case(s) × {len(experiment.checkpoints)} sizes × "
-            f"{experiment.replicates:,} replicates → {report.path} ({time.perf_counter() - t0:.1f} s)"
-        )
-        click.echo(f"  {report.check.headline()}", err=not report.check.passed)
-        for note in experiment.notes:  # what the config asked for but was adjusted (also in config.yaml)
-            click.echo(f"  note: {note}")
-        for note in report.notes:  # what the results hold that needs saying (also in run.json)
-            click.echo(f"  note: {note}")
-        figures_failed |= _report_figures(str(report.path), report.figures)
     if figures_failed:
         sys.exit(1)
+
+
+def _experiments_to_run(
+    configs: tuple[str, ...], overrides: tuple[str, ...], out: str, no_overwrite: bool
+) -> list[Experiment | FitExperiment]:
+    """Every config loaded and validated; with ``no_overwrite``, none may have a results folder yet."""
+    from .config import load_all, resolve_paths
+    from .errors import OutputError
+
+    experiments = load_all(resolve_paths(configs), overrides)
+    existing = [os.path.join(out, e.name) for e in experiments if os.path.exists(os.path.join(out, e.name))]
+    if no_overwrite and existing:
+        raise OutputError(f"{', '.join(existing)}: exists, and overwriting was refused (--no-overwrite)")
+    return experiments
+
+
+def _run_one(
+    experiment: Experiment | FitExperiment, out: str, execution: Execution, *, figures: bool, overwrite: bool
+) -> bool:
+    """Run one experiment and print its summary lines and notes; True if a figure failed."""
+    from .runner import run_experiment
+
+    t0 = time.perf_counter()
+    report = run_experiment(
+        experiment,
+        out,
+        command=[os.path.basename(sys.argv[0]), *sys.argv[1:]],
+        after=_draw_figures if figures else None,
+        overwrite=overwrite,
+        execution=execution,
+    )
+    click.echo(
+        f"{experiment.name}: {len(experiment.cases)} case(s) × {len(experiment.checkpoints)} sizes × "
+        f"{experiment.replicates:,} replicates → {report.path} ({time.perf_counter() - t0:.1f} s)"
+    )
+    click.echo(f"  {report.check.headline()}", err=not report.check.passed)
+    for note in experiment.notes:  # what the config asked for but was adjusted (also in config.yaml)
+        click.echo(f"  note: {note}")
+    for note in report.notes:  # what the results hold that needs saying (also in run.json)
+        click.echo(f"  note: {note}")
+    return _report_figures(str(report.path), report.figures)
 
 
 @main.command()

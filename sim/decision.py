@@ -426,33 +426,13 @@ def log_tilted_bound(pair: Pair, n: int) -> float:
     e^{−nC}, with equality where llr_n = 0 exactly (a coin at an integer
     boundary count, or a die whose counts all fall where p = q).
 
-    Rounding enters in three places, each bounded here:
-
-    1. The event admits n·llr_n ≤ τ instead of ≤ 0.  For a coin a head count
-       is wrong within 64 ulps of the boundary t = −n b/a (a tie, see
-       :func:`coin_wrong_bound`), and t is itself computed to ~6 ulps, so
-       n·llr = a (H − t) ≤ τ = 72ε·|a|·max(|t|, 1).  Otherwise the computed
-       llr is ≤ 64ε·max|d| (:func:`sim.estimators.llr_wrong`; at most that in
-       :func:`p_wrong_tilted`), and it is a pairwise sum off by at most
-       (log₂ K + 1)ε·n·max|d|: τ = (66 + log₂ K)ε·n·max|d|.
-    2. The exponent is Σ c_k L̂_k with L̂_k = log p_k − log r̂_k as computed
-       (r̂ by :func:`tilted`: the logs of p and q, (1 − s)·log p + s·log q,
-       a logsumexp whose largest term is within C + log K of 0, exp, and
-       log again), so |L̂_k − (log Z + s d_k)| ≤ δ_k =
-       8ε(|log p_k| + |log q_k| + C + log K + 1), and the pairwise sum
-       adds (log₂ K + 2)ε·n·max|L̂|, with |L̂| ≤ C + max|d| + δ.
-    3. Ĉ is within :data:`CHERNOFF_RELATIVE_ERROR` of C; a tilt ŝ off by Δ
-       raises log Z by O(Δ²) only, and exp rounds by an ulp.
-
-    The largest computed exponent is therefore at most −nC plus the
-    maximum over counts (c ≥ 0, Σ c = n, Σ c d ≤ τ) of s Σ c d + Σ c δ,
-    plus the rest of 2 and 3.  That maximum is a linear programme; any
-    multiplier λ ≥ 0 of its constraint Σ c d ≤ τ bounds it (weak duality):
-    with μ = s − λ it is at most (s − μ)·τ + n·max_k(δ_k + μ d_k) for every
-    μ ≤ s, and the smallest such value is found by golden-section search
-    (the function is convex in μ).  The choice μ ≈ δ/|d| makes a rare
-    category with a large |log p| count only as often as the event allows:
-    coins 1e-10 and 2e-10 get A ≈ 3.6e-15·n, not 23ε·n.
+    Rounding enters in three places: the event admits n·llr_n ≤ τ, not ≤ 0
+    (:func:`_event_slack`); each L̂_k of the exponent Σ c_k L̂_k is off by at
+    most δ_k (:func:`_exponent_errors`) and the pairwise sum adds (log₂ K + 2)ε
+    ·n·max|L̂|, |L̂| ≤ C + max|d| + δ; Ĉ is within :data:`CHERNOFF_RELATIVE_ERROR`
+    of C (a tilt ŝ off by Δ raises log Z by O(Δ²) only), exp rounds by an ulp.
+    So the largest computed exponent is at most −nC, plus the other errors, plus
+    max s Σ c d + Σ c δ over counts c ≥ 0, Σ c = n, Σ c d ≤ τ (:func:`_worst_counts`).
 
     Parameters
     ----------
@@ -469,19 +449,62 @@ def log_tilted_bound(pair: Pair, n: int) -> float:
     eps = float(np.finfo(float).eps)
     c = chernoff(pair)
     big_c, s_hat = c.information, c.s
-    k = pair.support.size
     d = np.asarray(pair.log_ratio, dtype=float)
-    log_p = np.abs(pair.p.log_probs[pair.support])
-    log_q = np.abs(pair.q.log_probs[pair.support])
     top_d = float(np.max(np.abs(d)))
-    log2_k = math.log2(max(k, 1))
-    delta = 8.0 * eps * (log_p + log_q + big_c + math.log(max(k, 1)) + 1.0)
-    if pair.family == "coin" and k == 2:
+    log2_k = math.log2(max(pair.support.size, 1))
+    delta = _exponent_errors(pair, big_c)
+    best = _worst_counts(s_hat, _event_slack(pair, n, top_d, log2_k), n, delta, d)
+    summed = (log2_k + 2.0) * eps * n * (big_c + top_d + float(np.max(delta)))
+    allowance = 2.0 * (best + summed + CHERNOFF_RELATIVE_ERROR * n * big_c) + 4.0 * eps
+    return -n * big_c + allowance
+
+
+def _event_slack(pair: Pair, n: int, top_d: float, log2_k: float) -> float:
+    """τ: the computed event n·llr_n ≤ τ holds the exact event n·llr_n ≤ 0 (see :func:`log_tilted_bound`).
+
+    For a coin a head count is wrong within 64 ulps of the boundary
+    t = −n b/a (a tie, see :func:`coin_wrong_bound`), and t is itself
+    computed to ~6 ulps, so n·llr = a (H − t) ≤ τ = 72ε·|a|·max(|t|, 1).
+    Otherwise the computed llr is ≤ 64ε·max|d| (:func:`sim.estimators.llr_wrong`;
+    at most that in :func:`p_wrong_tilted`), and it is a pairwise sum off by
+    at most (log₂ K + 1)ε·n·max|d|: τ = (66 + log₂ K)ε·n·max|d|, ``top_d``
+    being max|d| and ``log2_k`` log₂ K.
+    """
+    eps = float(np.finfo(float).eps)
+    d = np.asarray(pair.log_ratio, dtype=float)
+    if pair.family == "coin" and pair.support.size == 2:
         a, b = float(d[0] - d[1]), float(d[1])
         t = abs(n * b / a) if a != 0.0 else 0.0
-        tau = 72.0 * eps * abs(a) * max(t, 1.0)
-    else:
-        tau = (66.0 + log2_k) * eps * n * top_d
+        return 72.0 * eps * abs(a) * max(t, 1.0)
+    return (66.0 + log2_k) * eps * n * top_d
+
+
+def _exponent_errors(pair: Pair, big_c: float) -> np.ndarray:
+    """δ_k, a bound on |L̂_k − (log Z + s d_k)| for each category of p's support.
+
+    L̂_k = log p_k − log r̂_k as computed, r̂ by :func:`tilted`: the logs of
+    p and q, (1 − s)·log p + s·log q, a logsumexp whose largest term is
+    within C + log K of 0, exp, and log again; so
+    δ_k = 8ε(|log p_k| + |log q_k| + C + log K + 1), C = ``big_c``.
+    """
+    eps = float(np.finfo(float).eps)
+    k = pair.support.size
+    log_p = np.abs(pair.p.log_probs[pair.support])
+    log_q = np.abs(pair.q.log_probs[pair.support])
+    return 8.0 * eps * (log_p + log_q + big_c + math.log(max(k, 1)) + 1.0)
+
+
+def _worst_counts(s_hat: float, tau: float, n: int, delta: np.ndarray, d: np.ndarray) -> float:
+    """An upper bound on max s Σ c d + Σ c δ over counts c ≥ 0, Σ c = n, Σ c d ≤ τ.
+
+    That maximum is a linear programme; any multiplier λ ≥ 0 of its
+    constraint Σ c d ≤ τ bounds it (weak duality): with μ = s − λ it is at
+    most (s − μ)·τ + n·max_k(δ_k + μ d_k) for every μ ≤ s, and the smallest
+    such value is found by golden-section search over [−1, s] (the function
+    is convex in μ), trying μ = 0 and μ = s as well.  The choice
+    μ ≈ δ/|d| makes a rare category with a large |log p| count only as often
+    as the event allows: coins 1e-10 and 2e-10 get A ≈ 3.6e-15·n, not 23ε·n.
+    """
 
     def dual(mu: float) -> float:
         return (s_hat - mu) * tau + n * float(np.max(delta + mu * d))
@@ -501,9 +524,7 @@ def log_tilted_bound(pair: Pair, n: int) -> float:
             x2 = lo + golden * (hi - lo)
             f2 = dual(x2)
         best = min(best, f1, f2)
-    summed = (log2_k + 2.0) * eps * n * (big_c + top_d + float(np.max(delta)))
-    allowance = 2.0 * (best + summed + CHERNOFF_RELATIVE_ERROR * n * big_c) + 4.0 * eps
-    return -n * big_c + allowance
+    return best
 
 
 def coin_tilted_hit_probability(p: float, q: float, n: int) -> float:

@@ -431,7 +431,23 @@ def _pair_cost(n: int, values: np.ndarray, multiplicity: np.ndarray) -> float:
 def _exact_plugin_variance(pair: Pair, n: int) -> float | None:
     """Var KL(p̂_n‖q) exactly (nats²), or None when its double sums exceed ``VARIANCE_BUDGET``.
 
-    See :func:`plugin_variance` for the method.
+    With ψ_k(c) = p_k h(c/(n p_k) − 1) and ℓ_k = log(p_k/q_k), the estimator is
+    KL(p̂‖q) = Σ_k (C_k/n) ℓ_k + Σ_k ψ_k(C_k) + Σ_k (q_k − p_k) (the llr, plus
+    KL(p̂‖p), plus a constant).  Hence, exactly,
+
+        Var = σ²/n + (2/n) Σ_k γ_k (ℓ_k − KL)/(1 − p_k) + Var Σ_k ψ_k(C_k),
+
+    with σ² the variance of ℓ under p and γ_k = Cov(C_k, ψ_k(C_k)) (for
+    j ≠ k, E[C_j | C_k] = (n − C_k) p_j/(1 − p_k)).  The last term depends on
+    p only, so categories of equal p_k (all of them for a uniform p) share
+    their sums: Σ_t m_t Var ψ_t + Σ m_s m_t Cov(ψ_s, ψ_t) over ordered pairs
+    of distinct categories of types s, t with multiplicities m.  Each
+    covariance is Σ_a P(C_s = a)(ψ_s(a) − μ_s)(E[ψ_t(B_a)] − μ_t), B_a ~
+    Binomial(n − a, p_t/(1 − p_s)) being C_t given C_s = a; the ψ are first
+    tilted by a common λ(c − n p) (which leaves Σ ψ unchanged, Σ C being n)
+    chosen to remove their linear part, so the m(m − 1) covariances of a
+    large vocabulary do not cancel its m variances.  Every sum runs over the
+    windows of the module notes, on a stride of sd/4 where sd ≥ 8.
     """
     if pair.support.size == 1:
         return 0.0  # every observation in one category: KL(p̂‖q) = −log q there
@@ -440,28 +456,64 @@ def _exact_plugin_variance(pair: Pair, n: int) -> float | None:
     probs, values, inverse, multiplicity = _probability_types(pair)
     if _pair_cost(n, values, multiplicity) > VARIANCE_BUDGET:
         return None
-    types = values.size
     mass = _Mass(probs)
     rest = mass.without(values)
     nf = float(n)
-    hi, lo = two_product(nf, values)
-
-    def deviation(c, t):  # c − n p_t, exactly
-        return (c - hi[t]) - lo[t]
-
-    def psi(c, t):  # the category's term of KL(p̂‖p)
-        return values[t] * xlog1px_minus_x(deviation(c, t) / (nf * values[t]))
-
-    row, c, w = _lattice(np.full(types, nf), values, rest)
-    d, f = deviation(c, row), psi(c, row)
-    d -= np.bincount(row, weights=w * d, minlength=types)[row]
-    gamma = np.bincount(row, weights=w * d * f, minlength=types)  # Cov(C_t, ψ_t(C_t))
+    terms = _PsiTerms.of(values, nf)
+    row, c, w = _lattice(np.full(values.size, nf), values, rest)
+    gamma = _count_covariances(terms, row, c, w)  # Cov(C_t, ψ_t(C_t))
     tilt = math.fsum(multiplicity * gamma) / math.fsum(multiplicity * nf * values * rest)
+    variance_psi = _psi_variance(terms._replace(tilt=tilt), row, c, w, multiplicity, mass)
+    cross = _cross_term(pair, probs, inverse, gamma, rest, nf)
+    return max(0.0, math.fsum([pair.llr_sigma**2 / nf, cross, variance_psi]))
 
-    def tilted(c, t):
-        return psi(c, t) - tilt * deviation(c, t)
 
-    f = tilted(c, row)
+class _PsiTerms(NamedTuple):
+    """The terms ψ_t(c) = p_t h(c/(n p_t) − 1) of KL(p̂‖p) for each type t (distinct p_t).
+
+    ``values`` are the p_t, ``nf`` is n, ``hi + lo`` = n p_t exactly, and
+    ``tilt`` the λ of :meth:`tilted`.
+    """
+
+    values: np.ndarray
+    nf: float
+    hi: np.ndarray
+    lo: np.ndarray
+    tilt: float = 0.0
+
+    @classmethod
+    def of(cls, values: np.ndarray, nf: float) -> _PsiTerms:
+        """The terms of the types ``values`` at sample size ``nf``, untilted."""
+        hi, lo = two_product(nf, values)
+        return cls(values, nf, hi, lo)
+
+    def deviation(self, c: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """c − n p_t, exactly."""
+        return (c - self.hi[t]) - self.lo[t]
+
+    def psi(self, c: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """ψ_t(c), the category's term of KL(p̂‖p)."""
+        return self.values[t] * xlog1px_minus_x(self.deviation(c, t) / (self.nf * self.values[t]))
+
+    def tilted(self, c: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """ψ_t(c) − λ(c − n p_t): the same sum over the categories, its linear part removed."""
+        return self.psi(c, t) - self.tilt * self.deviation(c, t)
+
+
+def _count_covariances(terms: _PsiTerms, row: np.ndarray, c: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """γ_t = Cov(C_t, ψ_t(C_t)) for each type t, on its lattice (``row`` the type of each point)."""
+    types = terms.values.size
+    d, f = terms.deviation(c, row), terms.psi(c, row)
+    d -= np.bincount(row, weights=w * d, minlength=types)[row]
+    return np.bincount(row, weights=w * d * f, minlength=types)
+
+
+def _psi_variance(
+    terms: _PsiTerms, row: np.ndarray, c: np.ndarray, w: np.ndarray, multiplicity: np.ndarray, mass: _Mass
+) -> float:
+    """Var Σ_k ψ_k(C_k) = Σ_t m_t Var ψ_t + Σ m_s m_t Cov(ψ_s, ψ_t), with the tilted ψ."""
+    types = terms.values.size
+    f = terms.tilted(c, row)
     mu = np.bincount(row, weights=w * f, minlength=types)
     f -= mu[row]
     var = np.bincount(row, weights=w * f * f, minlength=types)
@@ -477,33 +529,69 @@ def _exact_plugin_variance(pair: Pair, n: int) -> float | None:
     )
     covariance = np.zeros(s_idx.size)
     if s_idx.size:
-        counts = np.bincount(row, minlength=types)
-        first = np.cumsum(counts) - counts
-        per_pair = counts[s_idx]
-        pair_of = np.repeat(np.arange(s_idx.size), per_pair)
-        start = np.cumsum(per_pair) - per_pair
-        at = first[s_idx][pair_of] + np.arange(per_pair.sum()) - np.repeat(start, per_pair)
-        others = mass.without(values[s_idx], values[t_idx])  # 1 − p_s − p_t
-        t_of = t_idx[pair_of]
-        remaining = nf - c[at]
-        inner = np.empty(at.size)
-        fixed = others[pair_of] == 0.0  # p_s + p_t = 1: C_t = n − C_s
-        inner[fixed] = tilted(remaining[fixed], t_of[fixed]) - mu[t_of[fixed]]
-        free = np.flatnonzero(~fixed)
-        if free.size:
-            o, t_free = others[pair_of[free]], t_of[free]
-            pt = values[t_free]
-            conditional = _row_expectations(
-                remaining[free], pt / (pt + o), o / (pt + o), lambda b, r: tilted(b, t_free[r])
-            )
-            inner[free] = conditional - mu[t_free]
-        covariance = np.bincount(pair_of, weights=w[at] * f[at] * inner, minlength=s_idx.size)
-    variance_psi = math.fsum(np.concatenate([multiplicity * var, weight * covariance]))
+        others = mass.without(terms.values[s_idx], terms.values[t_idx])  # 1 − p_s − p_t
+        covariance = _pair_covariances(terms, _Centred(row, c, w, f, mu), s_idx, t_idx, others)
+    return math.fsum(np.concatenate([multiplicity * var, weight * covariance]))
+
+
+class _Centred(NamedTuple):
+    """Every type's lattice (type, count, weight of each point), its tilted ψ less its mean μ there, and μ."""
+
+    row: np.ndarray
+    c: np.ndarray
+    w: np.ndarray
+    f: np.ndarray
+    mu: np.ndarray
+
+
+def _pair_covariances(
+    terms: _PsiTerms, centred: _Centred, s_idx: np.ndarray, t_idx: np.ndarray, others: np.ndarray
+) -> np.ndarray:
+    """Cov(ψ_s(C_s), ψ_t(C_t)) for each pair of types (s, t), ``others`` = 1 − p_s − p_t.
+
+    Σ_a P(C_s = a)(ψ_s(a) − μ_s)(E[ψ_t(C_t) | C_s = a] − μ_t) over C_s's lattice.
+    """
+    row, c, w, f, mu = centred
+    counts = np.bincount(row, minlength=terms.values.size)
+    first = np.cumsum(counts) - counts
+    per_pair = counts[s_idx]
+    pair_of = np.repeat(np.arange(s_idx.size), per_pair)
+    start = np.cumsum(per_pair) - per_pair
+    at = first[s_idx][pair_of] + np.arange(per_pair.sum()) - np.repeat(start, per_pair)
+    inner = _conditional_means(terms, mu, terms.nf - c[at], t_idx[pair_of], others[pair_of])
+    return np.bincount(pair_of, weights=w[at] * f[at] * inner, minlength=s_idx.size)
+
+
+def _conditional_means(
+    terms: _PsiTerms, mu: np.ndarray, remaining: np.ndarray, t_of: np.ndarray, others: np.ndarray
+) -> np.ndarray:
+    """E[ψ_t(C_t) | C_s = a] − μ_t (tilted ψ) at each point, ``remaining`` = n − a.
+
+    Given C_s = a, C_t ~ Binomial(n − a, p_t/(p_t + o)), o = ``others``;
+    where o = 0 (p_s + p_t = 1), C_t = n − a.
+    """
+    inner = np.empty(remaining.size)
+    fixed = others == 0.0  # p_s + p_t = 1: C_t = n − C_s
+    inner[fixed] = terms.tilted(remaining[fixed], t_of[fixed]) - mu[t_of[fixed]]
+    free = np.flatnonzero(~fixed)
+    if free.size:
+        o, t_free = others[free], t_of[free]
+        pt = terms.values[t_free]
+        conditional = _row_expectations(
+            remaining[free], pt / (pt + o), o / (pt + o), lambda b, r: terms.tilted(b, t_free[r])
+        )
+        inner[free] = conditional - mu[t_free]
+    return inner
+
+
+def _cross_term(
+    pair: Pair, probs: np.ndarray, inverse: np.ndarray, gamma: np.ndarray, rest: np.ndarray, nf: float
+) -> float:
+    """(2/n) Σ_k γ_k (ℓ_k − KL)/(1 − p_k): the covariance of the llr with Σ ψ, summed by type."""
     deviations = _llr_deviations(pair)
     for k in np.flatnonzero(probs > 0.5):  # ℓ_k − KL = Σ_j p_j (ℓ_k − ℓ_j), divided below by 1 − p_k
         deviations[k] = math.fsum(probs * (pair.log_ratio[k] - pair.log_ratio))  # without KL's rounding
-    cross = 2.0 / nf * math.fsum(gamma * _group_fsum(deviations, inverse, types) / rest)
-    return max(0.0, math.fsum([pair.llr_sigma**2 / nf, cross, variance_psi]))
+    return 2.0 / nf * math.fsum(gamma * _group_fsum(deviations, inverse, gamma.size) / rest)
 
 
 def _efron_stein_bound(pair: Pair, n: int) -> float:
@@ -555,25 +643,11 @@ def plugin_variance(pair: Pair, n: int) -> PluginVariance:
 
     Notes
     -----
-    With ψ_k(c) = p_k h(c/(n p_k) − 1) and ℓ_k = log(p_k/q_k), the estimator is
-    KL(p̂‖q) = Σ_k (C_k/n) ℓ_k + Σ_k ψ_k(C_k) + Σ_k (q_k − p_k) (the llr, plus
-    KL(p̂‖p), plus a constant).  Hence, exactly,
-
-        Var = σ²/n + (2/n) Σ_k γ_k (ℓ_k − KL)/(1 − p_k) + Var Σ_k ψ_k(C_k),
-
-    with σ² the variance of ℓ under p and γ_k = Cov(C_k, ψ_k(C_k)) (for
-    j ≠ k, E[C_j | C_k] = (n − C_k) p_j/(1 − p_k)).  The last term depends on
-    p only, so categories of equal p_k (all of them for a uniform p) share
-    their sums: Σ_t m_t Var ψ_t + Σ m_s m_t Cov(ψ_s, ψ_t) over ordered pairs
-    of distinct categories of types s, t with multiplicities m.  Each
-    covariance is Σ_a P(C_s = a)(ψ_s(a) − μ_s)(E[ψ_t(B_a)] − μ_t), B_a ~
-    Binomial(n − a, p_t/(1 − p_s)) being C_t given C_s = a; the ψ are first
-    tilted by a common λ(c − n p) (which leaves Σ ψ unchanged, Σ C being n)
-    chosen to remove their linear part, so the m(m − 1) covariances of a
-    large vocabulary do not cancel its m variances.  Every sum runs over the
-    windows of the module notes, on a stride of sd/4 where sd ≥ 8.  When
-    those double sums would take more than ``VARIANCE_BUDGET`` points (many
-    distinct probabilities, as for a Zipf law), the bound below is returned.
+    The exact variance splits KL(p̂‖q) into the llr and KL(p̂‖p), whose terms
+    are functions of single counts, and sums over their Binomial laws (see
+    :func:`_exact_plugin_variance`).  When those double sums would take more
+    than ``VARIANCE_BUDGET`` points (many distinct probabilities, as for a
+    Zipf law), the bound below is returned.
 
     The bound is Efron–Stein's inequality for the n i.i.d. observations,
     Var F ≤ ½ Σ_i E[(F − F⁽ⁱ⁾)²], F⁽ⁱ⁾ with X_i replaced by an independent

@@ -215,47 +215,91 @@ def fit(counts: np.ndarray, a: np.ndarray, *, smoothing: float = 0.0, record: bo
     iterations = np.zeros(r, dtype=np.int64)
     path: list[dict] | None = [] if record else None
     value, log_q = _objective(theta, a, weights, total)
-    for _ in range(MAX_ITER + 1):
-        q = np.exp(log_q)
-        resid = per_input[:, :, None] * q - weights
-        grad = np.einsum("xkd,rxk->rd", a, resid) / total[:, None]
+    for iteration in range(MAX_ITER + 1):
+        grad, step = _newton_direction(a, log_q, weights, per_input, total)
         if path is not None:
             path.append({"theta": theta[0].copy(), "grad": grad[0].copy(), "log_q": log_q[0].copy()})
-        cov = per_input[:, :, None, None] * (
-            np.einsum("rxk,kl->rxkl", q, np.eye(q.shape[2])) - q[..., :, None] * q[..., None, :]
-        )
-        hess = np.einsum("xkd,rxkl,xle->rde", a, cov, a) / total[:, None, None]
-        hess += _RIDGE * (1.0 + np.trace(hess, axis1=1, axis2=2))[:, None, None] * np.eye(d)
-        step = np.linalg.solve(hess, grad[..., None])[..., 0]
         decrement = np.einsum("rd,rd->r", grad, step)
         active = ~converged & (decrement > TOLERANCE)
         converged |= decrement <= TOLERANCE
-        if not active.any() or _ >= MAX_ITER:
+        if not active.any() or iteration >= MAX_ITER:
             break
-        t = np.ones(r)
-        trial_theta = theta - t[:, None] * step
-        trial, trial_log_q = _objective(trial_theta, a, weights, total)
-        for _halving in range(60):
-            bad = active & ~(trial <= value - 0.25 * t * decrement + 1e-15 * np.abs(value))
-            if not bad.any():
-                break
-            t[bad] /= 2
-            trial_theta[bad] = theta[bad] - t[bad, None] * step[bad]
-            trial[bad], trial_log_q[bad] = _objective(trial_theta[bad], a, weights[bad], total[bad])
-        stalled = active & ~(trial <= value - 0.25 * t * decrement + 1e-15 * np.abs(value))
-        # At the rounding floor the tolerance above accepts steps that change
-        # nothing: a step that does not strictly lower the objective ends the fit
-        # there as well, once the decrement is down to rounding.
-        # This is safe only where every cell has positive weight (smoothing, or every
-        # cell seen): the objective is then coercive and its minimum finite, while a
-        # fit running off to infinity (an unseen class, no smoothing) also stalls.
-        no_progress = active & ~(trial < value) & finite_minimum
-        converged |= (stalled | no_progress) & (decrement <= ROUNDING_FLOOR)
-        moved = active & ~stalled
-        theta[moved] = trial_theta[moved]
-        value[moved], log_q[moved] = trial[moved], trial_log_q[moved]
+        trial = _line_search(theta, step, decrement, active, value, a, weights, total)
+        converged |= _stuck_at_rounding_floor(trial, active, value, decrement, finite_minimum)
+        moved = active & ~trial.stalled
+        theta[moved] = trial.theta[moved]
+        value[moved], log_q[moved] = trial.value[moved], trial.log_q[moved]
         iterations[moved] += 1
     return FitResult(theta, log_q, converged, iterations, path)
+
+
+def _newton_direction(
+    a: np.ndarray, log_q: np.ndarray, weights: np.ndarray, per_input: np.ndarray, total: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The mean objective's gradient and Newton step H⁻¹g (Hessian ridged) for each replicate."""
+    q = np.exp(log_q)
+    resid = per_input[:, :, None] * q - weights
+    grad = np.einsum("xkd,rxk->rd", a, resid) / total[:, None]
+    cov = per_input[:, :, None, None] * (
+        np.einsum("rxk,kl->rxkl", q, np.eye(q.shape[2])) - q[..., :, None] * q[..., None, :]
+    )
+    hess = np.einsum("xkd,rxkl,xle->rde", a, cov, a) / total[:, None, None]
+    hess += _RIDGE * (1.0 + np.trace(hess, axis1=1, axis2=2))[:, None, None] * np.eye(a.shape[2])
+    return grad, np.linalg.solve(hess, grad[..., None])[..., 0]
+
+
+@dataclass(frozen=True)
+class _Trial:
+    """Where a line search ended: θ, the objective and log q there, and whether it stalled."""
+
+    theta: np.ndarray
+    value: np.ndarray
+    log_q: np.ndarray
+    stalled: np.ndarray
+
+
+def _line_search(
+    theta: np.ndarray,
+    step: np.ndarray,
+    decrement: np.ndarray,
+    active: np.ndarray,
+    value: np.ndarray,
+    a: np.ndarray,
+    weights: np.ndarray,
+    total: np.ndarray,
+) -> _Trial:
+    """Backtracking (Armijo): halve the step of the active replicates until the objective falls enough.
+
+    ``stalled`` marks the active replicates where 60 halvings did not make it fall enough.
+    """
+    t = np.ones(theta.shape[0])
+    trial_theta = theta - t[:, None] * step
+    trial, trial_log_q = _objective(trial_theta, a, weights, total)
+    for _halving in range(60):
+        bad = active & ~(trial <= value - 0.25 * t * decrement + 1e-15 * np.abs(value))
+        if not bad.any():
+            break
+        t[bad] /= 2
+        trial_theta[bad] = theta[bad] - t[bad, None] * step[bad]
+        trial[bad], trial_log_q[bad] = _objective(trial_theta[bad], a, weights[bad], total[bad])
+    stalled = active & ~(trial <= value - 0.25 * t * decrement + 1e-15 * np.abs(value))
+    return _Trial(trial_theta, trial, trial_log_q, stalled)
+
+
+def _stuck_at_rounding_floor(
+    trial: _Trial, active: np.ndarray, value: np.ndarray, decrement: np.ndarray, finite_minimum: np.ndarray
+) -> np.ndarray:
+    """The replicates whose line search ends the fit: no progress, with the decrement down to rounding.
+
+    At the rounding floor the tolerance of :func:`_line_search` accepts steps
+    that change nothing: a step that does not strictly lower the objective
+    ends the fit there as well, once the decrement is down to rounding.
+    This is safe only where every cell has positive weight (smoothing, or every
+    cell seen): the objective is then coercive and its minimum finite, while a
+    fit running off to infinity (an unseen class, no smoothing) also stalls.
+    """
+    no_progress = active & ~(trial.value < value) & finite_minimum
+    return (trial.stalled | no_progress) & (decrement <= ROUNDING_FLOOR)
 
 
 def population_fit(truth: Truth, family: str) -> FitResult:
@@ -660,22 +704,11 @@ def exact_sds(truth: Truth, family: str, smoothing: float, n: int) -> dict[str, 
     :func:`exact_means`): every estimator is a sum of functions of single
     Binomial counts, so its variance is a sum over pairs of counts of sums
     over their joint trinomial law (see the notes above
-    :data:`SD_POINTS_PER_SD` in the source).  kl_fitted = test
-    cross-entropy − H(p) shares its sd.  At n = 1 the training loss is
+    :data:`SD_POINTS_PER_SD` in the source), taken on strided lattices
+    (:func:`_plan_lattices`).  kl_fitted = test cross-entropy − H(p)
+    shares its sd.  At n = 1 the training loss is
     −log((1 + α)/(1 + Kα)) (−log((1 + Xα)/(1 + KXα)) for the constant
     family) whatever the sample: its sd is 0 exactly.
-
-    Sums over a count with sd ≥ 2·``SD_POINTS_PER_SD`` are taken on every
-    s-th point (s a power of two, sd/s between 5 and 10) and multiplied by s.
-    For C ~ Binomial(n, p) the sum of the pmf over a residue class mod s is
-    1/s plus terms bounded by |E e^(2πiC/s)| ≤ exp(−8 sd²/s²) ≤ e^(−200)
-    (the discrete Poisson summation formula), and likewise, times powers of
-    the sd, for the smooth factors summed here.  Over a pair (A, B) the
-    outer stride follows A's sd and the inner one the sd of B given A (its
-    least over A's window), so each inner sum is a Binomial sum of that
-    kind, and the outer summand, P(A = a) times functions of a smooth on
-    that scale, is one too.  Windows are :func:`sim.exact.expect`'s (12 sd
-    + 15 either side of the mean).
 
     Parameters
     ----------
@@ -699,8 +732,23 @@ def exact_sds(truth: Truth, family: str, smoothing: float, n: int) -> dict[str, 
     keys = ("kl_fitted", "train_cross_entropy", "test_cross_entropy")
     if smoothing <= 0 or family not in ("saturated", "constant"):
         return dict.fromkeys(keys, math.nan)
+    parts = _variance_parts(truth, _terms(truth, family, smoothing), n)
+    if parts is None:
+        return dict.fromkeys(keys, math.nan)
+    test, train = (math.sqrt(max(math.fsum(v), 0.0)) for v in parts)
+    if n == 1:
+        train = 0.0
+    return {"kl_fitted": test, "train_cross_entropy": train, "test_cross_entropy": test}
+
+
+def _variance_parts(truth: Truth, terms: list[_Term], n: int) -> list[list[float]] | None:
+    """The summands of the (test, train) variances, or None beyond ``SD_BUDGET``.
+
+    The linear part Λ = Σ_i W_i c_i (the terms' tangents at their means), the
+    remainders' variances and their covariances with Λ, and twice the
+    covariances of every pair of remainders.
+    """
     joint = truth.joint
-    terms = _terms(truth, family, smoothing)
     # The linear part Λ = Σ_i W_i c_i: Var Λ = N Σ_i J_i (W_i − W̄)², W̄ = Σ_i J_i W_i.
     slopes = np.zeros((*joint.shape, 2))
     for t in terms:
@@ -708,32 +756,58 @@ def exact_sds(truth: Truth, family: str, smoothing: float, n: int) -> dict[str, 
     slopes -= np.sum(joint[..., None] * slopes, axis=(0, 1))
     parts = [[n * math.fsum((joint * slopes[..., e] ** 2).ravel())] for e in (0, 1)]
     units = [t for t in terms if t.rest > 0]  # the others are constant
-    if len(units) ** 2 * _PAIR_COST > 2 * SD_BUDGET:
-        return dict.fromkeys(keys, math.nan)
-    strides = [_lattice_stride(math.sqrt(n * t.prob * t.rest)) for t in units]
-    lattices = [_lattice(n, t.prob, s) for t, s in zip(units, strides, strict=True)]
-    pairs = _pairs(units, joint)
-    for p in pairs:
-        _plan(p, n, lattices[p.u], strides[p.u])
-    if sum(p.cost for p in pairs) > SD_BUDGET:
-        return dict.fromkeys(keys, math.nan)
-
+    plan = _plan_lattices(units, joint, n)
+    if plan is None:
+        return None
     norm = log_poisson_norm(n)
-    marginals = _Marginals.of(units, lattices, strides, n, norm)
+    marginals = _Marginals.of(units, plan.lattices, plan.strides, n, norm)
     for i, t in enumerate(units):
         # Cov(Λ, R) = Cov(A, R) · Σ_{i∈A} J_i (W_i − W̄) / (P (1 − P)): E[c_i | A] is linear in A
         share = np.sum(joint[t.cells][:, None] * slopes[t.cells], axis=0)
         cross = 2 * share * marginals.cov_count[i] / (t.prob * t.rest)
         for e in (0, 1):
             parts[e] += [float(cross[e]), float(marginals.var[i, e])]
-    for chunk in _chunks(pairs):
+    for chunk in _chunks(plan.pairs):
         for c in _pair_covariances(chunk, n, norm, units, marginals):
             for e in (0, 1):
                 parts[e].append(2 * float(c[e]))
-    test, train = (math.sqrt(max(math.fsum(v), 0.0)) for v in parts)
-    if n == 1:
-        train = 0.0
-    return {"kl_fitted": test, "train_cross_entropy": train, "test_cross_entropy": test}
+    return parts
+
+
+@dataclass(frozen=True)
+class _LatticePlan:
+    """Each random term's lattice stride and points, and every pair of terms with its plan."""
+
+    strides: list[int]
+    lattices: list[np.ndarray]
+    pairs: list[_Pair]
+
+
+def _plan_lattices(units: list[_Term], joint: np.ndarray, n: int) -> _LatticePlan | None:
+    """The lattices of the terms' counts and of their pairs, or None beyond ``SD_BUDGET``.
+
+    Sums over a count with sd ≥ 2·``SD_POINTS_PER_SD`` are taken on every
+    s-th point (s a power of two, sd/s between 5 and 10) and multiplied by s.
+    For C ~ Binomial(n, p) the sum of the pmf over a residue class mod s is
+    1/s plus terms bounded by |E e^(2πiC/s)| ≤ exp(−8 sd²/s²) ≤ e^(−200)
+    (the discrete Poisson summation formula), and likewise, times powers of
+    the sd, for the smooth factors summed here.  Over a pair (A, B) the
+    outer stride follows A's sd and the inner one the sd of B given A (its
+    least over A's window), so each inner sum is a Binomial sum of that
+    kind, and the outer summand, P(A = a) times functions of a smooth on
+    that scale, is one too.  Windows are :func:`sim.exact.expect`'s (12 sd
+    + 15 either side of the mean).
+    """
+    if len(units) ** 2 * _PAIR_COST > 2 * SD_BUDGET:
+        return None
+    strides = [_lattice_stride(math.sqrt(n * t.prob * t.rest)) for t in units]
+    lattices = [_lattice(n, t.prob, s) for t, s in zip(units, strides, strict=True)]
+    pairs = _pairs(units, joint)
+    for p in pairs:
+        _plan(p, n, lattices[p.u], strides[p.u])
+    if sum(p.cost for p in pairs) > SD_BUDGET:
+        return None
+    return _LatticePlan(strides, lattices, pairs)
 
 
 #: Points evaluated at once by :func:`_pair_covariances` (bounds memory).

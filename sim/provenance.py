@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import platform
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from importlib import metadata
 from typing import Any
 
@@ -50,13 +50,21 @@ def _cpu_model() -> str:
     """The CPU's model name (Linux: /proc/cpuinfo), else what the platform module says."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() in ("model name", "Model", "CPU part"):
-                    return value.strip()
+            model = _cpuinfo_model(f)
     except OSError:
-        pass
+        model = None
+    if model is not None:
+        return model
     return platform.processor() or "unknown"
+
+
+def _cpuinfo_model(lines: Iterable[str]) -> str | None:
+    """The value of the first "model name", "Model" or "CPU part" line of /proc/cpuinfo, if any."""
+    for line in lines:
+        key, _, value = line.partition(":")
+        if key.strip() in ("model name", "Model", "CPU part"):
+            return value.strip()
+    return None
 
 
 def machine() -> dict[str, Any]:

@@ -41,7 +41,8 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -99,41 +100,122 @@ def count_paths(
         the flat indices of the cells that changed (sorted) and their counts
         before the change.
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown sampling method {method!r}")
-    p = np.asarray(probs, dtype=float)
-    if p.ndim != 1 or p.size == 0 or not np.all(np.isfinite(p)) or np.any(p < 0) or p.sum() <= 0:
-        raise ValueError(
-            "probs must be a non-empty vector of finite, non-negative numbers with a positive sum"
-        )
-    p = p / p.sum()
-    k = p.size
-    cdf = None  # built when first needed
-    table = _alias_table(p.tobytes()) if method == "counts" and 2 < k <= ALIAS_MAX_K else None
-    counts = np.zeros((size, k), dtype=np.int64)
+    sampler = _Sampler.of(probs, method, size, rng)
+    counts = np.zeros((size, sampler.p.size), dtype=np.int64)
+    for m in _increments(checkpoints):
+        delta = sampler.draw(counts, m)
+        yield (counts, delta) if with_delta else counts
+
+
+def _increments(checkpoints: Sequence[int]) -> Iterator[int]:
+    """N_1, N_2 − N_1, …: the number of observations added at each checkpoint."""
     previous = 0
     for n in checkpoints:
         m = int(n) - previous
         previous = int(n)
         if m <= 0:
             raise ValueError("checkpoints must be strictly increasing and positive")
-        delta = None
+        yield m
+
+
+#: What :meth:`_Sampler.draw` returns: None, or the changed cells and their counts before.
+_Delta = tuple[np.ndarray, np.ndarray] | None
+
+
+@dataclass(frozen=True)
+class _Sampler:
+    """How ``size`` paths over the probabilities ``p`` draw their increments.
+
+    ``table`` is the alias table (``counts`` with 2 < K ≤ :data:`ALIAS_MAX_K`),
+    else None; the CDF is built when first needed.
+    """
+
+    p: np.ndarray
+    method: str
+    size: int
+    rng: np.random.Generator
+    table: tuple[np.ndarray, np.ndarray] | None
+
+    @classmethod
+    def of(cls, probs: np.ndarray, method: str, size: int, rng: np.random.Generator) -> _Sampler:
+        """Check the method and probabilities (normalised here) and build the sampler."""
+        if method not in METHODS:
+            raise ValueError(f"unknown sampling method {method!r}")
+        p = np.asarray(probs, dtype=float)
+        if p.ndim != 1 or p.size == 0 or not np.all(np.isfinite(p)) or np.any(p < 0) or p.sum() <= 0:
+            raise ValueError(
+                "probs must be a non-empty vector of finite, non-negative numbers with a positive sum"
+            )
+        p = p / p.sum()
+        k = p.size
+        table = _alias_table(p.tobytes()) if method == "counts" and 2 < k <= ALIAS_MAX_K else None
+        return cls(p, method, size, rng, table)
+
+    @functools.cached_property
+    def cdf(self) -> np.ndarray:
+        """The cumulative probabilities, for inverse-CDF draws."""
+        return _cdf(self.p)
+
+    def draw(self, counts: np.ndarray, m: int) -> _Delta:
+        """Add an increment of m observations to every path's ``counts`` (in place).
+
+        Returns None when whole count vectors were added, else ``(cells, before)``
+        (see :func:`count_paths`).
+        """
+        return self._drawer(m)(self, counts, m)
+
+    def _drawer(self, m: int) -> Callable[[_Sampler, np.ndarray, int], _Delta]:
+        """The way an increment of m is drawn: the first that applies (see the module notes)."""
+        k = self.p.size
         if k == 1:
-            counts[:, 0] += m
-        elif method == "per-sample" or (method == "counts" and table is None and k > 2 and m < k):
-            cdf = _cdf(p) if cdf is None else cdf
-            delta = _add(counts, _inverse_cdf(cdf, rng, size, m))
-        elif table is not None and m < k:
-            delta = _add(counts, _alias_draws(table, rng, np.full(size, m)))
-        elif k == 2:
-            heads = rng.binomial(m, p[0], size=size)
-            counts[:, 0] += heads
-            counts[:, 1] += m - heads
-        elif table is not None and k >= POISSON_K and POISSON_MARGIN * math.sqrt(m) <= k:
-            counts += _poissonised(m, p, table, size, rng)
-        else:
-            counts += rng.multinomial(m, p, size=size)
-        yield (counts, delta) if with_delta else counts
+            return _one_category
+        if self.method == "per-sample" or (
+            self.method == "counts" and self.table is None and k > 2 and m < k
+        ):
+            return _by_inverse_cdf
+        if self.table is not None and m < k:
+            return _by_alias
+        if k == 2:
+            return _by_binomial
+        if self.table is not None and k >= POISSON_K and POISSON_MARGIN * math.sqrt(m) <= k:
+            return _by_poisson
+        return _by_multinomial
+
+
+def _one_category(s: _Sampler, counts: np.ndarray, m: int) -> _Delta:
+    """K = 1: every observation falls in the one category."""
+    counts[:, 0] += m
+    return None
+
+
+def _by_inverse_cdf(s: _Sampler, counts: np.ndarray, m: int) -> _Delta:
+    """The m observations themselves, by inverse CDF."""
+    return _add(counts, _inverse_cdf(s.cdf, s.rng, s.size, m))
+
+
+def _by_alias(s: _Sampler, counts: np.ndarray, m: int) -> _Delta:
+    """The m observations themselves, by the alias method."""
+    return _add(counts, _alias_draws(s.table, s.rng, np.full(s.size, m)))
+
+
+def _by_binomial(s: _Sampler, counts: np.ndarray, m: int) -> _Delta:
+    """A coin: one Binomial draw of the heads."""
+    heads = s.rng.binomial(m, s.p[0], size=s.size)
+    counts[:, 0] += heads
+    counts[:, 1] += m - heads
+    return None
+
+
+def _by_poisson(s: _Sampler, counts: np.ndarray, m: int) -> _Delta:
+    """A Poissonised Multinomial, completed to m (see :func:`_poissonised`)."""
+    counts += _poissonised(m, s.p, s.table, s.size, s.rng)
+    return None
+
+
+def _by_multinomial(s: _Sampler, counts: np.ndarray, m: int) -> _Delta:
+    """numpy's Multinomial."""
+    counts += s.rng.multinomial(m, s.p, size=s.size)
+    return None
 
 
 def _cdf(p: np.ndarray) -> np.ndarray:
