@@ -50,6 +50,7 @@ import decimal
 import math
 from dataclasses import dataclass
 from functools import cached_property
+from typing import NamedTuple
 
 import numpy as np
 
@@ -348,7 +349,20 @@ def _expect_log(n: int, p: float, shift: float, *, times_c: bool = False) -> flo
     return float(expect(n, np.array([min(p, 1.0)]), g)[0])
 
 
-def exact_means(truth: Truth, family: str, smoothing: float, n: int) -> dict[str, float]:
+class FitValues(NamedTuple):
+    """One number per fit estimator (nats), in :data:`sim.registry.FIT` order; nan where unknown."""
+
+    kl_fitted: float
+    train_cross_entropy: float
+    test_cross_entropy: float
+
+    @classmethod
+    def unknown(cls) -> FitValues:
+        """Every value nan: not known exactly (never approximated)."""
+        return cls(math.nan, math.nan, math.nan)
+
+
+def exact_means(truth: Truth, family: str, smoothing: float, n: int) -> FitValues:
     """Exact E[kl_fitted], E[train_cross_entropy], E[test_cross_entropy] at n (nats).
 
     Known in closed form, as one-dimensional Binomial sums, for the
@@ -357,9 +371,8 @@ def exact_means(truth: Truth, family: str, smoothing: float, n: int) -> dict[str
     q̂(y) = (c_y + α)/(N + Kα); every count is Binomial marginally.  Empty
     (nan) otherwise: never approximated.
     """
-    nan = {"kl_fitted": math.nan, "train_cross_entropy": math.nan, "test_cross_entropy": math.nan}
     if smoothing <= 0 or family not in ("saturated", "constant"):
-        return nan
+        return FitValues.unknown()
     k = truth.classes
     if family == "saturated":
         a = smoothing
@@ -380,7 +393,7 @@ def exact_means(truth: Truth, family: str, smoothing: float, n: int) -> dict[str
             test -= prob * (_expect_log(n, prob, a) - log_norm) if prob > 0 else 0.0
             train -= _expect_log(n, prob, a, times_c=True) / n if prob > 0 else 0.0
         train += c_log_norm / n
-    return {"kl_fitted": test - truth.entropy, "train_cross_entropy": train, "test_cross_entropy": test}
+    return FitValues(test - truth.entropy, train, test)
 
 
 # --------------------------------------------------------------------------
@@ -697,7 +710,7 @@ def _pairs(units: list[_Term], joint: np.ndarray) -> list[_Pair]:
     return pairs
 
 
-def exact_sds(truth: Truth, family: str, smoothing: float, n: int) -> dict[str, float]:
+def exact_sds(truth: Truth, family: str, smoothing: float, n: int) -> FitValues:
     """Exact standard deviations of the fit experiment's estimators at sample size n (nats).
 
     Known for the saturated and constant families with smoothing α > 0 (as
@@ -723,22 +736,21 @@ def exact_sds(truth: Truth, family: str, smoothing: float, n: int) -> dict[str, 
 
     Returns
     -------
-    dict
-        ``kl_fitted``, ``train_cross_entropy``, ``test_cross_entropy`` → sd
+    FitValues
+        The sd of ``kl_fitted``, ``train_cross_entropy``, ``test_cross_entropy``
         (nats); nan for other families or α = 0, or when the sums would
         take more than ``SD_BUDGET`` lattice points (many cells): never
         approximated.
     """
-    keys = ("kl_fitted", "train_cross_entropy", "test_cross_entropy")
     if smoothing <= 0 or family not in ("saturated", "constant"):
-        return dict.fromkeys(keys, math.nan)
+        return FitValues.unknown()
     parts = _variance_parts(truth, _terms(truth, family, smoothing), n)
     if parts is None:
-        return dict.fromkeys(keys, math.nan)
+        return FitValues.unknown()
     test, train = (math.sqrt(max(math.fsum(v), 0.0)) for v in parts)
     if n == 1:
         train = 0.0
-    return {"kl_fitted": test, "train_cross_entropy": train, "test_cross_entropy": test}
+    return FitValues(test, train, test)
 
 
 def _variance_parts(truth: Truth, terms: list[_Term], n: int) -> list[list[float]] | None:

@@ -98,11 +98,11 @@ def run_experiment(
     overwrite: bool = True,
     execution: Execution | None = None,
 ) -> RunReport:
-    """Simulate ``experiment`` and publish its results folder ``out/<name>/``.
+    """Simulate ``experiment``, publish its results folder ``out/<name>/`` and return a :class:`RunReport`.
 
     Parameters
     ----------
-    experiment : Experiment
+    experiment : Experiment or FitExperiment
         A validated experiment (see :func:`sim.config.load_config`).
     out : path
         The parent folder; created if needed.
@@ -122,10 +122,6 @@ def run_experiment(
         succeeded); with False, refuse before simulating.
     execution : Execution, optional
         Executor, workers, resume and progress.
-
-    Returns
-    -------
-    RunReport
 
     Raises
     ------

@@ -363,8 +363,10 @@ def summarize_fit_case(
     exact_means = {int(n): fitting.exact_means(truth, case.model, smoothing, int(n)) for n in ckpts}
     exact_sds = {int(n): fitting.exact_sds(truth, case.model, smoothing, int(n)) for n in ckpts}
     keys = list(zip(frame.n.astype(int), frame.estimator, strict=True))
-    frame["exact_mean"] = exact_mean = to_units(np.array([exact_means[n][e] for n, e in keys]), units)
-    frame["exact_sd"] = exact_sd = to_units(np.array([exact_sds[n][e] for n, e in keys]), units)
+    frame["exact_mean"] = exact_mean = to_units(
+        np.array([getattr(exact_means[n], e) for n, e in keys]), units
+    )
+    frame["exact_sd"] = exact_sd = to_units(np.array([getattr(exact_sds[n], e) for n, e in keys]), units)
     with np.errstate(divide="ignore", invalid="ignore"):
         frame["z"] = np.where(exact_sd > 0, (frame["mean"] - exact_mean) / (exact_sd / np.sqrt(r)), np.nan)
     frame["infinite_fraction"] = (~np.isfinite(values)).mean(axis=0)[j, e]

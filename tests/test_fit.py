@@ -124,11 +124,11 @@ def test_exact_means_by_enumeration():
         train = -np.sum(counts * fits.log_q, axis=(1, 2)) / n
         test = truth.cross_entropy(fits.log_q)
         exact = fitting.exact_means(truth, family, alpha, n)
-        assert exact["kl_fitted"] == pytest.approx(np.sum(pmf * kl), rel=1e-10)
-        assert exact["train_cross_entropy"] == pytest.approx(np.sum(pmf * train), rel=1e-10)
-        assert exact["test_cross_entropy"] == pytest.approx(np.sum(pmf * test), rel=1e-10)
-    assert math.isnan(fitting.exact_means(truth, "linear", alpha, n)["kl_fitted"])
-    assert math.isnan(fitting.exact_means(truth, "saturated", 0.0, n)["kl_fitted"])
+        assert exact.kl_fitted == pytest.approx(np.sum(pmf * kl), rel=1e-10)
+        assert exact.train_cross_entropy == pytest.approx(np.sum(pmf * train), rel=1e-10)
+        assert exact.test_cross_entropy == pytest.approx(np.sum(pmf * test), rel=1e-10)
+    assert math.isnan(fitting.exact_means(truth, "linear", alpha, n).kl_fitted)
+    assert math.isnan(fitting.exact_means(truth, "saturated", 0.0, n).kl_fitted)
 
 
 def test_trajectory_identities(report):

@@ -95,28 +95,28 @@ def test_exact_sds_by_enumeration(name, family, alpha, n):
     got = fitting.exact_sds(truth, family, alpha, n)
     ref = _enumerated(truth, family, alpha, n)
     for est in ESTIMATORS:
-        assert got[est] == pytest.approx(ref[est], rel=1e-12, abs=1e-300), est
+        assert getattr(got, est) == pytest.approx(ref[est], rel=1e-12, abs=1e-300), est
 
 
 def test_at_one_sample_the_training_loss_is_constant():
     truth = _truth(*TRUTHS["unequal inputs"])
     for family in ("saturated", "constant"):
         got, ref = fitting.exact_sds(truth, family, 0.5, 1), _enumerated(truth, family, 0.5, 1)
-        assert got["train_cross_entropy"] == 0.0 and ref["train_cross_entropy"] < 1e-15
-        assert got["test_cross_entropy"] == pytest.approx(ref["test_cross_entropy"], rel=1e-12)
+        assert got.train_cross_entropy == 0.0 and ref["train_cross_entropy"] < 1e-15
+        assert got.test_cross_entropy == pytest.approx(ref["test_cross_entropy"], rel=1e-12)
 
 
 def test_unknown_sds_are_nan():
     truth = _truth(*TRUTHS["unequal inputs"])
     for family, alpha in (("linear", 0.5), ("ordinal", 0.5), ("saturated", 0.0), ("constant", 0.0)):
-        assert all(math.isnan(v) for v in fitting.exact_sds(truth, family, alpha, 10).values())
+        assert all(math.isnan(v) for v in fitting.exact_sds(truth, family, alpha, 10))
 
 
 def test_beyond_the_budget_the_sds_are_nan(monkeypatch):
     truth = _truth(*TRUTHS["unequal inputs"])
-    assert not math.isnan(fitting.exact_sds(truth, "saturated", 0.5, 1000)["kl_fitted"])
+    assert not math.isnan(fitting.exact_sds(truth, "saturated", 0.5, 1000).kl_fitted)
     monkeypatch.setattr(fitting, "SD_BUDGET", 10_000)
-    assert all(math.isnan(v) for v in fitting.exact_sds(truth, "saturated", 0.5, 1000).values())
+    assert all(math.isnan(v) for v in fitting.exact_sds(truth, "saturated", 0.5, 1000))
 
 
 def test_one_count_at_large_n_against_the_full_binomial_sum():
@@ -131,8 +131,8 @@ def test_one_count_at_large_n_against_the_full_binomial_sum():
     ref = _sds(stats.binom.pmf(c, n, p), _estimators(truth, counts, _fits(counts, "saturated", alpha), n))
     for family in ("saturated", "constant"):  # the same fit with one input
         got = fitting.exact_sds(truth, family, alpha, n)
-        assert got["train_cross_entropy"] == pytest.approx(ref["train_cross_entropy"], rel=1e-13)
-        assert got["kl_fitted"] == pytest.approx(ref["kl_fitted"], rel=1e-10)
+        assert got.train_cross_entropy == pytest.approx(ref["train_cross_entropy"], rel=1e-13)
+        assert got.kl_fitted == pytest.approx(ref["kl_fitted"], rel=1e-10)
 
 
 def test_two_counts_against_the_full_trinomial_sum():
@@ -150,7 +150,7 @@ def test_two_counts_against_the_full_trinomial_sum():
     ref = _sds(pmf, _estimators(truth, counts, _fits(counts, "saturated", alpha), n))
     got = fitting.exact_sds(truth, "saturated", alpha, n)
     for est in ESTIMATORS:
-        assert got[est] == pytest.approx(ref[est], rel=1e-11), est
+        assert getattr(got, est) == pytest.approx(ref[est], rel=1e-11), est
 
 
 @pytest.mark.parametrize("n", [3000, 20000])
@@ -164,7 +164,7 @@ def test_strided_sums_equal_full_sums(monkeypatch, n):
     for family, sds in strided.items():
         full = fitting.exact_sds(truth, family, 0.5, n)
         for est in ESTIMATORS:
-            assert sds[est] == pytest.approx(full[est], rel=1e-14), (family, est)
+            assert getattr(sds, est) == pytest.approx(getattr(full, est), rel=1e-14), (family, est)
 
 
 def test_classifier_sds_against_simulated_fits():
@@ -182,7 +182,7 @@ def test_classifier_sds_against_simulated_fits():
             d = v - v.mean()
             s2, m4 = np.mean(d**2) * r / (r - 1), np.mean(d**4)
             se_sd = math.sqrt(max(m4 / r - s2**2 * (r - 3) / (r * (r - 1)), 0.0)) / (2 * math.sqrt(s2))
-            assert abs(math.sqrt(s2) - exact[est]) <= z_crit(6) * se_sd, (family, est)
+            assert abs(math.sqrt(s2) - getattr(exact, est)) <= z_crit(6) * se_sd, (family, est)
 
 
 def test_largest_n_reaches_the_asymptotic_laws():
@@ -205,8 +205,8 @@ def test_largest_n_reaches_the_asymptotic_laws():
             gaps.append(
                 np.array(
                     [
-                        sds["kl_fitted"] * n / math.sqrt(d / 2) - 1,
-                        sds["train_cross_entropy"] * math.sqrt(n) / sigma - 1,
+                        sds.kl_fitted * n / math.sqrt(d / 2) - 1,
+                        sds.train_cross_entropy * math.sqrt(n) / sigma - 1,
                     ]
                 )
             )

@@ -41,6 +41,7 @@ class _Convergence:
 
     def __init__(self, experiment):
         self.experiment = experiment
+        self.keeps_replicates = experiment.save_replicates
         self.columns = list(SUMMARY_COLUMNS) + ([] if experiment.save_replicates else ["quantile_error"])
         self.analytic = pipeline_for(experiment).analytic(experiment)
         self._analytic = {r["case"]: r for r in self.analytic.to_dict("records")}
@@ -82,6 +83,7 @@ class _Fit:
 
     def __init__(self, experiment):
         self.experiment = experiment
+        self.keeps_replicates = True  # save_replicates does not apply to fits
         self.columns = list(FIT_SUMMARY_COLUMNS)
         self.analytic = pipeline_for(experiment).analytic(experiment)
         self._analytic = {r["case"]: r for r in self.analytic.to_dict("records")}
@@ -156,48 +158,54 @@ def check_tables(
     records += tbl.columns_present("summary.csv", summary, kind.columns)
     keys = [(c, n, e) for c in kind.cases for n in experiment.checkpoints for e in experiment.estimators]
     records += tbl.row_set("summary.csv", summary, ["case", "n", "estimator"], keys)
-    needs_replicates = isinstance(kind, _Fit) or experiment.save_replicates
-    reps = tables.get(res.REPLICATES)
-    if needs_replicates and reps is None:
-        records.append(
-            tbl.record(
-                "replicates.csv.gz",
-                {},
-                "file",
-                tbl.ROW_SET,
-                "missing",
-                "present",
-                passed=False,
-                reason="the config keeps replicates but the file is missing",
-            )
-        )
     laws = {k: kind.law(*k) for k in keys}
-    if reps is not None:
-        replicate_records, values = tbl.replicates(reps, experiment, laws, kind.coin_linear())
-        records += replicate_records
-    else:
-        values = None
+    replicate_records, values = _replicates(experiment, kind, tables.get(res.REPLICATES), laws)
+    records += replicate_records
     if all(c in summary.columns for c in kind.columns):
-        known = set(keys)
-        for record_ in summary.drop_duplicates(["case", "n", "estimator"]).to_dict("records"):
-            row = Row(record_)
-            k = (row.case, int(row.n), str(row.estimator))
-            if k not in known:
-                continue
-            extras = kind.extras(*k)
-            records += RowCheck(
-                row,
-                laws[k],
-                target=kind.target(row.case, row.estimator),
-                replicates=experiment.replicates,
-                units=experiment.units,
-                values=None if values is None else values[k],
-                **extras,
-            ).run()
+        records += _rows(experiment, kind, summary, laws, values)
         records += tbl.tilted_against_plain(summary, kind.coin_cases())
     if res.TRAJECTORY in tables:
         records += tbl.trajectory(tables[res.TRAJECTORY])
     return CheckReport.decide(name or experiment.name, records, alpha=alpha)
+
+
+def _replicates(experiment, kind, reps: pd.DataFrame | None, laws: dict) -> tuple[list[dict], dict | None]:
+    """The checks of ``replicates.csv.gz`` (or of its absence) and its values per row key."""
+    if reps is not None:
+        return tbl.replicates(reps, experiment, laws, kind.coin_linear())
+    if not kind.keeps_replicates:
+        return [], None
+    missing = tbl.record(
+        "replicates.csv.gz",
+        {},
+        "file",
+        tbl.ROW_SET,
+        "missing",
+        "present",
+        passed=False,
+        reason="the config keeps replicates but the file is missing",
+    )
+    return [missing], None
+
+
+def _rows(experiment, kind, summary: pd.DataFrame, laws: dict, values: dict | None) -> list[dict]:
+    """Every column of every summary row the config asks for (others are the row set's failures)."""
+    records: list[dict] = []
+    for record_ in summary.drop_duplicates(["case", "n", "estimator"]).to_dict("records"):
+        row = Row(record_)
+        k = (row.case, int(row.n), str(row.estimator))
+        if k not in laws:
+            continue
+        records += RowCheck(
+            row,
+            laws[k],
+            target=kind.target(row.case, row.estimator),
+            replicates=experiment.replicates,
+            units=experiment.units,
+            values=None if values is None else values[k],
+            **kind.extras(*k),
+        ).run()
+    return records
 
 
 def check_results(folder: str | Path, *, alpha: float = ALPHA) -> CheckReport:

@@ -301,8 +301,8 @@ def fit_law(experiment, case, estimator: str, n: int) -> Law:
     """The :class:`Law` of one replicate of a fit estimator (experiment's units)."""
     k = registry.get(estimator).divisor(experiment.units)
     truth, a = experiment.truth, experiment.smoothing
-    mean = fitting.exact_means(truth, case.model, a, n)[estimator]
-    sd = fitting.exact_sds(truth, case.model, a, n)[estimator]
+    mean = getattr(fitting.exact_means(truth, case.model, a, n), estimator)
+    sd = getattr(fitting.exact_sds(truth, case.model, a, n), estimator)
     high = math.inf
     if a > 0 and case.model in ("saturated", "constant"):
         pseudo = a if case.model == "saturated" else a * truth.inputs
