@@ -1,20 +1,14 @@
-"""Replicate blocks: their sizes, their seeds, and their simulation.
+"""Replicate blocks: the simulation of one block, and of one task's blocks.
 
-Replicates of a case are simulated in blocks of a fixed size that depends
-only on the case (its number of categories), never on how the work is
-scheduled.  Block ``b`` of case ``c`` draws from its own generator,
-
-    numpy.random.SeedSequence(seed, spawn_key=(key(c), b)),
-
-where ``key(c)`` is a hash of the case's *name*: adding, removing or
-reordering other cases does not change a case's numbers.  A task (see
-:mod:`sim.parallel`) is a few consecutive blocks; :func:`run_task` turns one
-into arrays, replicates last, or into the state of a streaming accumulator.
+Block sizes and seeds are those of :mod:`sim.tasks`: block ``b`` of a case
+draws from :func:`sim.tasks.block_rng`, never from a generator shared with
+other blocks.  A task (see :mod:`sim.tasks`) is a few consecutive blocks;
+:func:`run_task` turns one into arrays, replicates last, or into the state of
+a streaming accumulator.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Iterator, Sequence
 
@@ -32,29 +26,9 @@ from .estimators import (
     row_dot,
     unit_divisor,
 )
-from .parallel import Task
 from .sampling import count_paths
 from .streaming import Accumulator, BlockFold, Ranges
-
-#: Counts held in memory per block (rows × categories), which bounds a block's size.
-BLOCK_CELLS = 1 << 21
-#: Most replicates in one block.
-MAX_BLOCK = 8192
-
-
-def block_size(k_support: int) -> int:
-    """Replicates per block for a case with ``k_support`` possible categories."""
-    return max(1, min(MAX_BLOCK, BLOCK_CELLS // max(1, k_support)))
-
-
-def case_key(name: str) -> int:
-    """A stable 64-bit key for a case name (part of its blocks' seeds)."""
-    return int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "little")
-
-
-def block_rng(seed: int, case: str, block: int) -> np.random.Generator:
-    """The generator of one block of one case."""
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(case_key(case), block)))
+from .tasks import Task, block_rng, block_size
 
 
 def simulate_block(

@@ -23,14 +23,17 @@ import pandas as pd
 
 from . import provenance
 from . import results as res
-from .blocks import block_size, by_replicate, ranges_of, run_task, stack
+from .blocks import by_replicate, ranges_of, run_task, stack
 from .check import CheckReport, check_tables
 from .config import Experiment, FitExperiment, dump_config
 from .errors import OutputError, one_line
+from .executors import default_workers, execute
 from .fit_experiment import fit_tables
-from .parallel import Progress, ResumeStore, Task, default_workers, execute, fingerprint, plan
+from .progress import Progress
+from .resume import ResumeStore, fingerprint
 from .streaming import Accumulator
 from .summary import analytic_table, replicates_frame, summarize_case, summarize_stream, unseen_notes
+from .tasks import Task, plan
 
 
 def _run_and_store(experiment, task: Task, *, fn: Callable, store: ResumeStore) -> dict[str, np.ndarray]:
@@ -209,7 +212,7 @@ def _convergence_tables(experiment: Experiment, stage, run_tasks) -> dict:
         analytic = analytic_table(experiment)
     per_case: dict[int, list] = {c: [] for c in range(len(experiment.cases))}
     with stage("simulate"):
-        for task, arrays in run_tasks(plan(experiment, block_size), run_task):
+        for task, arrays in run_tasks(plan(experiment), run_task):
             parts = per_case[task.case]
             if experiment.save_replicates:
                 parts.append(arrays)

@@ -14,10 +14,11 @@ import pandas as pd
 import pytest
 
 import sim.runner
-from sim.blocks import block_size
 from sim.config import parse_config
-from sim.parallel import BLOCKS_PER_TASK, Progress, default_workers, plan
+from sim.executors import default_workers
+from sim.progress import Progress
 from sim.runner import Execution, run_experiment
+from sim.tasks import BLOCKS_PER_TASK, block_size, plan
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,7 +43,7 @@ def _run(text, out, **execution):
 
 def test_tasks_do_not_depend_on_workers():
     e = parse_config(CONFIG)
-    tasks = plan(e, block_size)
+    tasks = plan(e)
     blocks = -(-100000 // block_size(2))
     assert [t.case for t in tasks] == [0] * 4 + [1] * 4
     assert all(t.blocks <= BLOCKS_PER_TASK for t in tasks)
@@ -125,7 +126,7 @@ def test_resume_after_an_interruption_gives_identical_bytes(tmp_path, monkeypatc
     calls.clear()
     monkeypatch.setattr(sim.runner, "run_task", lambda e, t: (calls.append(t), real(e, t))[1])
     resumed = _run(CONFIG, tmp_path / "out", resume=True).path
-    assert len(calls) == len(plan(parse_config(CONFIG), block_size)) - 2  # only the unfinished tasks ran
+    assert len(calls) == len(plan(parse_config(CONFIG))) - 2  # only the unfinished tasks ran
     for name in ("summary.csv", "analytic.csv", "config.yaml"):
         assert (resumed / name).read_bytes() == (reference / name).read_bytes(), name
     assert not (tmp_path / "out" / ".scale.resume").exists()
@@ -151,7 +152,7 @@ def test_worker_processes_store_their_tasks_for_resume(tmp_path, monkeypatch):
     real = sim.runner.run_task
     monkeypatch.setattr(sim.runner, "run_task", lambda e, t: (calls.append(t), real(e, t))[1])
     resumed = _run(CONFIG, tmp_path / "out", resume=True, workers=1).path
-    assert len(calls) == len(plan(parse_config(CONFIG), block_size)) - len(stored)
+    assert len(calls) == len(plan(parse_config(CONFIG))) - len(stored)
     for name in ("summary.csv", "analytic.csv", "config.yaml"):
         assert (resumed / name).read_bytes() == (reference / name).read_bytes(), name
 
@@ -281,7 +282,7 @@ def test_a_run_killed_halfway_and_resumed_equals_the_uninterrupted_one(tmp_path)
     assert proc.returncode == -signal.SIGKILL
     assert not (tmp_path / "out" / "killed").exists()  # killed before it finished
     stored = len(list(resume.glob("task-*.npz")))
-    total = len(plan(parse_config(KILLED), block_size))
+    total = len(plan(parse_config(KILLED)))
     assert 4 <= stored < total
     done = subprocess.run(
         [*args, "--resume", "--quiet"], env=env, capture_output=True, text=True, timeout=120
@@ -301,7 +302,7 @@ def test_a_run_counts_its_progress_in_blocks(tmp_path, monkeypatch):
     tty = Tty()
     monkeypatch.setattr(sys, "stderr", tty)
     run_experiment(parse_config(SMALL), tmp_path, execution=Execution(workers=1))
-    blocks = sum(t.blocks for t in plan(parse_config(SMALL), block_size))
+    blocks = sum(t.blocks for t in plan(parse_config(SMALL)))
     assert blocks == 2 * -(-20000 // block_size(2))
     assert f"{blocks}/{blocks} blocks" in tty.getvalue()
 
