@@ -12,6 +12,7 @@ import hashlib
 import os
 import shutil
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,32 +28,57 @@ def fingerprint(config_text: str, mode: str) -> str:
     return digest
 
 
+@dataclass(frozen=True)
 class ResumeStore:
-    """Finished tasks of an interrupted run, in ``<out>/.<name>.resume/``."""
+    """Finished tasks of an interrupted run, in ``folder``, stamped with ``stamp``.
 
-    def __init__(self, out: Path, name: str, print_: str, *, resume: bool):
-        self.folder = Path(out) / f".{name}.resume"
-        self.print_ = print_
-        stamp = self.folder / "fingerprint"
-        if resume and self.folder.is_dir():
-            if not stamp.is_file() or stamp.read_text() != print_:
-                raise ConfigError(
-                    [
-                        ConfigIssue(
-                            str(self.folder),
-                            None,
-                            "",
-                            "refusing to resume: the config (or sim version) differs from the interrupted "
-                            "run's; run without --resume to start afresh",
-                        )
-                    ]
-                )
+    Constructing one touches nothing on disk; :meth:`open` prepares the folder.
+    """
+
+    folder: Path
+    stamp: str
+
+    @classmethod
+    def open(cls, out: Path, name: str, stamp: str, *, resume: bool) -> ResumeStore:
+        """The store of experiment ``name`` in ``<out>/.<name>.resume/``, ready to save tasks.
+
+        With ``resume``, tasks an interrupted run left there are kept, provided
+        its fingerprint equals ``stamp``; otherwise the folder starts empty.
+
+        Raises
+        ------
+        sim.errors.ConfigError
+            With ``resume``, if the folder's fingerprint differs from ``stamp``.
+        """
+        store = cls(Path(out) / f".{name}.resume", stamp)
+        if resume and store.folder.is_dir():
+            store._check_stamp()
         else:
-            shutil.rmtree(self.folder, ignore_errors=True)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        stamp.write_text(print_)
+            store.discard()
+        store.folder.mkdir(parents=True, exist_ok=True)
+        store._stamp_file.write_text(stamp)
+        return store
 
-    def load(self, task: Task):
+    @property
+    def _stamp_file(self) -> Path:
+        return self.folder / "fingerprint"
+
+    def _check_stamp(self) -> None:
+        if not self._stamp_file.is_file() or self._stamp_file.read_text() != self.stamp:
+            raise ConfigError(
+                [
+                    ConfigIssue(
+                        str(self.folder),
+                        None,
+                        "",
+                        "refusing to resume: the config (or sim version) differs from the interrupted "
+                        "run's; run without --resume to start afresh",
+                    )
+                ]
+            )
+
+    def load(self, task: Task) -> dict[str, np.ndarray] | None:
+        """The arrays of a stored task, or None if it is not stored."""
         path = self.folder / f"{task.key}.npz"
         if not path.is_file():
             return None
@@ -74,4 +100,5 @@ class ResumeStore:
         os.replace(tmp, self.folder / f"{task.key}.npz")
 
     def discard(self) -> None:
+        """Remove the folder and every task in it."""
         shutil.rmtree(self.folder, ignore_errors=True)

@@ -156,7 +156,7 @@ def _run_locked(experiment, out: Path, command, after, execution: Execution) -> 
     mode = (
         "fit" if experiment.kind == "fit" else ("replicates" if experiment.save_replicates else "streaming")
     )
-    store = ResumeStore(
+    store = ResumeStore.open(
         out, experiment.name, fingerprint(dump_config(experiment), mode), resume=execution.resume
     )
 

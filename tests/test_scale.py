@@ -17,6 +17,7 @@ import sim.runner
 from sim.config import parse_config
 from sim.executors import default_workers
 from sim.progress import Progress
+from sim.resume import ResumeStore
 from sim.runner import Execution, run_experiment
 from sim.tasks import BLOCKS_PER_TASK, block_size, plan
 
@@ -321,3 +322,15 @@ def test_streamed_experiments_of_one_name_and_seed_do_not_share_histogram_ranges
     np.testing.assert_array_equal(used.fine_lo, expected.fine_lo)
     np.testing.assert_array_equal(used.fine_hi, expected.fine_hi)
     assert run_experiment(other, tmp_path / "b", execution=Execution(quiet=True)).check.passed
+
+
+def test_a_resume_store_touches_the_disk_only_when_opened(tmp_path):
+    store = ResumeStore(tmp_path / ".x.resume", "stamp")
+    assert not store.folder.exists()
+    assert ResumeStore.open(tmp_path, "x", "stamp", resume=False) == store
+    assert (store.folder / "fingerprint").read_text() == "stamp"
+    (store.folder / "task-0000-00000000.npz").write_bytes(b"")
+    ResumeStore.open(tmp_path, "x", "stamp", resume=True)
+    assert (store.folder / "task-0000-00000000.npz").exists()  # kept for --resume
+    ResumeStore.open(tmp_path, "x", "stamp", resume=False)
+    assert not (store.folder / "task-0000-00000000.npz").exists()  # a fresh run starts empty
