@@ -9,12 +9,14 @@ a streaming accumulator.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 
 from .config import Case, Experiment
+from .distributions import Pair
 from .estimators import (
     DENSE_K,
     PROBABILITIES,
@@ -188,17 +190,19 @@ def by_replicate(values: np.ndarray) -> np.ndarray:
     return np.moveaxis(values, -1, 0)
 
 
-_RANGES: list = [None, None, None]  # experiment, case, its Ranges
-
-
 def ranges_of(experiment: Experiment, case: int) -> Ranges:
-    """Histogram ranges of a case, cached for the case being worked on.
+    """Histogram ranges of case number ``case``, cached for the case being worked on."""
+    c = experiment.cases[case]
+    return _case_ranges(c.pair, tuple(experiment.checkpoints), tuple(experiment.estimators), experiment.units)
 
-    Keyed by the experiment object itself: two experiments of one name and
-    seed (the same config with a ``--set``) must not share ranges.
+
+@functools.lru_cache(maxsize=1)
+def _case_ranges(pair: Pair, checkpoints: tuple[int, ...], estimators: tuple[str, ...], units: str) -> Ranges:
+    """:meth:`sim.streaming.Ranges.for_case`, kept for the last arguments it was asked for.
+
+    Its key is everything the ranges depend on: ``pair`` by identity (pairs
+    compare by identity), the rest by value; so two experiments of one name
+    and seed (the same config with a ``--set``) never share ranges.  Asking
+    for another case replaces the entry; ``_case_ranges.cache_clear()`` empties it.
     """
-    if _RANGES[0] is not experiment or _RANGES[1] != case:
-        c = experiment.cases[case]
-        ranges = Ranges.for_case(c.pair, experiment.checkpoints, experiment.estimators, experiment.units)
-        _RANGES[:] = [experiment, case, ranges]
-    return _RANGES[2]
+    return Ranges.for_case(pair, checkpoints, estimators, units)
