@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from .config import Case, Experiment
+from .decision import chernoff, tilted
 from .distributions import Pair
 from .estimators import (
     DENSE_K,
@@ -101,8 +102,6 @@ def _tilted_block(
     stream (key ``tilted:<case>``), nested like the plain ones; a path's
     weight at n is Π_k (p_k/r_k)^{c_k}, its likelihood ratio.
     """
-    from .decision import chernoff, tilted
-
     r = tilted(case.pair, chernoff(case.pair).s)[arrays.index]
     log_w_per = arrays.log_p - np.log(r)
     rng = block_rng(experiment.seed, f"tilted:{case.name}", block)

@@ -72,6 +72,7 @@ def execute(
 
 def _execute_dask(fn, experiment, tasks, scheduler, workers, on_done):
     try:
+        # Imported here: dask is an optional extra, and importing it takes about 2 s.
         from distributed import Client, LocalCluster
     except ImportError:
         raise RunError("--executor dask needs the dask extra: pip install -e '.[dask]'") from None

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
+from . import __version__
 from .errors import ConfigError, ConfigIssue
 from .tasks import BLOCKS_PER_TASK, Task
 
 
 def fingerprint(config_text: str, mode: str) -> str:
-    from . import __version__
-
+    """What must match for a run to resume another: sim version, ``mode``, task size and config."""
     digest = hashlib.sha256(f"{__version__}\n{mode}\n{BLOCKS_PER_TASK}\n{config_text}".encode()).hexdigest()
     return digest
 
