@@ -35,10 +35,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sim.allocator import keep_freed_memory  # noqa: E402
-from sim.blocks import block_size, run_task  # noqa: E402
+from sim.blocks import run_task  # noqa: E402
 from sim.config import parse_config  # noqa: E402
-from sim.parallel import plan  # noqa: E402
 from sim.runner import Execution, run_experiment  # noqa: E402
+from sim.tasks import block_size, plan  # noqa: E402
 
 
 def best(fn, repeat: int = 3) -> float:
@@ -59,7 +59,7 @@ def coin(replicates: int, n_max: int, points: int = 10, save: bool = True) -> st
 
 
 def simulate_all(experiment) -> None:
-    for task in plan(experiment, block_size):
+    for task in plan(experiment):
         run_task(experiment, task)
 
 

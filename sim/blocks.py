@@ -1,20 +1,15 @@
-"""Replicate blocks: their sizes, their seeds, and their simulation.
+"""Replicate blocks: the simulation of one block, and of one task's blocks.
 
-Replicates of a case are simulated in blocks of a fixed size that depends
-only on the case (its number of categories), never on how the work is
-scheduled.  Block ``b`` of case ``c`` draws from its own generator,
-
-    numpy.random.SeedSequence(seed, spawn_key=(key(c), b)),
-
-where ``key(c)`` is a hash of the case's *name*: adding, removing or
-reordering other cases does not change a case's numbers.  A task (see
-:mod:`sim.parallel`) is a few consecutive blocks; :func:`run_task` turns one
-into arrays, replicates last, or into the state of a streaming accumulator.
+Block sizes and seeds are those of :mod:`sim.tasks`: block ``b`` of a case
+draws from :func:`sim.tasks.block_rng`, never from a generator shared with
+other blocks.  A task (see :mod:`sim.tasks`) is a few consecutive blocks;
+:func:`run_task` turns one into arrays, replicates last, or into the state of
+a streaming accumulator.
 """
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import math
 from collections.abc import Iterator, Sequence
 
@@ -22,32 +17,14 @@ import numpy as np
 
 from . import registry
 from .config import Case, Experiment
+from .decision import chernoff, tilted
+from .distributions import Pair
 from .estimators import DENSE_K, SparseSums, SupportArrays, estimate, row_dot
 from .events import llr_covered, llr_wrong
-from .parallel import Task
 from .registry import LLR
 from .sampling import count_paths
 from .streaming import Accumulator, BlockFold, Ranges
-
-#: Counts held in memory per block (rows × categories), which bounds a block's size.
-BLOCK_CELLS = 1 << 21
-#: Most replicates in one block.
-MAX_BLOCK = 8192
-
-
-def block_size(k_support: int) -> int:
-    """Replicates per block for a case with ``k_support`` possible categories."""
-    return max(1, min(MAX_BLOCK, BLOCK_CELLS // max(1, k_support)))
-
-
-def case_key(name: str) -> int:
-    """A stable 64-bit key for a case name (part of its blocks' seeds)."""
-    return int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "little")
-
-
-def block_rng(seed: int, case: str, block: int) -> np.random.Generator:
-    """The generator of one block of one case."""
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(case_key(case), block)))
+from .tasks import Task, block_rng, block_size
 
 
 def simulate_block(
@@ -122,8 +99,6 @@ def _tilted_block(
     stream (key ``tilted:<case>``), nested like the plain ones; a path's
     weight at n is Π_k (p_k/r_k)^{c_k}, its likelihood ratio.
     """
-    from .decision import chernoff, tilted
-
     r = tilted(case.pair, chernoff(case.pair).s)[arrays.index]
     log_w_per = arrays.log_p - np.log(r)
     rng = block_rng(experiment.seed, f"tilted:{case.name}", block)
@@ -215,17 +190,19 @@ def by_replicate(values: np.ndarray) -> np.ndarray:
     return np.moveaxis(values, -1, 0)
 
 
-_RANGES: list = [None, None, None]  # experiment, case, its Ranges
-
-
 def ranges_of(experiment: Experiment, case: int) -> Ranges:
-    """Histogram ranges of a case, cached for the case being worked on.
+    """Histogram ranges of case number ``case``, cached for the case being worked on."""
+    c = experiment.cases[case]
+    return _case_ranges(c.pair, tuple(experiment.checkpoints), tuple(experiment.estimators), experiment.units)
 
-    Keyed by the experiment object itself: two experiments of one name and
-    seed (the same config with a ``--set``) must not share ranges.
+
+@functools.lru_cache(maxsize=1)
+def _case_ranges(pair: Pair, checkpoints: tuple[int, ...], estimators: tuple[str, ...], units: str) -> Ranges:
+    """:meth:`sim.streaming.Ranges.for_case`, kept for the last arguments it was asked for.
+
+    Its key is everything the ranges depend on: ``pair`` by identity (pairs
+    compare by identity), the rest by value; so two experiments of one name
+    and seed (the same config with a ``--set``) never share ranges.  Asking
+    for another case replaces the entry; ``_case_ranges.cache_clear()`` empties it.
     """
-    if _RANGES[0] is not experiment or _RANGES[1] != case:
-        c = experiment.cases[case]
-        ranges = Ranges.for_case(c.pair, experiment.checkpoints, experiment.estimators, experiment.units)
-        _RANGES[:] = [experiment, case, ranges]
-    return _RANGES[2]
+    return Ranges.for_case(pair, checkpoints, estimators, units)

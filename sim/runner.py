@@ -2,7 +2,8 @@
 
 :func:`run_experiment` takes the results folder's lock, asks the
 experiment's pipeline (:mod:`sim.pipelines`) for its tables, running its
-tasks on the chosen executor (:mod:`sim.parallel`) with resume and progress,
+tasks on the chosen executor (:mod:`sim.executors`) with resume
+(:mod:`sim.resume`) and progress (:mod:`sim.progress`),
 checks the tables against exact theory (:mod:`sim.check`), writes them and
 the figures into a staged folder and publishes it atomically
 (:mod:`sim.results`).  Nothing here depends on the kind of experiment.
@@ -27,9 +28,12 @@ from . import results as res
 from .check import CheckReport, check_tables
 from .config import Experiment, FitExperiment, dump_config
 from .errors import OutputError, one_line
-from .parallel import Progress, ResumeStore, Task, default_workers, execute, fingerprint
+from .executors import default_workers, execute
 from .pipelines import Pipeline, pipeline_for
+from .progress import Progress
+from .resume import ResumeStore, fingerprint
 from .summary import unseen_notes
+from .tasks import Task
 
 
 def _run_and_store(experiment, task: Task, *, fn: Callable, store: ResumeStore) -> dict[str, np.ndarray]:
@@ -41,7 +45,7 @@ def _run_and_store(experiment, task: Task, *, fn: Callable, store: ResumeStore) 
 
 @dataclass(frozen=True)
 class Execution:
-    """How to run a convergence experiment's tasks (see :mod:`sim.parallel`).
+    """How to run an experiment's tasks (see :mod:`sim.executors`).
 
     ``workers`` None chooses serial for small runs and every core otherwise.
     """
@@ -146,7 +150,7 @@ def _run_locked(experiment, out: Path, command, after, execution: Execution) -> 
     report = RunReport(experiment, out / experiment.name)
     stage = _Stopwatch(report.timings)
     pipeline = pipeline_for(experiment)
-    store = ResumeStore(
+    store = ResumeStore.open(
         out,
         experiment.name,
         fingerprint(dump_config(experiment), pipeline.mode(experiment)),

@@ -308,9 +308,9 @@ def test_fits_that_reach_the_rounding_floor_converge():
 
 
 def _tasks_of_64(monkeypatch):
-    import sim.blocks
+    import sim.tasks
 
-    monkeypatch.setattr(sim.blocks, "MAX_BLOCK", 64)  # 400 replicates → 7 blocks → 2 tasks
+    monkeypatch.setattr(sim.tasks, "MAX_BLOCK", 64)  # 400 replicates → 7 blocks → 2 tasks
 
 
 @pytest.mark.slow

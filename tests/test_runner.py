@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from sim.blocks import block_size, simulate_case
+from sim.blocks import simulate_case
 from sim.config import parse_config
 from sim.runner import run_experiment
+from sim.tasks import block_size
 from tests.helpers import z_crit
 
 CHECKPOINTS = [1, 3, 10, 100, 10_000, 10**8]

@@ -15,11 +15,13 @@ import pytest
 
 import sim.blocks
 import sim.runner
-from sim.blocks import block_size
 from sim.config import parse_config
-from sim.parallel import BLOCKS_PER_TASK, Progress, default_workers, plan
+from sim.executors import default_workers
 from sim.pipelines import ConvergencePipeline
+from sim.progress import Progress
+from sim.resume import ResumeStore
 from sim.runner import Execution, run_experiment
+from sim.tasks import BLOCKS_PER_TASK, block_size, plan
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,7 +46,7 @@ def _run(text, out, **execution):
 
 def test_tasks_do_not_depend_on_workers():
     e = parse_config(CONFIG)
-    tasks = plan(e, block_size)
+    tasks = plan(e)
     blocks = -(-100000 // block_size(2))
     assert [t.case for t in tasks] == [0] * 4 + [1] * 4
     assert all(t.blocks <= BLOCKS_PER_TASK for t in tasks)
@@ -129,7 +131,7 @@ def test_resume_after_an_interruption_gives_identical_bytes(tmp_path, monkeypatc
         ConvergencePipeline, "run_task", staticmethod(lambda e, t: (calls.append(t), real(e, t))[1])
     )
     resumed = _run(CONFIG, tmp_path / "out", resume=True).path
-    assert len(calls) == len(plan(parse_config(CONFIG), block_size)) - 2  # only the unfinished tasks ran
+    assert len(calls) == len(plan(parse_config(CONFIG))) - 2  # only the unfinished tasks ran
     for name in ("summary.csv", "analytic.csv", "config.yaml"):
         assert (resumed / name).read_bytes() == (reference / name).read_bytes(), name
     assert not (tmp_path / "out" / ".scale.resume").exists()
@@ -159,7 +161,7 @@ def test_worker_processes_store_their_tasks_for_resume(tmp_path, monkeypatch):
         ConvergencePipeline, "run_task", staticmethod(lambda e, t: (calls.append(t), real(e, t))[1])
     )
     resumed = _run(CONFIG, tmp_path / "out", resume=True, workers=1).path
-    assert len(calls) == len(plan(parse_config(CONFIG), block_size)) - len(stored)
+    assert len(calls) == len(plan(parse_config(CONFIG))) - len(stored)
     for name in ("summary.csv", "analytic.csv", "config.yaml"):
         assert (resumed / name).read_bytes() == (reference / name).read_bytes(), name
 
@@ -290,7 +292,7 @@ def test_a_run_killed_halfway_and_resumed_equals_the_uninterrupted_one(tmp_path)
     assert proc.returncode == -signal.SIGKILL
     assert not (tmp_path / "out" / "killed").exists()  # killed before it finished
     stored = len(list(resume.glob("task-*.npz")))
-    total = len(plan(parse_config(KILLED), block_size))
+    total = len(plan(parse_config(KILLED)))
     assert 4 <= stored < total
     done = subprocess.run(
         [*args, "--resume", "--quiet"], env=env, capture_output=True, text=True, timeout=120
@@ -310,7 +312,7 @@ def test_a_run_counts_its_progress_in_blocks(tmp_path, monkeypatch):
     tty = Tty()
     monkeypatch.setattr(sys, "stderr", tty)
     run_experiment(parse_config(SMALL), tmp_path, execution=Execution(workers=1))
-    blocks = sum(t.blocks for t in plan(parse_config(SMALL), block_size))
+    blocks = sum(t.blocks for t in plan(parse_config(SMALL)))
     assert blocks == 2 * -(-20000 // block_size(2))
     assert f"{blocks}/{blocks} blocks" in tty.getvalue()
 
@@ -329,3 +331,15 @@ def test_streamed_experiments_of_one_name_and_seed_do_not_share_histogram_ranges
     np.testing.assert_array_equal(used.fine_lo, expected.fine_lo)
     np.testing.assert_array_equal(used.fine_hi, expected.fine_hi)
     assert run_experiment(other, tmp_path / "b", execution=Execution(quiet=True)).check.passed
+
+
+def test_a_resume_store_touches_the_disk_only_when_opened(tmp_path):
+    store = ResumeStore(tmp_path / ".x.resume", "stamp")
+    assert not store.folder.exists()
+    assert ResumeStore.open(tmp_path, "x", "stamp", resume=False) == store
+    assert (store.folder / "fingerprint").read_text() == "stamp"
+    (store.folder / "task-0000-00000000.npz").write_bytes(b"")
+    ResumeStore.open(tmp_path, "x", "stamp", resume=True)
+    assert (store.folder / "task-0000-00000000.npz").exists()  # kept for --resume
+    ResumeStore.open(tmp_path, "x", "stamp", resume=False)
+    assert not (store.folder / "task-0000-00000000.npz").exists()  # a fresh run starts empty

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from ..parallel import Task
+from ..tasks import Task
 
 #: ``stage(name)`` times a stage of the run (``with stage("simulate"): …``).
 Stage = Callable[[str], AbstractContextManager[Any]]

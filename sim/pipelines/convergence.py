@@ -13,9 +13,9 @@ import pandas as pd
 from .. import blocks
 from .. import results as res
 from ..config import Experiment
-from ..parallel import Task, plan
 from ..streaming import Accumulator
 from ..summary import analytic_table, replicates_frame, summarize_case, summarize_stream
+from ..tasks import Task, plan
 from .base import RunTasks, Stage
 
 #: Categories beyond this add no cost per step (the estimators visit non-zero counts only).
@@ -31,7 +31,7 @@ class ConvergencePipeline:
         return "replicates" if experiment.save_replicates else "streaming"
 
     def plan(self, experiment: Experiment) -> list[Task]:
-        return plan(experiment, blocks.block_size)
+        return plan(experiment)
 
     def work(self, experiment: Experiment) -> float:
         steps = sum(min(int(c.pair.support.size), _WORK_K) for c in experiment.cases)

@@ -24,12 +24,11 @@ import pandas as pd
 
 from .. import fitting, registry
 from .. import results as res
-from ..blocks import block_rng, block_size
 from ..config import FitCase, FitExperiment
 from ..distributions import to_units
-from ..parallel import BLOCKS_PER_TASK, Task
 from ..sampling import count_paths
 from ..summary import replicates_frame, summarize_fit_case
+from ..tasks import BLOCKS_PER_TASK, Task, block_rng, block_size
 from .base import RunTasks, Stage
 
 TRAJECTORY_COLUMNS = [
