@@ -350,8 +350,8 @@ def validate(configs: tuple[str, ...], overrides: tuple[str, ...]) -> None:
     from .config import FitExperiment, load_all
 
     for e in load_all(configs, overrides):
-        ck = e.checkpoints
-        sizes = f"N = {ck[0]:,}…{ck[-1]:,} ({len(ck)} sizes), {e.replicates:,} replicates"
+        ns = e.checkpoints
+        sizes = f"N = {ns[0]:,}…{ns[-1]:,} ({len(ns)} sizes), {e.replicates:,} replicates"
         if isinstance(e, FitExperiment):
             models = ", ".join(c.model for c in e.cases)
             click.echo(
