@@ -20,73 +20,79 @@ from .model import (
     MAX_N,
     SUM_TOLERANCE,
     Case,
-    Path_,
+    KeyPath,
     checkpoint_grid,
 )
 from .yamlnodes import format_path
 
 
-def _checkpoints(value: Any, path: Path_, ck: _Checker) -> tuple[Any, tuple[int, ...]] | None:
+def _checkpoints(value: Any, path: KeyPath, checker: _Checker) -> tuple[Any, tuple[int, ...]] | None:
     if isinstance(value, list):
         if not value:
-            ck.error(path, "must list at least one sample size")
+            checker.error(path, "must list at least one sample size")
             return None
-        ns = [ck.integer(v, path + (i,), 1, MAX_N) for i, v in enumerate(value)]
+        ns = [checker.integer(v, path + (i,), 1, MAX_N) for i, v in enumerate(value)]
         if any(v is None for v in ns):
             return None
         for i in range(1, len(ns)):
             if ns[i] <= ns[i - 1]:
-                ck.error(path + (i,), f"sample sizes must increase strictly; {ns[i]:,} follows {ns[i - 1]:,}")
+                checker.error(
+                    path + (i,), f"sample sizes must increase strictly; {ns[i]:,} follows {ns[i - 1]:,}"
+                )
                 return None
         return list(ns), tuple(ns)
-    spec = ck.mapping(value, path, ("min", "max", "points"), "min, max and points, or a list of sizes")
+    spec = checker.mapping(value, path, ("min", "max", "points"), "min, max and points, or a list of sizes")
     if spec is None:
         return None
     if "max" not in spec:
-        ck.error(path, "missing key 'max' (the largest sample size)")
+        checker.error(path, "missing key 'max' (the largest sample size)")
         return None
-    lo = ck.integer(spec.get("min", 1), path + ("min",), 1, MAX_N)
-    hi = ck.integer(spec["max"], path + ("max",), 1, MAX_N)
-    points = ck.integer(spec.get("points", DEFAULT_POINTS), path + ("points",), 1, 10_000)
+    lo = checker.integer(spec.get("min", 1), path + ("min",), 1, MAX_N)
+    hi = checker.integer(spec["max"], path + ("max",), 1, MAX_N)
+    points = checker.integer(spec.get("points", DEFAULT_POINTS), path + ("points",), 1, 10_000)
     if lo is None or hi is None or points is None:
         return None
     if hi < lo:
-        ck.error(path + ("max",), f"max ({hi:,}) is below min ({lo:,})")
+        checker.error(path + ("max",), f"max ({hi:,}) is below min ({lo:,})")
         return None
     if points == 1 and lo != hi:
-        ck.error(path + ("points",), "one point cannot include both min and max; use points ≥ 2")
+        checker.error(path + ("points",), "one point cannot include both min and max; use points ≥ 2")
         return None
     if hi - lo + 1 < points:
-        ck.error(path + ("points",), f"only {hi - lo + 1} distinct sizes lie in [{lo}, {hi}], not {points}")
+        checker.error(
+            path + ("points",), f"only {hi - lo + 1} distinct sizes lie in [{lo}, {hi}], not {points}"
+        )
         return None
     return {"min": lo, "max": hi, "points": points}, checkpoint_grid(lo, hi, points)
 
 
-def _distribution(value: Any, path: Path_, ck: _Checker) -> tuple[Any, dist.Distribution] | None:
+def _distribution(value: Any, path: KeyPath, checker: _Checker) -> tuple[Any, dist.Distribution] | None:
     """Read p or q: a coin, a list of probabilities or a generator mapping."""
     if isinstance(value, list):
         if not value:
-            ck.error(path, "an empty list of probabilities")
+            checker.error(path, "an empty list of probabilities")
             return None
         if len(value) > MAX_K:
-            ck.error(path, f"more than {MAX_K:,} categories")
+            checker.error(path, f"more than {MAX_K:,} categories")
             return None
-        probs = [ck.real(v, path + (i,), 0.0, 1.0) for i, v in enumerate(value)]
+        probs = [checker.real(v, path + (i,), 0.0, 1.0) for i, v in enumerate(value)]
         if any(v is None for v in probs):
             return None
         total = math.fsum(probs)
         if abs(total - 1.0) > SUM_TOLERANCE:
-            ck.error(path, f"probabilities sum to {total:.12g}, not 1 (tolerance {SUM_TOLERANCE:g})")
+            checker.error(path, f"probabilities sum to {total:.12g}, not 1 (tolerance {SUM_TOLERANCE:g})")
             return None
         if abs(total - 1.0) > 1e-12:
-            ck.notes.append(f"{format_path(path)}: probabilities summed to {total:.15g}; divided by that sum")
+            checker.notes.append(
+                f"{format_path(path)}: probabilities summed to {total:.15g}; divided by that sum"
+            )
         return probs, dist.categorical(probs)
     if isinstance(value, dict):
         if len(value) != 1 or next(iter(value)) not in _GENERATORS:
             keys = ", ".join(map(str, value)) or "nothing"
             hint = difflib.get_close_matches(str(next(iter(value), "")), _GENERATORS, n=1)
             tip = f"; did you mean '{hint[0]}'?" if hint else ""
-            ck.error(
+            checker.error(
                 path,
                 f"a generated distribution takes exactly one of {', '.join(_GENERATORS)}, got {keys}{tip}",
             )
@@ -98,32 +104,32 @@ def _distribution(value: Any, path: Path_, ck: _Checker) -> tuple[Any, dist.Dist
             bare = True
         else:
             bare = False
-        args = ck.mapping(args, gpath, _GENERATORS[kind], ", ".join(_GENERATORS[kind]))
+        args = checker.mapping(args, gpath, _GENERATORS[kind], ", ".join(_GENERATORS[kind]))
         if args is None:
             return None
         missing = [k for k in _GENERATORS[kind] if k not in args]
         for k in missing:
-            ck.error(gpath, f"missing key '{k}'")
+            checker.error(gpath, f"missing key '{k}'")
         if missing:
             return None
         kpath = gpath if bare else gpath + ("k",)
-        k = ck.integer(args["k"], kpath, 1, MAX_K)
+        k = checker.integer(args["k"], kpath, 1, MAX_K)
         if kind == "uniform":
             return None if k is None else ({kind: k} if bare else {kind: {"k": k}}, dist.uniform(k))
         if kind == "zipf":
-            s = ck.real(args["s"], gpath + ("s",), 0.0, 1e6)
+            s = checker.real(args["s"], gpath + ("s",), 0.0, 1e6)
             if k is None or s is None:
                 return None
             return {kind: {"k": k, "s": s}}, dist.zipf(k, s)
-        alpha = ck.real(args["alpha"], gpath + ("alpha",), 0.0, 1e12, open_lo=True)
-        seed = ck.integer(args["seed"], gpath + ("seed",), 0, 2**63 - 1)
+        alpha = checker.real(args["alpha"], gpath + ("alpha",), 0.0, 1e12, open_lo=True)
+        seed = checker.integer(args["seed"], gpath + ("seed",), 0, 2**63 - 1)
         if k is None or alpha is None or seed is None:
             return None
         return {kind: {"k": k, "alpha": alpha, "seed": seed}}, dist.dirichlet(k, alpha, seed)
-    heads = ck.real(value, path, 0.0, 1.0) if _as_number(value) is not None else None
+    heads = checker.real(value, path, 0.0, 1.0) if _as_number(value) is not None else None
     if heads is None:
         if _as_number(value) is None:
-            ck.error(
+            checker.error(
                 path,
                 f"must be a probability (a coin), a list of probabilities or one of "
                 f"{{uniform: K}}, {{zipf: {{k, s}}}}, {{dirichlet: {{k, alpha, seed}}}}; got {_describe(value)}",
@@ -132,27 +138,27 @@ def _distribution(value: Any, path: Path_, ck: _Checker) -> tuple[Any, dist.Dist
     return heads, dist.coin(heads)
 
 
-def _case(value: Any, path: Path_, ck: _Checker) -> Case | None:
-    spec = ck.mapping(value, path, _CASE_KEYS, "name, p and q")
+def _case(value: Any, path: KeyPath, checker: _Checker) -> Case | None:
+    spec = checker.mapping(value, path, _CASE_KEYS, "name, p and q")
     if spec is None:
         return None
     for key in ("name", "p", "q"):
         if key not in spec:
-            ck.error(path, f"missing key '{key}'")
-    name = ck.name(spec["name"], path + ("name",)) if "name" in spec else None
-    desc = ck.text(spec["description"], path + ("description",)) if "description" in spec else None
-    p = _distribution(spec["p"], path + ("p",), ck) if "p" in spec else None
-    q = _distribution(spec["q"], path + ("q",), ck) if "q" in spec else None
+            checker.error(path, f"missing key '{key}'")
+    name = checker.name(spec["name"], path + ("name",)) if "name" in spec else None
+    desc = checker.text(spec["description"], path + ("description",)) if "description" in spec else None
+    p = _distribution(spec["p"], path + ("p",), checker) if "p" in spec else None
+    q = _distribution(spec["q"], path + ("q",), checker) if "q" in spec else None
     if name is None or p is None or q is None or ("description" in spec and desc is None):
         return None
     (p_raw, p_dist), (q_raw, q_dist) = p, q
     if p_dist.k != q_dist.k:
-        ck.error(path + ("q",), f"q has {q_dist.k:,} categories but p has {p_dist.k:,}")
+        checker.error(path + ("q",), f"q has {q_dist.k:,} categories but p has {p_dist.k:,}")
         return None
     bad = np.flatnonzero((p_dist.probs > 0) & (q_dist.probs <= 0))
     if bad.size:
         i = int(bad[0])
-        ck.error(
+        checker.error(
             path + ("q",),
             f"q is 0 for category {i} where p = {p_dist.probs[i]:.6g} > 0, so KL(p‖q) is infinite",
         )
@@ -160,33 +166,33 @@ def _case(value: Any, path: Path_, ck: _Checker) -> Case | None:
     return Case(name, p_raw, q_raw, dist.Pair(p_dist, q_dist), desc)
 
 
-def _estimators(value: Any, ck: _Checker, names: Sequence[str] = ESTIMATORS) -> tuple[str, ...] | None:
-    path: Path_ = ("estimators",)
+def _estimators(value: Any, checker: _Checker, names: Sequence[str] = ESTIMATORS) -> tuple[str, ...] | None:
+    path: KeyPath = ("estimators",)
     if not isinstance(value, list) or not value:
-        ck.error(path, f"must be a non-empty list of {', '.join(names)}, got {_describe(value)}")
+        checker.error(path, f"must be a non-empty list of {', '.join(names)}, got {_describe(value)}")
         return None
     out = []
     for i, v in enumerate(value):
-        e = ck.choice(v, path + (i,), names)
+        e = checker.choice(v, path + (i,), names)
         if e is not None and e in out:
-            ck.error(path + (i,), f"'{e}' is listed twice")
+            checker.error(path + (i,), f"'{e}' is listed twice")
         elif e is not None:
             out.append(e)
     return tuple(out) if len(out) == len(value) else None
 
 
-def _cases(value: Any, ck: _Checker) -> tuple[Case, ...] | None:
+def _cases(value: Any, checker: _Checker) -> tuple[Case, ...] | None:
     if not isinstance(value, list) or not value:
-        ck.error(("cases",), f"must be a non-empty list of cases, got {_describe(value)}")
+        checker.error(("cases",), f"must be a non-empty list of cases, got {_describe(value)}")
         return None
-    cases = [_case(v, ("cases", i), ck) for i, v in enumerate(value)]
+    cases = [_case(v, ("cases", i), checker) for i, v in enumerate(value)]
     seen: dict[str, int] = {}
     for i, v in enumerate(value):
         name = v.get("name") if isinstance(v, dict) else None
         if not isinstance(name, str):
             continue
         if name in seen:
-            ck.error(("cases", i, "name"), f"case name '{name}' is already used by cases[{seen[name]}]")
+            checker.error(("cases", i, "name"), f"case name '{name}' is already used by cases[{seen[name]}]")
         seen.setdefault(name, i)
     return None if any(c is None for c in cases) else tuple(cases)
 

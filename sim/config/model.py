@@ -77,7 +77,8 @@ _GENERATORS = {
     "dirichlet": ("k", "alpha", "seed"),
 }
 
-Path_ = tuple[str | int, ...]
+#: Where a value sits in a config: ``("cases", 1, "q")`` is ``cases[1].q``.
+KeyPath = tuple[str | int, ...]
 
 
 # --------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigIssue
-from .model import MAX_DEPTH, MAX_NODES, Path_
+from .model import MAX_DEPTH, MAX_NODES, KeyPath
 
 _STD = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {_STD + t for t in ("null", "bool", "int", "float", "str")}
@@ -19,10 +19,10 @@ def _tag(tag: str) -> str:
     return "!!" + tag[len(_STD) :] if tag.startswith(_STD) else tag
 
 
-def _compose(text: str, source: str) -> tuple[Any, dict[Path_, int], list[ConfigIssue]]:
+def _compose(text: str, source: str) -> tuple[Any, dict[KeyPath, int], list[ConfigIssue]]:
     """Parse YAML text into plain data, a map key-path → line, and issues."""
     issues: list[ConfigIssue] = []
-    lines: dict[Path_, int] = {}
+    lines: dict[KeyPath, int] = {}
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except RecursionError:
@@ -45,10 +45,10 @@ def _compose(text: str, source: str) -> tuple[Any, dict[Path_, int], list[Config
     class TooLarge(Exception):
         pass
 
-    def issue(n: yaml.Node, path: Path_, msg: str) -> None:
+    def issue(n: yaml.Node, path: KeyPath, msg: str) -> None:
         issues.append(ConfigIssue(source, n.start_mark.line + 1, format_path(path), msg))
 
-    def convert(n: yaml.Node, path: Path_) -> Any:
+    def convert(n: yaml.Node, path: KeyPath) -> Any:
         budget[0] -= 1
         if budget[0] < 0 or len(path) > MAX_DEPTH:
             raise TooLarge(n)
@@ -113,7 +113,7 @@ def format_path(path: Iterable[str | int]) -> str:
     return out
 
 
-def _parse_key(key: str) -> Path_ | None:
+def _parse_key(key: str) -> KeyPath | None:
     """``"cases[1].q"`` or ``"cases.1.q"`` → ``("cases", 1, "q")``."""
     parts: list[str | int] = []
     for token in re.sub(r"\[(\d+)\]", r".\1", key).split("."):
