@@ -195,7 +195,3 @@ def _cases(value: Any, checker: _Checker) -> tuple[Case, ...] | None:
             checker.error(("cases", i, "name"), f"case name '{name}' is already used by cases[{seen[name]}]")
         seen.setdefault(name, i)
     return None if any(c is None for c in cases) else tuple(cases)
-
-
-# --------------------------------------------------------------------------
-# Entry points

@@ -260,7 +260,3 @@ def checkpoint_grid(lo: int, hi: int, points: int) -> tuple[int, ...]:
             v = max(v, out[-1] + 1)
         out.append(min(v, hi - (points - 1 - i)))
     return tuple(out)
-
-
-# --------------------------------------------------------------------------
-# YAML → plain data with line numbers

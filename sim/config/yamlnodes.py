@@ -121,7 +121,3 @@ def _parse_key(key: str) -> KeyPath | None:
             return None
         parts.append(int(token) if token.isdigit() else token)
     return tuple(parts) if parts and isinstance(parts[0], str) else None
-
-
-# --------------------------------------------------------------------------
-# Validation
