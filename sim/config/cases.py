@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -26,7 +26,24 @@ from .model import (
 from .yamlnodes import format_path
 
 
-def _checkpoints(value: Any, path: KeyPath, checker: _Checker) -> tuple[Any, tuple[int, ...]] | None:
+class Grid(NamedTuple):
+    """The sample sizes of an experiment, named as the experiment's fields.
+
+    Attributes
+    ----------
+    n : object
+        The ``n`` key as it goes into the resolved config: the list, or the
+        ``{min, max, points}`` mapping with its defaults filled in.
+    checkpoints : tuple of int
+        The sample sizes, strictly increasing.
+    """
+
+    n: Any
+    checkpoints: tuple[int, ...]
+
+
+def _checkpoints(value: Any, path: KeyPath, checker: _Checker) -> Grid | None:
+    """Read ``n``: a list of sample sizes or ``{min, max, points}`` spaced evenly in log N."""
     if isinstance(value, list):
         if not value:
             checker.error(path, "must list at least one sample size")
@@ -40,7 +57,7 @@ def _checkpoints(value: Any, path: KeyPath, checker: _Checker) -> tuple[Any, tup
                     path + (i,), f"sample sizes must increase strictly; {ns[i]:,} follows {ns[i - 1]:,}"
                 )
                 return None
-        return list(ns), tuple(ns)
+        return Grid(list(ns), tuple(ns))
     spec = checker.mapping(value, path, ("min", "max", "points"), "min, max and points, or a list of sizes")
     if spec is None:
         return None
@@ -63,79 +80,114 @@ def _checkpoints(value: Any, path: KeyPath, checker: _Checker) -> tuple[Any, tup
             path + ("points",), f"only {hi - lo + 1} distinct sizes lie in [{lo}, {hi}], not {points}"
         )
         return None
-    return {"min": lo, "max": hi, "points": points}, checkpoint_grid(lo, hi, points)
+    return Grid({"min": lo, "max": hi, "points": points}, checkpoint_grid(lo, hi, points))
 
 
-def _distribution(value: Any, path: KeyPath, checker: _Checker) -> tuple[Any, dist.Distribution] | None:
+class ReadDistribution(NamedTuple):
+    """A distribution ``p`` or ``q`` as read from a config.
+
+    Attributes
+    ----------
+    written : object
+        As it goes into the resolved config: a number, a list or a
+        generator mapping with its defaults filled in.
+    distribution : sim.distributions.Distribution
+        The built distribution.
+    """
+
+    written: Any
+    distribution: dist.Distribution
+
+
+def _distribution(value: Any, path: KeyPath, checker: _Checker) -> ReadDistribution | None:
     """Read p or q: a coin, a list of probabilities or a generator mapping."""
     if isinstance(value, list):
-        if not value:
-            checker.error(path, "an empty list of probabilities")
-            return None
-        if len(value) > MAX_K:
-            checker.error(path, f"more than {MAX_K:,} categories")
-            return None
-        probs = [checker.real(v, path + (i,), 0.0, 1.0) for i, v in enumerate(value)]
-        if any(v is None for v in probs):
-            return None
-        total = math.fsum(probs)
-        if abs(total - 1.0) > SUM_TOLERANCE:
-            checker.error(path, f"probabilities sum to {total:.12g}, not 1 (tolerance {SUM_TOLERANCE:g})")
-            return None
-        if abs(total - 1.0) > 1e-12:
-            checker.notes.append(
-                f"{format_path(path)}: probabilities summed to {total:.15g}; divided by that sum"
-            )
-        return probs, dist.categorical(probs)
+        return _probabilities(value, path, checker)
     if isinstance(value, dict):
-        if len(value) != 1 or next(iter(value)) not in _GENERATORS:
-            keys = ", ".join(map(str, value)) or "nothing"
-            hint = difflib.get_close_matches(str(next(iter(value), "")), _GENERATORS, n=1)
-            tip = f"; did you mean '{hint[0]}'?" if hint else ""
-            checker.error(
-                path,
-                f"a generated distribution takes exactly one of {', '.join(_GENERATORS)}, got {keys}{tip}",
-            )
-            return None
-        kind, args = next(iter(value.items()))
-        gpath = path + (kind,)
-        if kind == "uniform" and not isinstance(args, dict):
-            args = {"k": args}
-            bare = True
-        else:
-            bare = False
-        args = checker.mapping(args, gpath, _GENERATORS[kind], ", ".join(_GENERATORS[kind]))
-        if args is None:
-            return None
-        missing = [k for k in _GENERATORS[kind] if k not in args]
-        for k in missing:
-            checker.error(gpath, f"missing key '{k}'")
-        if missing:
-            return None
-        kpath = gpath if bare else gpath + ("k",)
-        k = checker.integer(args["k"], kpath, 1, MAX_K)
-        if kind == "uniform":
-            return None if k is None else ({kind: k} if bare else {kind: {"k": k}}, dist.uniform(k))
-        if kind == "zipf":
-            s = checker.real(args["s"], gpath + ("s",), 0.0, 1e6)
-            if k is None or s is None:
-                return None
-            return {kind: {"k": k, "s": s}}, dist.zipf(k, s)
-        alpha = checker.real(args["alpha"], gpath + ("alpha",), 0.0, 1e12, open_lo=True)
-        seed = checker.integer(args["seed"], gpath + ("seed",), 0, 2**63 - 1)
-        if k is None or alpha is None or seed is None:
-            return None
-        return {kind: {"k": k, "alpha": alpha, "seed": seed}}, dist.dirichlet(k, alpha, seed)
-    heads = checker.real(value, path, 0.0, 1.0) if _as_number(value) is not None else None
-    if heads is None:
-        if _as_number(value) is None:
-            checker.error(
-                path,
-                f"must be a probability (a coin), a list of probabilities or one of "
-                f"{{uniform: K}}, {{zipf: {{k, s}}}}, {{dirichlet: {{k, alpha, seed}}}}; got {_describe(value)}",
-            )
+        return _generated(value, path, checker)
+    return _coin(value, path, checker)
+
+
+def _probabilities(value: list, path: KeyPath, checker: _Checker) -> ReadDistribution | None:
+    """A list of probabilities, renormalised (with a note) when it misses a sum of 1 slightly."""
+    if not value:
+        checker.error(path, "an empty list of probabilities")
         return None
-    return heads, dist.coin(heads)
+    if len(value) > MAX_K:
+        checker.error(path, f"more than {MAX_K:,} categories")
+        return None
+    probs = [checker.real(v, path + (i,), 0.0, 1.0) for i, v in enumerate(value)]
+    if any(v is None for v in probs):
+        return None
+    total = math.fsum(probs)
+    if abs(total - 1.0) > SUM_TOLERANCE:
+        checker.error(path, f"probabilities sum to {total:.12g}, not 1 (tolerance {SUM_TOLERANCE:g})")
+        return None
+    if abs(total - 1.0) > 1e-12:
+        checker.notes.append(
+            f"{format_path(path)}: probabilities summed to {total:.15g}; divided by that sum"
+        )
+    return ReadDistribution(probs, dist.categorical(probs))
+
+
+def _generator(value: dict, path: KeyPath, checker: _Checker) -> str | None:
+    """The one generator a mapping names (see ``_GENERATORS``), or None after an error."""
+    if len(value) == 1 and next(iter(value)) in _GENERATORS:
+        return next(iter(value))
+    keys = ", ".join(map(str, value)) or "nothing"
+    hint = difflib.get_close_matches(str(next(iter(value), "")), _GENERATORS, n=1)
+    tip = f"; did you mean '{hint[0]}'?" if hint else ""
+    checker.error(
+        path,
+        f"a generated distribution takes exactly one of {', '.join(_GENERATORS)}, got {keys}{tip}",
+    )
+    return None
+
+
+def _generated(value: dict, path: KeyPath, checker: _Checker) -> ReadDistribution | None:
+    """``{uniform: K}``, ``{uniform: {k}}``, ``{zipf: {k, s}}`` or ``{dirichlet: {k, alpha, seed}}``."""
+    kind = _generator(value, path, checker)
+    if kind is None:
+        return None
+    gpath = path + (kind,)
+    bare = kind == "uniform" and not isinstance(value[kind], dict)  # {uniform: K}
+    keys = _GENERATORS[kind]
+    args = checker.mapping({"k": value[kind]} if bare else value[kind], gpath, keys, ", ".join(keys))
+    if args is None:
+        return None
+    missing = [k for k in keys if k not in args]
+    for k in missing:
+        checker.error(gpath, f"missing key '{k}'")
+    if missing:
+        return None
+    k = checker.integer(args["k"], gpath if bare else gpath + ("k",), 1, MAX_K)
+    if kind == "uniform":
+        return (
+            None if k is None else ReadDistribution({kind: k} if bare else {kind: {"k": k}}, dist.uniform(k))
+        )
+    if kind == "zipf":
+        s = checker.real(args["s"], gpath + ("s",), 0.0, 1e6)
+        if k is None or s is None:
+            return None
+        return ReadDistribution({kind: {"k": k, "s": s}}, dist.zipf(k, s))
+    alpha = checker.real(args["alpha"], gpath + ("alpha",), 0.0, 1e12, open_lo=True)
+    seed = checker.integer(args["seed"], gpath + ("seed",), 0, 2**63 - 1)
+    if k is None or alpha is None or seed is None:
+        return None
+    return ReadDistribution({kind: {"k": k, "alpha": alpha, "seed": seed}}, dist.dirichlet(k, alpha, seed))
+
+
+def _coin(value: Any, path: KeyPath, checker: _Checker) -> ReadDistribution | None:
+    """A single probability: a coin with that P(heads)."""
+    if _as_number(value) is None:
+        checker.error(
+            path,
+            f"must be a probability (a coin), a list of probabilities or one of "
+            f"{{uniform: K}}, {{zipf: {{k, s}}}}, {{dirichlet: {{k, alpha, seed}}}}; got {_describe(value)}",
+        )
+        return None
+    heads = checker.real(value, path, 0.0, 1.0)
+    return None if heads is None else ReadDistribution(heads, dist.coin(heads))
 
 
 def _case(value: Any, path: KeyPath, checker: _Checker) -> Case | None:
