@@ -9,19 +9,15 @@ from typing import Any
 from ..errors import ConfigError, ConfigIssue
 from .cases import _cases, _checkpoints, _estimators
 from .checker import _Checker, _describe
+from .common import _build, _check_sampler, _common_keys
 from .fit import _fit_experiment
 from .model import (
     _FIT_KEYS,
     _TOP_KEYS,
     ESTIMATORS,
     FIT_ESTIMATORS,
-    FIT_MAX_N,
     KINDS,
-    MAX_REPLICATES,
     OPTIONAL_ESTIMATORS,
-    PER_SAMPLE_MAX_N,
-    SAMPLERS,
-    UNITS,
     Experiment,
     FitExperiment,
     KeyPath,
@@ -30,6 +26,7 @@ from .yamlnodes import _compose, _parse_key, format_path
 
 
 def _experiment(data: Any, checker: _Checker) -> Experiment | FitExperiment | None:
+    """Validate the composed config of either kind of experiment, and build it."""
     if data is None:
         checker.error((), "the config is empty; it needs at least 'name', 'n' and 'cases'")
         return None
@@ -43,50 +40,20 @@ def _experiment(data: Any, checker: _Checker) -> Experiment | FitExperiment | No
     for key in ("name", "n", "cases") + (("truth",) if fit else ()):
         if key not in top:
             checker.error((), f"missing key '{key}'")
-    common = {
-        "name": checker.name(top["name"], ("name",)) if "name" in top else None,
-        "description": checker.text(top.get("description", ""), ("description",)),
-        "seed": checker.integer(top.get("seed", 0), ("seed",), 0, 2**63 - 1),
-        "replicates": checker.integer(top.get("replicates", 1000), ("replicates",), 2, MAX_REPLICATES),
-        "units": checker.choice(top.get("units", "nats"), ("units",), UNITS),
-        "sampler": checker.choice(top.get("sampler", "counts"), ("sampler",), SAMPLERS),
-    }
-    if common["description"] is not None and "\n" in common["description"].strip():
-        checker.error(("description",), "must be one line")
+    common = _common_keys(top, checker)
     grid = _checkpoints(top["n"], ("n",), checker) if "n" in top else None
     names = FIT_ESTIMATORS if fit else (*ESTIMATORS, *OPTIONAL_ESTIMATORS)
     default = FIT_ESTIMATORS if fit else ESTIMATORS
     estimators = _estimators(top.get("estimators", list(default)), checker, names)
-    if common["sampler"] == "per-sample" and grid is not None and grid[1][-1] > PER_SAMPLE_MAX_N:
-        checker.error(
-            ("sampler",),
-            f"per-sample draws every observation; N up to {grid[1][-1]:,} exceeds its limit of "
-            f"{PER_SAMPLE_MAX_N:,}: use sampler: counts",
-        )
+    _check_sampler(common["sampler"], grid, checker)
     save = top.get("save_replicates", True)
     if not isinstance(save, bool):
         checker.error(("save_replicates",), f"must be true or false, got {_describe(save)}")
     if fit:
-        if grid is not None and grid[1][-1] > FIT_MAX_N:
-            checker.error(
-                ("n",),
-                f"a fit experiment goes up to N = {FIT_MAX_N:,}, not {grid[1][-1]:,} (see sim.fitting)",
-            )
         return _fit_experiment(top, checker, common, grid, estimators)
     cases = _cases(top["cases"], checker) if "cases" in top else None
-    if checker.issues:
-        return None
-    common["description"] = common["description"].strip()
-    return Experiment(
-        save_replicates=save,
-        cases=cases,
-        n=grid[0],
-        checkpoints=grid[1],
-        estimators=estimators,
-        kind=kind,
-        notes=tuple(checker.notes),
-        source=checker.source,
-        **common,
+    return _build(
+        Experiment, checker, common, grid, cases=cases, estimators=estimators, kind=kind, save_replicates=save
     )
 
 
