@@ -40,8 +40,10 @@ def _check_sampler(sampler: str | None, grid: Grid | None, checker: _Checker) ->
         )
 
 
-def _build(cls: type[_E], checker: _Checker, common: dict[str, Any], grid: Grid, **fields: Any) -> _E | None:
-    """The experiment of class ``cls``, or None if any issue was found.
+def _build(
+    cls: type[_E], checker: _Checker, common: dict[str, Any], grid: Grid | None, **fields: Any
+) -> _E | None:
+    """The experiment of class ``cls``, or None if any value was refused.
 
     Parameters
     ----------
@@ -51,12 +53,14 @@ def _build(cls: type[_E], checker: _Checker, common: dict[str, Any], grid: Grid,
         Its issues (none, or no experiment), notes and source name.
     common : dict
         The keys every kind has, as read by :func:`_common_keys`.
-    grid : Grid
+    grid : Grid or None
         The sample sizes.
     **fields
         What this kind of experiment adds (cases, estimators, …).
     """
-    if checker.issues:
+    if checker.issues or grid is None or any(v is None for v in (*common.values(), *fields.values())):
+        # A value was refused (None): here, or while reading the YAML (a tag, a key
+        # given twice), which the caller reports once, and checker not again.
         return None
     return cls(
         **(common | {"description": common["description"].strip()}),

@@ -91,7 +91,7 @@ def _fit_experiment(
         smoothing=smoothing,
         trajectory=trajectory,
         estimators=estimators,
-        **(truth._asdict() if truth is not None else {}),
+        **(truth._asdict() if truth is not None else dict.fromkeys(_FitTruth._fields)),
     )
 
 
