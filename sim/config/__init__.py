@@ -31,8 +31,9 @@ The keys of an experiment::
 
 Modules: :mod:`.model` (the validated objects, limits and resolved form),
 :mod:`.yamlnodes` (YAML with line numbers), :mod:`.checker` (located issues,
-scalar readers), :mod:`.cases` and :mod:`.fit` (each kind's validation) and
-:mod:`.loader` (the entry points re-exported here).
+scalar readers), :mod:`.cases` and :mod:`.fit` (each kind's validation),
+:mod:`.common` (the keys both kinds share, and the one builder of the
+experiment object) and :mod:`.loader` (the entry points re-exported here).
 """
 
 from .loader import load_all, load_config, parse_config, resolve_paths

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -20,139 +20,197 @@ from .model import (
     MAX_N,
     SUM_TOLERANCE,
     Case,
-    Path_,
+    KeyPath,
     checkpoint_grid,
 )
 from .yamlnodes import format_path
 
 
-def _checkpoints(value: Any, path: Path_, ck: _Checker) -> tuple[Any, tuple[int, ...]] | None:
+class Grid(NamedTuple):
+    """The sample sizes of an experiment, named as the experiment's fields.
+
+    Attributes
+    ----------
+    n : object
+        The ``n`` key as it goes into the resolved config: the list, or the
+        ``{min, max, points}`` mapping with its defaults filled in.
+    checkpoints : tuple of int
+        The sample sizes, strictly increasing.
+    """
+
+    n: Any
+    checkpoints: tuple[int, ...]
+
+
+def _checkpoints(value: Any, path: KeyPath, checker: _Checker) -> Grid | None:
+    """Read ``n``: a list of sample sizes or ``{min, max, points}`` spaced evenly in log N."""
     if isinstance(value, list):
         if not value:
-            ck.error(path, "must list at least one sample size")
+            checker.error(path, "must list at least one sample size")
             return None
-        ns = [ck.integer(v, path + (i,), 1, MAX_N) for i, v in enumerate(value)]
+        ns = [checker.integer(v, path + (i,), 1, MAX_N) for i, v in enumerate(value)]
         if any(v is None for v in ns):
             return None
         for i in range(1, len(ns)):
             if ns[i] <= ns[i - 1]:
-                ck.error(path + (i,), f"sample sizes must increase strictly; {ns[i]:,} follows {ns[i - 1]:,}")
+                checker.error(
+                    path + (i,), f"sample sizes must increase strictly; {ns[i]:,} follows {ns[i - 1]:,}"
+                )
                 return None
-        return list(ns), tuple(ns)
-    spec = ck.mapping(value, path, ("min", "max", "points"), "min, max and points, or a list of sizes")
+        return Grid(list(ns), tuple(ns))
+    spec = checker.mapping(value, path, ("min", "max", "points"), "min, max and points, or a list of sizes")
     if spec is None:
         return None
     if "max" not in spec:
-        ck.error(path, "missing key 'max' (the largest sample size)")
+        checker.error(path, "missing key 'max' (the largest sample size)")
         return None
-    lo = ck.integer(spec.get("min", 1), path + ("min",), 1, MAX_N)
-    hi = ck.integer(spec["max"], path + ("max",), 1, MAX_N)
-    points = ck.integer(spec.get("points", DEFAULT_POINTS), path + ("points",), 1, 10_000)
+    lo = checker.integer(spec.get("min", 1), path + ("min",), 1, MAX_N)
+    hi = checker.integer(spec["max"], path + ("max",), 1, MAX_N)
+    points = checker.integer(spec.get("points", DEFAULT_POINTS), path + ("points",), 1, 10_000)
     if lo is None or hi is None or points is None:
         return None
     if hi < lo:
-        ck.error(path + ("max",), f"max ({hi:,}) is below min ({lo:,})")
+        checker.error(path + ("max",), f"max ({hi:,}) is below min ({lo:,})")
         return None
     if points == 1 and lo != hi:
-        ck.error(path + ("points",), "one point cannot include both min and max; use points ≥ 2")
+        checker.error(path + ("points",), "one point cannot include both min and max; use points ≥ 2")
         return None
     if hi - lo + 1 < points:
-        ck.error(path + ("points",), f"only {hi - lo + 1} distinct sizes lie in [{lo}, {hi}], not {points}")
+        checker.error(
+            path + ("points",), f"only {hi - lo + 1} distinct sizes lie in [{lo}, {hi}], not {points}"
+        )
         return None
-    return {"min": lo, "max": hi, "points": points}, checkpoint_grid(lo, hi, points)
+    return Grid({"min": lo, "max": hi, "points": points}, checkpoint_grid(lo, hi, points))
 
 
-def _distribution(value: Any, path: Path_, ck: _Checker) -> tuple[Any, dist.Distribution] | None:
+class ReadDistribution(NamedTuple):
+    """A distribution ``p`` or ``q`` as read from a config.
+
+    Attributes
+    ----------
+    written : object
+        As it goes into the resolved config: a number, a list or a
+        generator mapping with its defaults filled in.
+    distribution : sim.distributions.Distribution
+        The built distribution.
+    """
+
+    written: Any
+    distribution: dist.Distribution
+
+
+def _distribution(value: Any, path: KeyPath, checker: _Checker) -> ReadDistribution | None:
     """Read p or q: a coin, a list of probabilities or a generator mapping."""
     if isinstance(value, list):
-        if not value:
-            ck.error(path, "an empty list of probabilities")
-            return None
-        if len(value) > MAX_K:
-            ck.error(path, f"more than {MAX_K:,} categories")
-            return None
-        probs = [ck.real(v, path + (i,), 0.0, 1.0) for i, v in enumerate(value)]
-        if any(v is None for v in probs):
-            return None
-        total = math.fsum(probs)
-        if abs(total - 1.0) > SUM_TOLERANCE:
-            ck.error(path, f"probabilities sum to {total:.12g}, not 1 (tolerance {SUM_TOLERANCE:g})")
-            return None
-        if abs(total - 1.0) > 1e-12:
-            ck.notes.append(f"{format_path(path)}: probabilities summed to {total:.15g}; divided by that sum")
-        return probs, dist.categorical(probs)
+        return _probabilities(value, path, checker)
     if isinstance(value, dict):
-        if len(value) != 1 or next(iter(value)) not in _GENERATORS:
-            keys = ", ".join(map(str, value)) or "nothing"
-            hint = difflib.get_close_matches(str(next(iter(value), "")), _GENERATORS, n=1)
-            tip = f"; did you mean '{hint[0]}'?" if hint else ""
-            ck.error(
-                path,
-                f"a generated distribution takes exactly one of {', '.join(_GENERATORS)}, got {keys}{tip}",
-            )
-            return None
-        kind, args = next(iter(value.items()))
-        gpath = path + (kind,)
-        if kind == "uniform" and not isinstance(args, dict):
-            args = {"k": args}
-            bare = True
-        else:
-            bare = False
-        args = ck.mapping(args, gpath, _GENERATORS[kind], ", ".join(_GENERATORS[kind]))
-        if args is None:
-            return None
-        missing = [k for k in _GENERATORS[kind] if k not in args]
-        for k in missing:
-            ck.error(gpath, f"missing key '{k}'")
-        if missing:
-            return None
-        kpath = gpath if bare else gpath + ("k",)
-        k = ck.integer(args["k"], kpath, 1, MAX_K)
-        if kind == "uniform":
-            return None if k is None else ({kind: k} if bare else {kind: {"k": k}}, dist.uniform(k))
-        if kind == "zipf":
-            s = ck.real(args["s"], gpath + ("s",), 0.0, 1e6)
-            if k is None or s is None:
-                return None
-            return {kind: {"k": k, "s": s}}, dist.zipf(k, s)
-        alpha = ck.real(args["alpha"], gpath + ("alpha",), 0.0, 1e12, open_lo=True)
-        seed = ck.integer(args["seed"], gpath + ("seed",), 0, 2**63 - 1)
-        if k is None or alpha is None or seed is None:
-            return None
-        return {kind: {"k": k, "alpha": alpha, "seed": seed}}, dist.dirichlet(k, alpha, seed)
-    heads = ck.real(value, path, 0.0, 1.0) if _as_number(value) is not None else None
-    if heads is None:
-        if _as_number(value) is None:
-            ck.error(
-                path,
-                f"must be a probability (a coin), a list of probabilities or one of "
-                f"{{uniform: K}}, {{zipf: {{k, s}}}}, {{dirichlet: {{k, alpha, seed}}}}; got {_describe(value)}",
-            )
+        return _generated(value, path, checker)
+    return _coin(value, path, checker)
+
+
+def _probabilities(value: list, path: KeyPath, checker: _Checker) -> ReadDistribution | None:
+    """A list of probabilities, renormalised (with a note) when it misses a sum of 1 slightly."""
+    if not value:
+        checker.error(path, "an empty list of probabilities")
         return None
-    return heads, dist.coin(heads)
+    if len(value) > MAX_K:
+        checker.error(path, f"more than {MAX_K:,} categories")
+        return None
+    probs = [checker.real(v, path + (i,), 0.0, 1.0) for i, v in enumerate(value)]
+    if any(v is None for v in probs):
+        return None
+    total = math.fsum(probs)
+    if abs(total - 1.0) > SUM_TOLERANCE:
+        checker.error(path, f"probabilities sum to {total:.12g}, not 1 (tolerance {SUM_TOLERANCE:g})")
+        return None
+    if abs(total - 1.0) > 1e-12:
+        checker.notes.append(
+            f"{format_path(path)}: probabilities summed to {total:.15g}; divided by that sum"
+        )
+    return ReadDistribution(probs, dist.categorical(probs))
 
 
-def _case(value: Any, path: Path_, ck: _Checker) -> Case | None:
-    spec = ck.mapping(value, path, _CASE_KEYS, "name, p and q")
+def _generator(value: dict, path: KeyPath, checker: _Checker) -> str | None:
+    """The one generator a mapping names (see ``_GENERATORS``), or None after an error."""
+    if len(value) == 1 and next(iter(value)) in _GENERATORS:
+        return next(iter(value))
+    keys = ", ".join(map(str, value)) or "nothing"
+    hint = difflib.get_close_matches(str(next(iter(value), "")), _GENERATORS, n=1)
+    tip = f"; did you mean '{hint[0]}'?" if hint else ""
+    checker.error(
+        path,
+        f"a generated distribution takes exactly one of {', '.join(_GENERATORS)}, got {keys}{tip}",
+    )
+    return None
+
+
+def _generated(value: dict, path: KeyPath, checker: _Checker) -> ReadDistribution | None:
+    """``{uniform: K}``, ``{uniform: {k}}``, ``{zipf: {k, s}}`` or ``{dirichlet: {k, alpha, seed}}``."""
+    kind = _generator(value, path, checker)
+    if kind is None:
+        return None
+    gpath = path + (kind,)
+    bare = kind == "uniform" and not isinstance(value[kind], dict)  # {uniform: K}
+    keys = _GENERATORS[kind]
+    args = checker.mapping({"k": value[kind]} if bare else value[kind], gpath, keys, ", ".join(keys))
+    if args is None:
+        return None
+    missing = [k for k in keys if k not in args]
+    for k in missing:
+        checker.error(gpath, f"missing key '{k}'")
+    if missing:
+        return None
+    k = checker.integer(args["k"], gpath if bare else gpath + ("k",), 1, MAX_K)
+    if kind == "uniform":
+        return (
+            None if k is None else ReadDistribution({kind: k} if bare else {kind: {"k": k}}, dist.uniform(k))
+        )
+    if kind == "zipf":
+        s = checker.real(args["s"], gpath + ("s",), 0.0, 1e6)
+        if k is None or s is None:
+            return None
+        return ReadDistribution({kind: {"k": k, "s": s}}, dist.zipf(k, s))
+    alpha = checker.real(args["alpha"], gpath + ("alpha",), 0.0, 1e12, open_lo=True)
+    seed = checker.integer(args["seed"], gpath + ("seed",), 0, 2**63 - 1)
+    if k is None or alpha is None or seed is None:
+        return None
+    return ReadDistribution({kind: {"k": k, "alpha": alpha, "seed": seed}}, dist.dirichlet(k, alpha, seed))
+
+
+def _coin(value: Any, path: KeyPath, checker: _Checker) -> ReadDistribution | None:
+    """A single probability: a coin with that P(heads)."""
+    if _as_number(value) is None:
+        checker.error(
+            path,
+            f"must be a probability (a coin), a list of probabilities or one of "
+            f"{{uniform: K}}, {{zipf: {{k, s}}}}, {{dirichlet: {{k, alpha, seed}}}}; got {_describe(value)}",
+        )
+        return None
+    heads = checker.real(value, path, 0.0, 1.0)
+    return None if heads is None else ReadDistribution(heads, dist.coin(heads))
+
+
+def _case(value: Any, path: KeyPath, checker: _Checker) -> Case | None:
+    spec = checker.mapping(value, path, _CASE_KEYS, "name, p and q")
     if spec is None:
         return None
     for key in ("name", "p", "q"):
         if key not in spec:
-            ck.error(path, f"missing key '{key}'")
-    name = ck.name(spec["name"], path + ("name",)) if "name" in spec else None
-    desc = ck.text(spec["description"], path + ("description",)) if "description" in spec else None
-    p = _distribution(spec["p"], path + ("p",), ck) if "p" in spec else None
-    q = _distribution(spec["q"], path + ("q",), ck) if "q" in spec else None
+            checker.error(path, f"missing key '{key}'")
+    name = checker.name(spec["name"], path + ("name",)) if "name" in spec else None
+    desc = checker.text(spec["description"], path + ("description",)) if "description" in spec else None
+    p = _distribution(spec["p"], path + ("p",), checker) if "p" in spec else None
+    q = _distribution(spec["q"], path + ("q",), checker) if "q" in spec else None
     if name is None or p is None or q is None or ("description" in spec and desc is None):
         return None
     (p_raw, p_dist), (q_raw, q_dist) = p, q
     if p_dist.k != q_dist.k:
-        ck.error(path + ("q",), f"q has {q_dist.k:,} categories but p has {p_dist.k:,}")
+        checker.error(path + ("q",), f"q has {q_dist.k:,} categories but p has {p_dist.k:,}")
         return None
     bad = np.flatnonzero((p_dist.probs > 0) & (q_dist.probs <= 0))
     if bad.size:
         i = int(bad[0])
-        ck.error(
+        checker.error(
             path + ("q",),
             f"q is 0 for category {i} where p = {p_dist.probs[i]:.6g} > 0, so KL(p‖q) is infinite",
         )
@@ -160,36 +218,32 @@ def _case(value: Any, path: Path_, ck: _Checker) -> Case | None:
     return Case(name, p_raw, q_raw, dist.Pair(p_dist, q_dist), desc)
 
 
-def _estimators(value: Any, ck: _Checker, names: Sequence[str] = ESTIMATORS) -> tuple[str, ...] | None:
-    path: Path_ = ("estimators",)
+def _estimators(value: Any, checker: _Checker, names: Sequence[str] = ESTIMATORS) -> tuple[str, ...] | None:
+    path: KeyPath = ("estimators",)
     if not isinstance(value, list) or not value:
-        ck.error(path, f"must be a non-empty list of {', '.join(names)}, got {_describe(value)}")
+        checker.error(path, f"must be a non-empty list of {', '.join(names)}, got {_describe(value)}")
         return None
     out = []
     for i, v in enumerate(value):
-        e = ck.choice(v, path + (i,), names)
+        e = checker.choice(v, path + (i,), names)
         if e is not None and e in out:
-            ck.error(path + (i,), f"'{e}' is listed twice")
+            checker.error(path + (i,), f"'{e}' is listed twice")
         elif e is not None:
             out.append(e)
     return tuple(out) if len(out) == len(value) else None
 
 
-def _cases(value: Any, ck: _Checker) -> tuple[Case, ...] | None:
+def _cases(value: Any, checker: _Checker) -> tuple[Case, ...] | None:
     if not isinstance(value, list) or not value:
-        ck.error(("cases",), f"must be a non-empty list of cases, got {_describe(value)}")
+        checker.error(("cases",), f"must be a non-empty list of cases, got {_describe(value)}")
         return None
-    cases = [_case(v, ("cases", i), ck) for i, v in enumerate(value)]
+    cases = [_case(v, ("cases", i), checker) for i, v in enumerate(value)]
     seen: dict[str, int] = {}
     for i, v in enumerate(value):
         name = v.get("name") if isinstance(v, dict) else None
         if not isinstance(name, str):
             continue
         if name in seen:
-            ck.error(("cases", i, "name"), f"case name '{name}' is already used by cases[{seen[name]}]")
+            checker.error(("cases", i, "name"), f"case name '{name}' is already used by cases[{seen[name]}]")
         seen.setdefault(name, i)
     return None if any(c is None for c in cases) else tuple(cases)
-
-
-# --------------------------------------------------------------------------
-# Entry points

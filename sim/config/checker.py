@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import ConfigIssue
-from .model import _NAME_RE, _NUMBER_RE, Path_
+from .model import _NAME_RE, _NUMBER_RE, KeyPath
 from .yamlnodes import format_path
 
 
@@ -18,9 +18,9 @@ class _Checker:
     def __init__(
         self,
         source: str,
-        lines: dict[Path_, int],
-        overrides: dict[Path_, str],
-        skip: set[Path_] = frozenset(),
+        lines: dict[KeyPath, int],
+        overrides: dict[KeyPath, str],
+        skip: set[KeyPath] = frozenset(),
     ):
         self.source = source
         self.lines = lines
@@ -29,7 +29,7 @@ class _Checker:
         self.issues: list[ConfigIssue] = []
         self.notes: list[str] = []  # what was accepted but adjusted, for the resolved config
 
-    def error(self, path: Path_, message: str) -> None:
+    def error(self, path: KeyPath, message: str) -> None:
         if any(path[:i] in self.skip for i in range(1, len(path) + 1)):
             return
         for i in range(len(path), -1, -1):
@@ -41,7 +41,7 @@ class _Checker:
 
     # ---- scalar readers: return None after reporting an error
 
-    def mapping(self, value: Any, path: Path_, allowed: Sequence[str], what: str) -> dict | None:
+    def mapping(self, value: Any, path: KeyPath, allowed: Sequence[str], what: str) -> dict | None:
         if not isinstance(value, dict):
             self.error(path, f"must be a mapping of {what}, got {_describe(value)}")
             return None
@@ -52,7 +52,7 @@ class _Checker:
                 self.error(path + (key,), f"unknown key{tip}")
         return value
 
-    def integer(self, value: Any, path: Path_, lo: int, hi: int) -> int | None:
+    def integer(self, value: Any, path: KeyPath, lo: int, hi: int) -> int | None:
         number = _as_number(value)
         if number is None or isinstance(value, bool):
             self.error(path, f"must be a whole number, got {_describe(value)}")
@@ -67,7 +67,7 @@ class _Checker:
             return None
         return number
 
-    def real(self, value: Any, path: Path_, lo: float, hi: float, *, open_lo: bool = False) -> float | None:
+    def real(self, value: Any, path: KeyPath, lo: float, hi: float, *, open_lo: bool = False) -> float | None:
         number = _as_number(value)
         if number is None or isinstance(value, bool):
             self.error(path, f"must be a number, got {_describe(value)}")
@@ -82,7 +82,7 @@ class _Checker:
             return None
         return number
 
-    def choice(self, value: Any, path: Path_, options: Sequence[str]) -> str | None:
+    def choice(self, value: Any, path: KeyPath, options: Sequence[str]) -> str | None:
         if isinstance(value, str) and value in options:
             return value
         hint = difflib.get_close_matches(str(value), options, n=1) if isinstance(value, str) else []
@@ -90,7 +90,7 @@ class _Checker:
         self.error(path, f"must be one of {', '.join(options)}, got {_describe(value)}{tip}")
         return None
 
-    def name(self, value: Any, path: Path_) -> str | None:
+    def name(self, value: Any, path: KeyPath) -> str | None:
         if not isinstance(value, str):
             self.error(path, f"must be a name (text), got {_describe(value)}; quote it")
             return None
@@ -103,7 +103,7 @@ class _Checker:
             return None
         return value
 
-    def text(self, value: Any, path: Path_) -> str | None:
+    def text(self, value: Any, path: KeyPath) -> str | None:
         if not isinstance(value, str):
             self.error(path, f"must be text, got {_describe(value)}")
             return None

@@ -9,88 +9,55 @@ from typing import Any
 from ..errors import ConfigError, ConfigIssue
 from .cases import _cases, _checkpoints, _estimators
 from .checker import _Checker, _describe
+from .common import _build, _check_sampler, _common_keys
 from .fit import _fit_experiment
 from .model import (
     _FIT_KEYS,
     _TOP_KEYS,
     ESTIMATORS,
     FIT_ESTIMATORS,
-    FIT_MAX_N,
     KINDS,
-    MAX_REPLICATES,
     OPTIONAL_ESTIMATORS,
-    PER_SAMPLE_MAX_N,
-    SAMPLERS,
-    UNITS,
     Experiment,
     FitExperiment,
-    Path_,
+    KeyPath,
 )
 from .yamlnodes import _compose, _parse_key, format_path
 
 
-def _experiment(data: Any, ck: _Checker) -> Experiment | FitExperiment | None:
+def _experiment(data: Any, checker: _Checker) -> Experiment | FitExperiment | None:
+    """Validate the composed config of either kind of experiment, and build it."""
     if data is None:
-        ck.error((), "the config is empty; it needs at least 'name', 'n' and 'cases'")
+        checker.error((), "the config is empty; it needs at least 'name', 'n' and 'cases'")
         return None
-    kind = ck.choice(
+    kind = checker.choice(
         data.get("kind", "convergence") if isinstance(data, dict) else "convergence", ("kind",), KINDS
     )
     fit = kind == "fit"
-    top = ck.mapping(data, (), _FIT_KEYS if fit else _TOP_KEYS, "experiment keys")
+    top = checker.mapping(data, (), _FIT_KEYS if fit else _TOP_KEYS, "experiment keys")
     if top is None:
         return None
     for key in ("name", "n", "cases") + (("truth",) if fit else ()):
         if key not in top:
-            ck.error((), f"missing key '{key}'")
-    common = {
-        "name": ck.name(top["name"], ("name",)) if "name" in top else None,
-        "description": ck.text(top.get("description", ""), ("description",)),
-        "seed": ck.integer(top.get("seed", 0), ("seed",), 0, 2**63 - 1),
-        "replicates": ck.integer(top.get("replicates", 1000), ("replicates",), 2, MAX_REPLICATES),
-        "units": ck.choice(top.get("units", "nats"), ("units",), UNITS),
-        "sampler": ck.choice(top.get("sampler", "counts"), ("sampler",), SAMPLERS),
-    }
-    if common["description"] is not None and "\n" in common["description"].strip():
-        ck.error(("description",), "must be one line")
-    grid = _checkpoints(top["n"], ("n",), ck) if "n" in top else None
+            checker.error((), f"missing key '{key}'")
+    common = _common_keys(top, checker)
+    grid = _checkpoints(top["n"], ("n",), checker) if "n" in top else None
     names = FIT_ESTIMATORS if fit else (*ESTIMATORS, *OPTIONAL_ESTIMATORS)
     default = FIT_ESTIMATORS if fit else ESTIMATORS
-    estimators = _estimators(top.get("estimators", list(default)), ck, names)
-    if common["sampler"] == "per-sample" and grid is not None and grid[1][-1] > PER_SAMPLE_MAX_N:
-        ck.error(
-            ("sampler",),
-            f"per-sample draws every observation; N up to {grid[1][-1]:,} exceeds its limit of "
-            f"{PER_SAMPLE_MAX_N:,}: use sampler: counts",
-        )
+    estimators = _estimators(top.get("estimators", list(default)), checker, names)
+    _check_sampler(common["sampler"], grid, checker)
     save = top.get("save_replicates", True)
     if not isinstance(save, bool):
-        ck.error(("save_replicates",), f"must be true or false, got {_describe(save)}")
+        checker.error(("save_replicates",), f"must be true or false, got {_describe(save)}")
     if fit:
-        if grid is not None and grid[1][-1] > FIT_MAX_N:
-            ck.error(
-                ("n",),
-                f"a fit experiment goes up to N = {FIT_MAX_N:,}, not {grid[1][-1]:,} (see sim.fitting)",
-            )
-        return _fit_experiment(top, ck, common, grid, estimators)
-    cases = _cases(top["cases"], ck) if "cases" in top else None
-    if ck.issues:
-        return None
-    common["description"] = common["description"].strip()
-    return Experiment(
-        save_replicates=save,
-        cases=cases,
-        n=grid[0],
-        checkpoints=grid[1],
-        estimators=estimators,
-        kind=kind,
-        notes=tuple(ck.notes),
-        source=ck.source,
-        **common,
+        return _fit_experiment(top, checker, common, grid, estimators)
+    cases = _cases(top["cases"], checker) if "cases" in top else None
+    return _build(
+        Experiment, checker, common, grid, cases=cases, estimators=estimators, kind=kind, save_replicates=save
     )
 
 
-def _apply_override(data: Any, item: str, overrides: dict[Path_, str]) -> list[ConfigIssue]:
+def _apply_override(data: Any, item: str, overrides: dict[KeyPath, str]) -> list[ConfigIssue]:
     source = f"--set {item.split('=', 1)[0]}"
     if "=" not in item:
         return [ConfigIssue(source, None, "", "must be KEY=VALUE, e.g. --set replicates=500")]
@@ -146,14 +113,14 @@ def parse_config(text: str, source: str = "<config>", overrides: Sequence[str] =
         the values.  A value that could not be read is reported once.
     """
     data, lines, issues = _compose(text, source)
-    overridden: dict[Path_, str] = {}
+    overridden: dict[KeyPath, str] = {}
     for item in overrides:
         issues += _apply_override(data, item, overridden)
     if data is None and any(i.line is not None or not i.path for i in issues):
         raise ConfigError(issues)  # nothing readable to validate
-    ck = _Checker(source, lines, overridden, skip={_parse_key(i.path) or () for i in issues if i.path})
-    experiment = _experiment(data, ck)
-    issues += ck.issues
+    checker = _Checker(source, lines, overridden, skip={_parse_key(i.path) or () for i in issues if i.path})
+    experiment = _experiment(data, checker)
+    issues += checker.issues
     if issues or experiment is None:
         raise ConfigError(issues)
     return experiment

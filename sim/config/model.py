@@ -79,7 +79,8 @@ _GENERATORS = {
     "dirichlet": ("k", "alpha", "seed"),
 }
 
-Path_ = tuple[str | int, ...]
+#: Where a value sits in a config: ``("cases", 1, "q")`` is ``cases[1].q``.
+KeyPath = tuple[str | int, ...]
 
 
 # --------------------------------------------------------------------------
@@ -266,7 +267,3 @@ def checkpoint_grid(lo: int, hi: int, points: int) -> tuple[int, ...]:
             v = max(v, out[-1] + 1)
         out.append(min(v, hi - (points - 1 - i)))
     return tuple(out)
-
-
-# --------------------------------------------------------------------------
-# YAML → plain data with line numbers

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
 from ..errors import ConfigIssue
-from .model import MAX_DEPTH, MAX_NODES, Path_
+from .model import MAX_DEPTH, MAX_NODES, KeyPath
 
 _STD = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {_STD + t for t in ("null", "bool", "int", "float", "str")}
@@ -19,87 +19,142 @@ def _tag(tag: str) -> str:
     return "!!" + tag[len(_STD) :] if tag.startswith(_STD) else tag
 
 
-def _compose(text: str, source: str) -> tuple[Any, dict[Path_, int], list[ConfigIssue]]:
+class Composed(NamedTuple):
+    """A YAML document read into plain data.
+
+    Attributes
+    ----------
+    data : object
+        The document as plain dicts, lists and scalars (None if unreadable).
+    lines : dict
+        The line of every key path read, for locating later issues.
+    issues : list of sim.errors.ConfigIssue
+        What was refused while reading: bad YAML, tags, duplicate keys.
+    """
+
+    data: Any
+    lines: dict[KeyPath, int]
+    issues: list[ConfigIssue]
+
+
+def _compose(text: str, source: str) -> Composed:
     """Parse YAML text into plain data, a map key-path → line, and issues."""
     issues: list[ConfigIssue] = []
-    lines: dict[Path_, int] = {}
+    node = _parse(text, source, issues)
+    if node is None:
+        return Composed(None, {}, issues)
+    converter = _Converter(source)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        return Composed(converter.convert(node, ()), converter.lines, converter.issues)
+    except _TooLarge as exc:
+        at = exc.node.start_mark.line + 1
+        if converter.remaining < 0:
+            what = f"more than {MAX_NODES:,} values (aliases expand)"
+        else:
+            what = "nested too deeply"
+        issue = ConfigIssue(source, at, "", f"the document holds {what}; a config is far smaller")
+        return Composed(None, converter.lines, [issue])
+
+
+def _parse(text: str, source: str, issues: list[ConfigIssue]) -> yaml.Node | None:
+    """Compose YAML text into its node tree, or None (an empty document or an issue)."""
+    try:
+        return yaml.compose(text, Loader=yaml.SafeLoader)
     except RecursionError:
         issues.append(ConfigIssue(source, None, "", "invalid YAML: nested too deeply"))
-        return None, lines, issues
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
         problem = exc.problem or exc.context or "malformed YAML"
         issues.append(ConfigIssue(source, line, "", f"invalid YAML: {problem}"))
-        return None, lines, issues
     except yaml.YAMLError as exc:  # reader errors: bad bytes, control characters
         issues.append(ConfigIssue(source, None, "", f"invalid YAML: {exc}"))
-        return None, lines, issues
-    if node is None:
-        return None, lines, issues
-    constructor = yaml.constructor.SafeConstructor()
-    budget = [MAX_NODES]
+    return None
 
-    class TooLarge(Exception):
-        pass
 
-    def issue(n: yaml.Node, path: Path_, msg: str) -> None:
-        issues.append(ConfigIssue(source, n.start_mark.line + 1, format_path(path), msg))
+class _TooLarge(Exception):
+    """The document holds more than MAX_NODES values or nests deeper than MAX_DEPTH."""
 
-    def convert(n: yaml.Node, path: Path_) -> Any:
-        budget[0] -= 1
-        if budget[0] < 0 or len(path) > MAX_DEPTH:
-            raise TooLarge(n)
-        lines.setdefault(path, n.start_mark.line + 1)
-        if isinstance(n, yaml.MappingNode):
-            if n.tag != _STD + "map":
-                issue(n, path, f"the tag {_tag(n.tag)} is not allowed")
-                return None
-            out: dict[str, Any] = {}
-            first: dict[str, int] = {}
-            for k, v in n.value:
-                if k.tag == _STD + "merge":
-                    issue(k, path, "merge keys (<<) are not supported; write the keys out")
-                    continue
-                if not isinstance(k, yaml.ScalarNode) or k.tag != _STD + "str":
-                    issue(k, path, f"keys must be names, not {k.value!r}")
-                    continue
-                key = k.value
-                line = k.start_mark.line + 1
-                if key in first:
-                    issue(k, path + (key,), f"key given twice (first on line {first[key]})")
-                    continue
-                first[key] = line
-                lines[path + (key,)] = line
-                out[key] = convert(v, path + (key,))
-            return out
-        if isinstance(n, yaml.SequenceNode):
-            if n.tag != _STD + "seq":
-                issue(n, path, f"the tag {_tag(n.tag)} is not allowed")
-                return None
-            return [convert(v, path + (i,)) for i, v in enumerate(n.value)]
-        if n.tag not in _SCALAR_TAGS:
-            what = "dates are" if n.tag == _STD + "timestamp" else f"the tag {_tag(n.tag)} is"
-            issue(n, path, f"{what} not allowed here; quote the value if it is text")
+    def __init__(self, node: yaml.Node):
+        super().__init__(node)
+        self.node = node
+
+
+class _Converter:
+    """Converts a node tree to plain data, noting each key path's line and every issue.
+
+    Attributes
+    ----------
+    lines : dict
+        Key path → line (1-based) where it was first seen.
+    issues : list of sim.errors.ConfigIssue
+        Tags, merge keys, non-name keys, duplicates and unreadable scalars.
+    remaining : int
+        How many more values may be converted; aliases expand, so a small
+        text can hold a huge document, and this bounds it.
+    """
+
+    def __init__(self, source: str):
+        self.source = source
+        self.lines: dict[KeyPath, int] = {}
+        self.issues: list[ConfigIssue] = []
+        self.remaining = MAX_NODES
+        self._constructor = yaml.constructor.SafeConstructor()
+
+    def issue(self, node: yaml.Node, path: KeyPath, message: str) -> None:
+        self.issues.append(ConfigIssue(self.source, node.start_mark.line + 1, format_path(path), message))
+
+    def convert(self, node: yaml.Node, path: KeyPath) -> Any:
+        """The plain value of ``node`` found at ``path``; None where an issue was noted."""
+        self.remaining -= 1
+        if self.remaining < 0 or len(path) > MAX_DEPTH:
+            raise _TooLarge(node)
+        self.lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, path)
+        if isinstance(node, yaml.SequenceNode):
+            return self._sequence(node, path)
+        return self._scalar(node, path)
+
+    def _mapping(self, node: yaml.MappingNode, path: KeyPath) -> dict[str, Any] | None:
+        if node.tag != _STD + "map":
+            self.issue(node, path, f"the tag {_tag(node.tag)} is not allowed")
+            return None
+        out: dict[str, Any] = {}
+        first: dict[str, int] = {}
+        for k, v in node.value:
+            if k.tag == _STD + "merge":
+                self.issue(k, path, "merge keys (<<) are not supported; write the keys out")
+                continue
+            if not isinstance(k, yaml.ScalarNode) or k.tag != _STD + "str":
+                self.issue(k, path, f"keys must be names, not {k.value!r}")
+                continue
+            key = k.value
+            line = k.start_mark.line + 1
+            if key in first:
+                self.issue(k, path + (key,), f"key given twice (first on line {first[key]})")
+                continue
+            first[key] = line
+            self.lines[path + (key,)] = line
+            out[key] = self.convert(v, path + (key,))
+        return out
+
+    def _sequence(self, node: yaml.SequenceNode, path: KeyPath) -> list[Any] | None:
+        if node.tag != _STD + "seq":
+            self.issue(node, path, f"the tag {_tag(node.tag)} is not allowed")
+            return None
+        return [self.convert(v, path + (i,)) for i, v in enumerate(node.value)]
+
+    def _scalar(self, node: yaml.Node, path: KeyPath) -> Any:
+        if node.tag not in _SCALAR_TAGS:
+            what = "dates are" if node.tag == _STD + "timestamp" else f"the tag {_tag(node.tag)} is"
+            self.issue(node, path, f"{what} not allowed here; quote the value if it is text")
             return None
         try:
-            return constructor.construct_object(n)
+            return self._constructor.construct_object(node)
         except (yaml.YAMLError, ValueError) as exc:
-            issue(n, path, f"cannot read {n.value!r}: {exc}")
+            self.issue(node, path, f"cannot read {node.value!r}: {exc}")
             return None
-
-    try:
-        return convert(node, ()), lines, issues
-    except TooLarge as exc:
-        at = exc.args[0].start_mark.line + 1
-        what = f"more than {MAX_NODES:,} values (aliases expand)" if budget[0] < 0 else "nested too deeply"
-        return (
-            None,
-            lines,
-            [ConfigIssue(source, at, "", f"the document holds {what}; a config is far smaller")],
-        )
 
 
 def format_path(path: Iterable[str | int]) -> str:
@@ -113,7 +168,7 @@ def format_path(path: Iterable[str | int]) -> str:
     return out
 
 
-def _parse_key(key: str) -> Path_ | None:
+def _parse_key(key: str) -> KeyPath | None:
     """``"cases[1].q"`` or ``"cases.1.q"`` → ``("cases", 1, "q")``."""
     parts: list[str | int] = []
     for token in re.sub(r"\[(\d+)\]", r".\1", key).split("."):
@@ -121,7 +176,3 @@ def _parse_key(key: str) -> Path_ | None:
             return None
         parts.append(int(token) if token.isdigit() else token)
     return tuple(parts) if parts and isinstance(parts[0], str) else None
-
-
-# --------------------------------------------------------------------------
-# Validation
