@@ -121,7 +121,7 @@ class Case:
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
-class _Run:
+class BaseExperiment:
     """What every kind of experiment has: its name, sample sizes, seed and outputs.
 
     ``checkpoints`` are the sample sizes N (strictly increasing integers)
@@ -142,7 +142,7 @@ class _Run:
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
-class Experiment(_Run):
+class Experiment(BaseExperiment):
     """A validated convergence experiment; build it with :func:`load_config`."""
 
     cases: tuple[Case, ...]
@@ -179,7 +179,7 @@ class FitCase:
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
-class FitExperiment(_Run):
+class FitExperiment(BaseExperiment):
     """A validated ``kind: fit`` experiment (see :mod:`sim.fitting`).
 
     ``truth`` is the built data-generating process; ``inputs`` and
