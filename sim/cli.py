@@ -388,13 +388,14 @@ def llr(sequence: tuple[str, ...], p: float, q: float, units: str) -> None:
     """
     import math
 
+    from .distributions import unit_size
     from .sequence import coin_sequence
 
     try:
         r = coin_sequence(" ".join(sequence), p, q)
     except ValueError as exc:
         raise BadInput(f"SEQUENCE: {exc}") from None
-    scale = 1.0 if units == "nats" else 1.0 / math.log(2.0)
+    scale = 1.0 / unit_size(units)
     log = "ln" if units == "nats" else "log2"
 
     def num(x: float) -> str:

@@ -279,13 +279,23 @@ def dirichlet(k: int, alpha: float, seed: int) -> Distribution:
     return Distribution("dirichlet", _frozen(p), _frozen(_log(p)))
 
 
+def unit_size(units: str) -> float:
+    """How many nats one of ``units`` is: 1 for ``"nats"``, ln 2 for ``"bits"``.
+
+    Every conversion between nats and the units of an experiment goes
+    through here (or :func:`to_units`).
+    """
+    if units == "nats":
+        return 1.0
+    if units == "bits":
+        return LN2
+    raise ValueError(f"unknown units {units!r}")
+
+
 def to_units(value, units: str):
     """Convert a quantity in nats to ``units`` (``"nats"`` or ``"bits"``)."""
-    if units == "nats":
-        return value
-    if units == "bits":
-        return value / LN2
-    raise ValueError(f"unknown units {units!r}")
+    size = unit_size(units)
+    return value if size == 1.0 else value / size
 
 
 @dataclass(frozen=True, eq=False)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .distributions import LN2, Pair
+from .distributions import Pair, unit_size
 
 if TYPE_CHECKING:
     from .exact import Moments
@@ -108,7 +108,7 @@ class Estimator:
 
     def divisor(self, units: str) -> float:
         """What a value in nats is divided by to be in ``units``."""
-        return LN2 if units == "bits" and not self.probability else 1.0
+        return 1.0 if self.probability else unit_size(units)
 
     def terms(self, pair: Pair) -> np.ndarray:
         """A :attr:`Form.MEAN` estimator's per-observation values on p's support (nats)."""

@@ -24,6 +24,7 @@ from .. import results as res
 from ..config import load_config
 from ..config.model import FitExperiment
 from ..decision import coin_tilted_hit_probability
+from ..distributions import unit_size
 from ..errors import ConfigError, ResultsError
 from ..pipelines import pipeline_for
 from ..registry import LLR
@@ -107,7 +108,7 @@ class _Fit:
 
 def _coverage_counter(pair, n: int, units: str):
     """Counts of llr values within 1.96σ/√n of KL: (surely inside, inside or on the boundary)."""
-    k = math.log(2.0) if units == "bits" else 1.0
+    k = unit_size(units)
     sigma, kl = pair.llr_sigma / k, pair.kl_pq / k
     if pair.family == "coin" and pair.llr_sigma > 0 and 0.0 < pair.p.heads < 1.0:
         lo, hi = exact.coin_coverage_bounds(pair.p.heads, n)

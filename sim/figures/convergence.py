@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from scipy import stats
 
 from .. import registry
+from ..distributions import unit_size
 from ..registry import CROSS_ENTROPY, ENTROPY, LLR, PLUGIN_KL
 from .style import (
     COLOURS,
@@ -249,7 +250,7 @@ def _lattice(ax: Axes, n: int, coin: tuple[float, float], kl: float, sigma: floa
     p, q = coin
     if n > 2000 or p in (0.0, 1.0):
         return
-    scale = 1.0 if analytic.get("units", "nats") == "nats" else 1.0 / math.log(2)
+    scale = 1.0 / unit_size(str(analytic.get("units", "nats")))
     lh = (math.log(p) - math.log(q)) * scale
     lt = (math.log1p(-p) - math.log1p(-q)) * scale
     heads = np.arange(n + 1)

@@ -12,7 +12,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from ..decision import coin_p_wrong, coin_stein
-from ..distributions import LN2, TIE
+from ..distributions import TIE, unit_size
 from ..registry import LLR, P_WRONG, P_WRONG_TILTED, PLUGIN_KL
 from .style import THEORY, Config, _ax, _coins, _facets, _suptitle, _title, case_titles, colour
 
@@ -84,7 +84,7 @@ def plot_p_wrong(
     """
     ax = _ax(ax)
     units = str(analytic.get("units", "nats"))
-    scale = LN2 if units == "bits" else 1.0  # C is stored in the config's units
+    scale = unit_size(units)  # C is stored in the config's units
     c = float(analytic["chernoff"]) * scale  # nats
     ns = np.unique(summary.n.to_numpy())
     exponent = len(ns) > 0 and ns.max() > EXPONENT_SPAN * max(1, ns.min())
@@ -169,7 +169,7 @@ def simulated_stein(replicates: pd.DataFrame, units: str, alpha: float = 0.05) -
     reweighted by the likelihood ratio q/p.  Returns n, the exponent −(1/n) log β̂_n (in
     ``units``) and its standard error (delta method), in log space throughout.
     """
-    scale = LN2 if units == "bits" else 1.0
+    scale = unit_size(units)
     rows = []
     for n, group in replicates.groupby("n"):
         llr = group[LLR.name].to_numpy() * scale
@@ -243,7 +243,7 @@ def _simulated_stein_layer(ax: Axes, replicates: pd.DataFrame, units: str, alpha
 
 def _exact_stein_layer(ax: Axes, coin: tuple[float, float], ns: np.ndarray, units: str, alpha: float) -> None:
     """A coin's exact exponent (:func:`sim.decision.coin_stein`), on a grid to at least :data:`STEIN_MAX_N`."""
-    scale = LN2 if units == "bits" else 1.0
+    scale = unit_size(units)
     grid = _grid(np.append(ns, [1, max(int(ns.max()), STEIN_MAX_N)]))  # its approach to KL is slow, ~1/√n
     rates = np.array([-coin_stein(coin[0], coin[1], int(n), alpha)[1] / n for n in grid]) / scale
     ax.plot(

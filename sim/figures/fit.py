@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -11,6 +10,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from ..distributions import unit_size
 from ..registry import CROSS_ENTROPY, ENTROPY, KL_FITTED
 from .style import THEORY, Config, _ax, _facets, _per_case, _suptitle, _title, _units, colour
 
@@ -71,7 +71,7 @@ def plot_fit_convergence(
     _fitted_kl_layer(ax, s)
     n = s.n.to_numpy(dtype=float)
     floor, d = float(analytic["kl_floor"]), int(analytic["parameters"])
-    scale = 1.0 if analytic.get("units", "nats") == "nats" else 1.0 / math.log(2)
+    scale = 1.0 / unit_size(str(analytic.get("units", "nats")))
     ax.plot(n, floor + scale * d / (2 * n), label="floor + d/(2N)", **THEORY)
     if floor > 1e-12:
         ax.axhline(floor, color="0.35", linestyle=":", linewidth=1.4, label="misspecification floor (exact)")
