@@ -69,24 +69,20 @@ def checkpoint_values(
     rows = block_rows(experiment, arrays, block)
     rng = block_rng(experiment.seed, case.name, block)
     paths = count_paths(arrays.probs, ckpts, rows, rng=rng, method=experiment.sampler, with_delta=True)
-    sums = SparseSums(rows, arrays) if arrays.probs.size > DENSE_K else None
     from_counts = [s.name for s in specs if not s.probability]
     if any(s.needs_llr for s in specs) and LLR.name not in from_counts:
         from_counts.append(LLR.name)
+    sums = SparseSums(rows, arrays, from_counts) if arrays.probs.size > DENSE_K else None
+    covering = next((s for s in specs if s.coverage), None)
     row = np.zeros((len(specs), rows))
     for j, (n, (counts, delta)) in enumerate(zip(ckpts, paths, strict=True)):
-        values = (
-            estimate(counts, n, arrays, from_counts)
-            if sums is None
-            else sums.update(counts, delta, n, from_counts)
-        )
+        values = estimate(counts, n, arrays, from_counts) if sums is None else sums.update(counts, delta, n)
         for e, spec in enumerate(specs):
             if spec.needs_llr:
                 row[e] = llr_wrong(counts, n, values[LLR.name], case.pair, arrays)
             elif not spec.tilted:
                 row[e] = values[spec.name]
-        covered = any(s.coverage for s in specs)
-        flags = llr_covered(counts, n, values[LLR.name], case.pair, arrays) if covered else None
+        flags = None if covering is None else llr_covered(counts, n, values[covering.name], case.pair, arrays)
         yield j, row, flags
 
 
@@ -120,7 +116,7 @@ def simulate_case(experiment: Experiment, case: Case) -> tuple[np.ndarray, np.nd
         ``(replicates, checkpoints, estimators)`` in nats.
     covered : numpy.ndarray
         ``(replicates, checkpoints)`` booleans: |llr − KL| ≤ 1.96 σ/√n
-        (see :func:`sim.estimators.llr_covered`); all False when ``llr`` is
+        (see :func:`sim.events.llr_covered`); all False when ``llr`` is
         not among the estimators.
     """
     arrays = SupportArrays.from_pair(case.pair)

@@ -465,7 +465,7 @@ def _event_slack(pair: Pair, n: int, top_d: float, log2_k: float) -> float:
     For a coin a head count is wrong within 64 ulps of the boundary
     t = −n b/a (a tie, see :func:`coin_wrong_bound`), and t is itself
     computed to ~6 ulps, so n·llr = a (H − t) ≤ τ = 72ε·|a|·max(|t|, 1).
-    Otherwise the computed llr is ≤ 64ε·max|d| (:func:`sim.estimators.llr_wrong`;
+    Otherwise the computed llr is ≤ 64ε·max|d| (:func:`sim.events.llr_wrong`;
     at most that in :func:`p_wrong_tilted`), and it is a pairwise sum off by
     at most (log₂ K + 1)ε·n·max|d|: τ = (66 + log₂ K)ε·n·max|d|, ``top_d``
     being max|d| and ``log2_k`` log₂ K.

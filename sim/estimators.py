@@ -185,11 +185,7 @@ def _by_name(names, n: int, arrays: SupportArrays, dot, kl_to_q) -> dict[str, np
     """The requested estimators from ``dot(v)`` = Σ_k c_k v_k per row and KL(f‖q) per row."""
     out: dict[str, np.ndarray] = {}
     for spec in _from_counts(names):
-        if spec.form is Form.MEAN:
-            total = dot(getattr(arrays, spec.vector))
-            out[spec.name] = (total if spec.sign > 0 else -total) / n
-        else:
-            out[spec.name] = kl_to_q()
+        out[spec.name] = dot(spec.term(arrays)) / n if spec.form is Form.MEAN else kl_to_q()
     return out
 
 
@@ -205,10 +201,11 @@ def _from_counts(names) -> tuple[registry.Estimator, ...]:
 class SparseSums:
     """Estimators of large-K paths kept as running sums, updated where counts change.
 
-    Per row and per vector v (log(p/q), log q, log p): Σ c v, kept as
-    Σ c (v − v_0) (see the module notes), and S = Σ c log c.  A mean
-    estimator is then ±(n·v_0 + Σ c (v − v_0))/n, and with B = Σ c log q the
-    plug-in is max(0, (S − B)/n − log n), since KL(f‖q) = (1/n) Σ c log(c/(n q)).  When
+    Per row and per term v of the requested mean estimators (see
+    :attr:`sim.registry.Estimator.term`): Σ c v, kept as Σ c (v − v_0) (see
+    the module notes), and S = Σ c log c.  A mean estimator is then
+    (n·v_0 + Σ c (v − v_0))/n, and with B = Σ c (−log q) the plug-in is
+    max(0, (S + B)/n − log n), since KL(f‖q) = (1/n) Σ c log(c/(n q)).  When
     an increment is drawn as observations only the cells it touched are
     revisited, so a checkpoint costs O(min(increment, K)) rather than O(K).
     The plug-in form loses about log(n)·1e-16 to cancellation, negligible
@@ -216,37 +213,38 @@ class SparseSums:
     cancellation-free path.
     """
 
-    #: The per-category vectors whose sums are kept.
-    VECTORS = ("log_ratio", "log_q", "log_p")
-
-    def __init__(self, rows: int, arrays: SupportArrays):
-        self.arrays = arrays
+    def __init__(self, rows: int, arrays: SupportArrays, names: Sequence[str]):
+        self.specs = _from_counts(names)
+        terms = [spec.term for spec in self.specs if spec.form is Form.MEAN]
+        if any(spec.form is Form.PLUGIN for spec in self.specs):
+            terms.append(registry.minus_log_q)
+        #: Each distinct term's values per category, and its running sums per row.
+        self.values = {term: term(arrays) for term in dict.fromkeys(terms)}
+        self.sums = {term: np.zeros(rows) for term in self.values}
         self.k = arrays.probs.size
-        self.sums = {v: np.zeros(rows) for v in self.VECTORS}
-        self.s = np.zeros(rows)
+        self.s = np.zeros(rows) if registry.minus_log_q in self.values else None
 
-    def update(self, counts: np.ndarray, delta, n: int, names) -> dict[str, np.ndarray]:
-        """Bring the sums to ``counts`` (changed at ``delta``, or None: recount) and evaluate ``names``."""
+    def update(self, counts: np.ndarray, delta, n: int) -> dict[str, np.ndarray]:
+        """Bring the sums to ``counts`` (changed at ``delta``, or None: recount) and evaluate the estimators."""
         if delta is None:  # recount every cell: O(K) passes, no search for the non-zero ones
             self._recount(counts)
         else:
             self._add(counts, delta)
         out: dict[str, np.ndarray] = {}
-        for spec in _from_counts(names):
+        for spec in self.specs:
             if spec.form is Form.MEAN:
-                total = n * getattr(self.arrays, spec.vector)[0] + self.sums[spec.vector]
-                out[spec.name] = (total if spec.sign > 0 else -total) / n
+                out[spec.name] = (n * self.values[spec.term][0] + self.sums[spec.term]) / n
             else:
-                log_q = n * self.arrays.log_q[0] + self.sums["log_q"]
-                out[spec.name] = np.maximum((self.s - log_q) / n - math.log(n), 0.0)
+                minus_log_q = n * self.values[registry.minus_log_q][0] + self.sums[registry.minus_log_q]
+                out[spec.name] = np.maximum((self.s + minus_log_q) / n - math.log(n), 0.0)
         return out
 
     def _recount(self, counts: np.ndarray) -> None:
         c = counts.astype(float)
-        for v in self.VECTORS:
-            values = getattr(self.arrays, v)
-            self.sums[v] = row_dot(c, values - values[0])
-        self.s = xlogx(counts).sum(axis=1)
+        for term, values in self.values.items():
+            self.sums[term] = row_dot(c, values - values[0])
+        if self.s is not None:
+            self.s = xlogx(counts).sum(axis=1)
 
     def _add(self, counts: np.ndarray, delta) -> None:
         cells, before = delta
@@ -254,10 +252,10 @@ class SparseSums:
         r, col = np.divmod(cells, self.k)
         after = counts.reshape(-1)[cells]
         add = (after - before).astype(float)
-        for v in self.VECTORS:
-            values = getattr(self.arrays, v)
-            self.sums[v] += np.bincount(r, weights=add * (values[col] - values[0]), minlength=rows)
-        self.s += np.bincount(r, weights=xlogx(after) - xlogx(before), minlength=rows)
+        for term, values in self.values.items():
+            self.sums[term] += np.bincount(r, weights=add * (values[col] - values[0]), minlength=rows)
+        if self.s is not None:
+            self.s += np.bincount(r, weights=xlogx(after) - xlogx(before), minlength=rows)
 
 
 def residual(c, n: float, m):

@@ -19,9 +19,9 @@ from __future__ import annotations
 import enum
 import functools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import numpy as np
 
@@ -46,6 +46,47 @@ class Form(enum.Enum):
     FITTED = enum.auto()
 
 
+class Logs(Protocol):
+    """Per-category logarithms on p's support: what a :attr:`Form.MEAN` term is made of.
+
+    :class:`sim.estimators.SupportArrays` is one (most probable category
+    first); :func:`support_logs` gives a pair's, in the support's order.
+    """
+
+    log_p: np.ndarray
+    log_q: np.ndarray
+    log_ratio: np.ndarray
+
+
+class PairLogs(NamedTuple):
+    """A pair's :class:`Logs` on p's support, in the support's order."""
+
+    log_p: np.ndarray
+    log_q: np.ndarray
+    log_ratio: np.ndarray
+
+
+def support_logs(pair: Pair) -> PairLogs:
+    """``pair``'s logarithms on p's support (``log_ratio`` computed directly, not as log p − log q)."""
+    s = pair.support
+    return PairLogs(pair.p.log_probs[s], pair.q.log_probs[s], np.asarray(pair.log_ratio, dtype=float))
+
+
+def log_ratio(logs: Logs) -> np.ndarray:
+    """log(p/q) per category: one observation's term of the llr."""
+    return logs.log_ratio
+
+
+def minus_log_q(logs: Logs) -> np.ndarray:
+    """−log q per category: one observation's term of the cross-entropy (and the plug-in's bound)."""
+    return -logs.log_q
+
+
+def minus_log_p(logs: Logs) -> np.ndarray:
+    """−log p per category: one observation's term of the entropy."""
+    return -logs.log_p
+
+
 @dataclass(frozen=True)
 class Estimator:
     """One estimator: what it is, what theory knows of it, how it is drawn.
@@ -59,23 +100,24 @@ class Estimator:
     target : str or None
         The ``analytic.csv`` column it converges to; None for the
         probabilities, whose target is 0.
-    sigma : str or None
-        The ``analytic.csv`` column holding the sd of one summand (a
-        :attr:`Form.MEAN` estimator's CLT scale), if any.
-    vector, sign : str, float
-        A :attr:`Form.MEAN` estimator sums ``sign·vector`` per observation,
-        ``vector`` one of the per-category arrays ``log_ratio``, ``log_q``,
-        ``log_p`` (of :class:`sim.estimators.SupportArrays`).
-    mean : str
-        The :class:`sim.distributions.Pair` attribute holding a
-        :attr:`Form.MEAN` estimator's exact mean.
-    coverage : bool
-        Whether ``coverage95`` (|value − KL| ≤ 1.96σ/√n) is reported for it.
-    kl : bool
-        A :attr:`Form.FITTED` estimator that is a KL (cross-entropy − H(p)).
     label, colour, marker : str, int, str
         How figures show it: legend text, an index into seaborn's
         ``colorblind`` palette, a matplotlib marker.
+    order : int
+        Drawing order in figures that show several estimators (higher on top).
+    term : callable, optional
+        A :attr:`Form.MEAN` estimator's value of one observation per
+        category, from the category's logarithms (:class:`Logs`): the
+        estimator is (1/N) Σ_i term(X_i).
+    limit : callable, optional
+        A :attr:`Form.MEAN` estimator's exact mean E[term(X)] (nats) for a
+        :class:`sim.distributions.Pair`, computed with full precision.
+    coverage : bool
+        Whether ``coverage95`` is reported for it: the share of replicates
+        with |value − KL| ≤ 1.96σ/√n, σ the sd of log(p/q) (the llr's CLT
+        interval; only for an estimator whose value is the llr).
+    kl : bool
+        A :attr:`Form.FITTED` estimator that is a KL (cross-entropy − H(p)).
     """
 
     name: str
@@ -84,10 +126,9 @@ class Estimator:
     label: str
     colour: int
     marker: str
-    sigma: str | None = None
-    vector: str = ""
-    sign: float = 1.0
-    mean: str = ""
+    order: int = 0
+    term: Callable[[Logs], np.ndarray] | None = None
+    limit: Callable[[Pair], float] | None = None
     coverage: bool = False
     kl: bool = False
 
@@ -112,13 +153,9 @@ class Estimator:
 
     def terms(self, pair: Pair) -> np.ndarray:
         """A :attr:`Form.MEAN` estimator's per-observation values on p's support (nats)."""
-        s = pair.support
-        vector = {
-            "log_ratio": pair.log_ratio,
-            "log_q": pair.q.log_probs[s],
-            "log_p": pair.p.log_probs[s],
-        }[self.vector]
-        return -vector if self.sign < 0 else np.asarray(vector, dtype=float)
+        if self.term is None:
+            raise ValueError(f"{self.name} is not a mean of per-observation terms")
+        return self.term(support_logs(pair))
 
     def bounds(self, pair: Pair) -> tuple[float, float]:
         """An a-priori range of its values (nats) whatever n (tilted: see :func:`sim.decision.tilted_bound`)."""
@@ -126,8 +163,10 @@ class Estimator:
             v = self.terms(pair)
             return v.min(), v.max()
         if self.form is Form.PLUGIN:  # Σ f log(f/q) ≤ Σ f log(1/q)
-            return 0.0, max((-pair.q.log_probs[pair.support]).max(), 0.0)
-        return 0.0, 1.0
+            return 0.0, max(minus_log_q(support_logs(pair)).max(), 0.0)
+        if self.form in (Form.WRONG, Form.TILTED):
+            return 0.0, 1.0
+        raise ValueError(f"no a-priori bounds known for {self.name}")
 
     def moments(self, pair: Pair, n: int) -> Moments:
         """Exact mean, sd and fourth central moment at sample size ``n`` (nats); nan where unknown."""
@@ -142,7 +181,7 @@ def _moments(spec: Estimator, pair: Pair, n: int) -> Moments:
     from . import decision, exact
 
     if spec.form is Form.MEAN:
-        return exact.mean_moments(spec.terms(pair), pair.p.probs[pair.support], getattr(pair, spec.mean), n)
+        return exact.mean_moments(spec.terms(pair), pair.p.probs[pair.support], spec.limit(pair), n)
     if spec.form is Form.PLUGIN:
         return exact.plugin_moments(pair, n)
     if spec.form is Form.WRONG:
@@ -151,7 +190,7 @@ def _moments(spec: Estimator, pair: Pair, n: int) -> Moments:
         if pair.family != "coin" or not 0.0 < pair.p.heads < 1.0:
             return exact.Moments(math.nan, math.nan, math.nan)
         return exact.Moments(*decision.coin_tilted_moments(pair.p.heads, pair.q.heads, n))
-    raise ValueError(f"{spec.name} has no moments of its own: see sim.fitting")
+    raise ValueError(f"{spec.name} has no moments here: see sim.fitting")
 
 
 # The palette indices: 0 blue, 1 orange, 2 green, 4 purple (seaborn "colorblind").
@@ -159,40 +198,38 @@ LLR = Estimator(
     name="llr",
     form=Form.MEAN,
     target="kl_pq",
-    sigma="llr_sigma",
-    vector="log_ratio",
-    mean="kl_pq",
+    term=log_ratio,
+    limit=lambda pair: pair.kl_pq,
     coverage=True,
     label="llr (normalised log-likelihood ratio)",
     colour=0,
     marker="o",
+    order=3,
 )
 CROSS_ENTROPY = Estimator(
     name="cross_entropy",
     form=Form.MEAN,
     target="cross_entropy_pq",
-    sigma="cross_entropy_sigma",
-    vector="log_q",
-    sign=-1.0,
-    mean="cross_entropy",
+    term=minus_log_q,
+    limit=lambda pair: pair.cross_entropy,
     label="cross-entropy",
     colour=1,
     marker="s",
+    order=2,
 )
 ENTROPY = Estimator(
     name="entropy",
     form=Form.MEAN,
     target="entropy_p",
-    sigma="entropy_sigma",
-    vector="log_p",
-    sign=-1.0,
-    mean="entropy_p",
+    term=minus_log_p,
+    limit=lambda pair: pair.entropy_p,
     label="entropy",
     colour=2,
     marker="^",
+    order=1,
 )
 PLUGIN_KL = Estimator(
-    name="plugin_kl", form=Form.PLUGIN, target="kl_pq", label="plug-in KL(p̂‖q)", colour=4, marker="D"
+    name="plugin_kl", form=Form.PLUGIN, target="kl_pq", label="plug-in KL(p̂‖q)", colour=4, marker="D", order=0
 )
 P_WRONG = Estimator(
     name="p_wrong", form=Form.WRONG, target=None, label="plain Monte Carlo", colour=0, marker="o"
@@ -231,10 +268,12 @@ CONVERGENCE = (LLR, CROSS_ENTROPY, ENTROPY, PLUGIN_KL)
 OPTIONAL = (P_WRONG, P_WRONG_TILTED)
 #: A fit experiment's estimators, in table order.
 FIT = (KL_FITTED, TRAIN_CROSS_ENTROPY, TEST_CROSS_ENTROPY)
-#: Figures draw estimators in this order (llr last, on top).
-DRAWING_ORDER = (PLUGIN_KL, ENTROPY, CROSS_ENTROPY, LLR)
+#: Every estimator.
+ALL = (*CONVERGENCE, *OPTIONAL, *FIT)
+#: The information estimators of convergence experiments, in drawing order (llr last, on top).
+DRAWN = tuple(sorted((e for e in (*CONVERGENCE, *OPTIONAL) if not e.probability), key=lambda e: e.order))
 
-_BY_NAME = {e.name: e for e in (*CONVERGENCE, *OPTIONAL, *FIT)}
+_BY_NAME = {e.name: e for e in ALL}
 
 
 def names(estimators: Iterable[Estimator]) -> tuple[str, ...]:
@@ -264,9 +303,3 @@ def specs(estimator_names: Iterable[str]) -> tuple[Estimator, ...]:
 def divisors(estimator_names: Sequence[str], units: str) -> np.ndarray:
     """What each estimator's nats are divided by for ``units`` (1 for probabilities)."""
     return np.array([get(n).divisor(units) for n in estimator_names])
-
-
-def index(estimator_names: Sequence[str], spec: Estimator) -> int | None:
-    """The position of ``spec`` among ``estimator_names``, or None when absent."""
-    names_ = list(estimator_names)
-    return names_.index(spec.name) if spec.name in names_ else None

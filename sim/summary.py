@@ -126,7 +126,7 @@ def unseen_notes(summary: pd.DataFrame) -> list[str]:
     Read from the table itself (empty means), so that what ``sim run``
     prints and ``run.json`` records is what ``summary.csv`` holds.
     """
-    tilted = [spec.name for spec in registry.OPTIONAL if spec.tilted]
+    tilted = [spec.name for spec in registry.ALL if spec.tilted]
     notes = []
     for name in tilted:
         rows = summary[(summary.estimator == name) & summary["mean"].isna()]
@@ -146,8 +146,9 @@ def _targets(analytic: dict, estimators) -> np.ndarray:
     )
 
 
-#: ``analytic.csv`` columns read from a :class:`sim.distributions.Pair` attribute of another name.
-_PAIR_ATTRIBUTES = {registry.CROSS_ENTROPY.target: registry.CROSS_ENTROPY.mean}
+#: ``analytic.csv`` columns that are a mean estimator's limit, computed as its registry entry says;
+#: the others are :class:`sim.distributions.Pair` attributes of the same name.
+_LIMITS = {spec.target: spec.limit for spec in registry.ALL if spec.limit is not None}
 
 
 def analytic_row(case: Case, units: str) -> dict:
@@ -161,8 +162,8 @@ def analytic_row(case: Case, units: str) -> dict:
         "units": units,
     }
     for col in ANALYTIC_COLUMNS[5:-1]:
-        attr = _PAIR_ATTRIBUTES.get(col, col)
-        row[col] = float(to_units(getattr(pair, attr), units))
+        value = _LIMITS[col](pair) if col in _LIMITS else getattr(pair, col)
+        row[col] = float(to_units(value, units))
     row["chernoff"] = float(to_units(chernoff(pair).information, units))
     return row
 

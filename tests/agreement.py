@@ -33,7 +33,7 @@ import pandas as pd
 from sim import registry
 from sim import results as res
 
-PROBABILITIES = [e.name for e in registry.OPTIONAL if e.probability]
+PROBABILITIES = [e.name for e in registry.ALL if e.probability]
 
 #: The promised bound: |a − b| ≤ REL · scale.
 REL = 1e-10

@@ -71,7 +71,7 @@ def _depth(node: ast.AST, depth: int = 0) -> int:
 
 
 def test_each_estimator_name_is_written_only_in_the_registry():
-    names = {e.name for e in (*registry.CONVERGENCE, *registry.OPTIONAL, *registry.FIT)}
+    names = set(registry.names(registry.ALL))
     # sim/__init__.py maps the public function sim.p_wrong_tilted to its module: a
     # function's name, not the estimator's
     allowed = {SIM / "registry.py", SIM / "__init__.py"}
@@ -111,3 +111,28 @@ def test_functions_are_short_and_shallow(path):
         if (length > MAX_LINES or depth > MAX_DEPTH) and not said_why:
             too_big.append(f"{node.name} (line {node.lineno}): {length} lines, nested {depth} deep")
     assert not too_big, f"{path.name}: " + "; ".join(too_big)
+
+
+def test_every_pipeline_sends_a_module_level_function_to_workers():
+    import pickle
+
+    from sim.pipelines import _PIPELINES
+
+    for pipeline in _PIPELINES.values():
+        fn = pipeline.run_task
+        assert not hasattr(fn, "__self__"), type(pipeline).__name__  # not a bound method
+        assert pickle.loads(pickle.dumps(fn)) is fn
+
+
+def test_the_fit_values_are_the_registry_fit_estimators_in_order():
+    from sim.fitting import FitValues
+
+    assert FitValues._fields == registry.names(registry.FIT)
+
+
+def test_a_results_folder_of_an_unknown_kind_is_refused():
+    from sim.config import KINDS, Experiment, FitExperiment, experiment_type
+
+    assert [experiment_type({"kind": k}) for k in KINDS] == [Experiment, FitExperiment]
+    with pytest.raises(ValueError, match="unknown kind of experiment 'markov'"):
+        experiment_type({"kind": "markov"})

@@ -21,8 +21,7 @@ import pandas as pd
 
 from .. import exact, registry
 from .. import results as res
-from ..config import load_config
-from ..config.model import FitExperiment
+from ..config import Experiment, FitExperiment, load_config
 from ..decision import coin_tilted_hit_probability
 from ..distributions import unit_size
 from ..errors import ConfigError, ResultsError
@@ -130,8 +129,12 @@ def _coverage_counter(pair, n: int, units: str):
     return count
 
 
+#: What the checks know of each kind of experiment, by its config class.
+_VIEWS = {Experiment: _Convergence, FitExperiment: _Fit}
+
+
 def _kind(experiment):
-    return _Fit(experiment) if isinstance(experiment, FitExperiment) else _Convergence(experiment)
+    return _VIEWS[type(experiment)](experiment)
 
 
 def check_tables(

@@ -89,7 +89,7 @@ def _standardised(mean: float, var: float, mu3: float, mu4: float) -> tuple[floa
 def _mean_law(pair: Pair, spec: Estimator, n: int, k: float) -> Law:
     values, w = spec.terms(pair), pair.p.probs[pair.support]
     m = spec.moments(pair, n)
-    mean, var1, mu4_1 = exact.per_sample(values, w, getattr(pair, spec.mean))
+    mean, var1, mu4_1 = exact.per_sample(values, w, spec.limit(pair))
     centre = math.fsum(w * values)  # the values' own mean: see exact.per_sample
     dev = snap_rounding(values - centre, np.maximum(np.abs(values), abs(centre)))
     mu3_1 = math.fsum(w * dev**3)

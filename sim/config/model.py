@@ -210,9 +210,22 @@ class FitExperiment(BaseExperiment):
         )
 
 
+#: The experiment class of each kind.
+_CLASSES = dict(zip(KINDS, (Experiment, FitExperiment), strict=True))
+
+
 def experiment_type(resolved: dict[str, Any]) -> type[Experiment] | type[FitExperiment]:
-    """The experiment class a resolved config (a results folder's ``config.yaml``, read as a dict) describes."""
-    return FitExperiment if resolved.get("kind") == "fit" else Experiment
+    """The experiment class a resolved config (a results folder's ``config.yaml``, read as a dict) describes.
+
+    Raises
+    ------
+    ValueError
+        If its ``kind`` is none of :data:`KINDS`.
+    """
+    kind = resolved.get("kind", KINDS[0])
+    if kind not in _CLASSES:
+        raise ValueError(f"unknown kind of experiment {kind!r} (known: {', '.join(KINDS)})")
+    return _CLASSES[kind]
 
 
 def _common(experiment) -> dict[str, Any]:

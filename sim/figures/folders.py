@@ -54,7 +54,10 @@ def load_tables(folder: str | Path) -> dict[str, Any]:
         raise ResultsError(f"{folder}: not a results folder")
     names = _table_files(folder)
     tables = _read_tables(folder, names)
-    fit = _is_fit(tables)
+    try:
+        fit = _is_fit(tables)
+    except ValueError as exc:
+        raise ResultsError(f"{folder}: {res.CONFIG}: {exc}") from None
     if fit and "trajectory" not in tables:
         raise ResultsError(f"{folder}: missing {res.TRAJECTORY} (a fit experiment's results)")
     _require_columns(folder, tables, names, fit=fit)
@@ -116,6 +119,10 @@ def _is_fit(tables: Mapping[str, Any]) -> bool:
     return issubclass(experiment_type(tables["config"]), FitExperiment)
 
 
+#: Estimator names the figures know (a table may hold others: they are not drawn).
+_KNOWN = set(registry.names(registry.ALL))
+
+
 def figure_kinds(tables: Mapping[str, Any]) -> list[str]:
     """The figure kinds a results folder's tables support, in drawing order.
 
@@ -135,7 +142,10 @@ def figure_kinds(tables: Mapping[str, Any]) -> list[str]:
         wanted |= {"paths", "clt"}
     if set(registry.names((LLR, CROSS_ENTROPY, ENTROPY))) <= estimators:
         wanted |= {"decomposition"}
-    if set(registry.names(registry.OPTIONAL)) & estimators and "chernoff" in tables["analytic"].columns:
+    if (
+        any(registry.get(e).probability for e in estimators & _KNOWN)
+        and "chernoff" in tables["analytic"].columns
+    ):
         wanted |= {"testing"}
     return [k for k in (*KINDS, "testing") if k in wanted]
 

@@ -27,15 +27,15 @@ def colour(spec: registry.Estimator) -> tuple[float, float, float]:
     return _PALETTE[spec.colour]
 
 
-#: One colour per estimator of a convergence experiment, the same in every figure.
-COLOURS = {e.name: colour(e) for e in registry.CONVERGENCE}
+#: One colour per information estimator of a convergence experiment, the same in every figure.
+COLOURS = {e.name: colour(e) for e in registry.DRAWN}
 #: Markers tell apart estimators whose curves coincide (llr and cross-entropy when H(p) is constant).
-MARKERS = {e.name: e.marker for e in registry.CONVERGENCE}
+MARKERS = {e.name: e.marker for e in registry.DRAWN}
 #: Drawing order: llr last, on top.
-ORDER = registry.names(registry.DRAWING_ORDER)
+ORDER = registry.names(registry.DRAWN)
 THEORY = {"color": "black", "linestyle": "--", "linewidth": 1.1}
-LABELS = {e.name: e.label for e in registry.CONVERGENCE}
-TARGET_OF = {e.name: e.target for e in registry.CONVERGENCE}
+LABELS = {e.name: e.label for e in registry.DRAWN}
+TARGET_OF = {e.name: e.target for e in registry.DRAWN}
 
 Config = Mapping[str, Any]
 

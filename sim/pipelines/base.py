@@ -38,8 +38,10 @@ class Pipeline(Protocol):
     def plan(self, experiment) -> list[Task]:
         """Every task of the run, in merge order; depends only on the experiment."""
 
-    def run_task(self, experiment, task: Task) -> dict[str, np.ndarray]:
-        """The arrays of one task (picklable, deterministic)."""
+    #: The arrays of one task: a module-level, deterministic function of
+    #: ``(experiment, task)``, held as a ``staticmethod`` (a bound method would
+    #: pickle the pipeline into every worker).
+    run_task: Callable[[Any, Task], dict[str, np.ndarray]]
 
     def work(self, experiment) -> float:
         """The run's cost in replicate × checkpoint × category steps (chooses the default workers)."""
