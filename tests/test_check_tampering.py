@@ -104,6 +104,19 @@ def folders(tmp_path_factory):
     return made
 
 
+@pytest.fixture(scope="module")
+def reports(folders):
+    """`sim check`'s report on each untouched folder, by key (computed once, when first asked)."""
+    made = {}
+
+    def report(key):
+        if key not in made:
+            made[key] = check_results(folders[key])
+        return made[key]
+
+    return report
+
+
 @pytest.fixture
 def copy_of(folders, tmp_path):
     made = []
@@ -148,10 +161,9 @@ def _caught(folder, cli, column, *, table="summary.csv", via_cli=False):
     return failures
 
 
-def test_every_untouched_folder_passes(folders, cli):
-    for folder in folders.values():
-        r = cli("check", str(folder))
-        assert r.exit_code == 0, r.stdout
+def test_every_untouched_folder_passes(folders, reports):
+    for key in folders:
+        assert reports(key).passed, reports(key).table()
 
 
 # --- the audit's tamperings ------------------------------------------------
@@ -332,13 +344,13 @@ def _just_beyond(report, case, n, estimator, column, value):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("key", ["coin", "categorical", "large", "testing", "streamed", "fit"])
-def test_each_column_just_beyond_its_tolerance(folders, copy_of, key):
+def test_each_column_just_beyond_its_tolerance(reports, copy_of, key):
     """Every column, each in a row of its own, moved by 3× the tolerance its check
     states: each change is caught and named, so the stated tolerance is the one
     applied (none is an absolute floor).  A streamed folder's mean, sd, rmse and
     quantiles have no replicates to be recomputed from and are tested statistically
     instead (see test_streamed_means_moved_by_twice_the_critical_z)."""
-    report = check_results(folders[key])
+    report = reports(key)
     t = report.tests
     pending = list(RECOMPUTED_COLUMNS + CONSISTENT_COLUMNS)
     tampered, missed = [], []
@@ -380,8 +392,8 @@ def test_each_column_just_beyond_its_tolerance(folders, copy_of, key):
 
 
 @pytest.mark.parametrize("column", ["target", "exact_mean", "mean", "sd", "rmse", "q50", "mcse", "bias"])
-def test_fit_columns_just_beyond_their_tolerance(folders, copy_of, column):
-    report = check_results(folders["fit"])
+def test_fit_columns_just_beyond_their_tolerance(reports, copy_of, column):
+    report = reports("fit")
     folder = copy_of("fit")
     s = pd.read_csv(folder / "summary.csv")
     i = s.index[(s.case == "saturated") & (s.n == 200) & (s.estimator == "kl_fitted")][0]
@@ -466,6 +478,11 @@ def edges(tmp_path_factory):
     return report.path
 
 
+@pytest.fixture(scope="module")
+def edges_report(edges):
+    return check_results(edges)
+
+
 @pytest.mark.parametrize(
     ("case", "n", "estimator"),
     [
@@ -474,11 +491,11 @@ def edges(tmp_path_factory):
         ("testing", 1000, "p_wrong_tilted"),  # 2.69e-11 ± 1.2e-12
     ],
 )
-def test_edge_means_are_resolved_to_a_few_mcse(edges, tmp_path, case, n, estimator):
+def test_edge_means_are_resolved_to_a_few_mcse(edges, edges_report, tmp_path, case, n, estimator):
     """A mean six standard errors from the truth (the Bonferroni limit here is about
     4.5) is caught, with no replicates to recompute from: the statistical test itself
     resolves it, at the MCSE's scale whatever the size of the numbers."""
-    report = check_results(edges)
+    report = edges_report
     row = report.tests[
         (report.tests.case == case)
         & (report.tests.n == n)
