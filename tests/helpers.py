@@ -57,8 +57,9 @@ def skip_rendering(monkeypatch: pytest.MonkeyPatch) -> None:
     Rendering (layout and text) costs most of a second a figure; tests of
     what is written where, or of a run's control flow around its figures,
     do not need it.  Every figure kind is rendered for real elsewhere
-    (tests/test_figures.py: ``sim run``, ``sim plot --format svg`` and
-    ``sim plot`` in a fresh process; the fit kinds in tests/test_fit.py).
+    (tests/test_figures.py: ``sim plot --format svg``, ``sim plot`` in a
+    fresh process and a streamed ``sim run``; the testing figure in
+    tests/test_decision.py; the fit kinds in tests/test_fit.py).
     """
 
     def savefig(self: matplotlib.figure.Figure, fname: str | Path, *args: object, **kwargs: object) -> None:

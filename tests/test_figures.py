@@ -133,11 +133,17 @@ def test_describe_distribution(spec, text):
 
 @pytest.fixture(scope="module")
 def drawn(tmp_path_factory) -> Path:
-    """TINY (10 replicates) run by `sim run`, which draws its figures (rendered for real)."""
+    """TINY (10 replicates) run by `sim run`, which builds and writes its figures.
+
+    Not rendered: `sim plot` renders every kind in the tests below (SVG, and
+    PNG in a fresh process), through the same function `sim run` calls.
+    """
     out = tmp_path_factory.mktemp("drawn")
     cfg = out / "tiny.yaml"
     cfg.write_text(TINY.replace("replicates: 50", "replicates: 10"), encoding="utf-8")
-    r = CliRunner().invoke(main, ["run", str(cfg), "--out", str(out / "a")], catch_exceptions=False)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        skip_rendering(monkeypatch)
+        r = CliRunner().invoke(main, ["run", str(cfg), "--out", str(out / "a")], catch_exceptions=False)
     assert r.exit_code == 0, r.output
     return out / "a" / "tiny"
 
