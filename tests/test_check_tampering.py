@@ -18,6 +18,8 @@ old check, or just beyond the column's stated tolerance:
 from __future__ import annotations
 
 import math
+import multiprocessing
+import os
 import shutil
 
 import numpy as np
@@ -93,28 +95,31 @@ cases:
 }
 
 
+def _run_and_check(text, out):
+    """Run a config (in a worker process); its folder, and `sim check`'s report on that folder."""
+    report = run_experiment(parse_config(text), out)
+    assert report.check.passed, report.check.table()
+    return report.path, check_results(report.path)
+
+
 @pytest.fixture(scope="module")
-def folders(tmp_path_factory):
+def untouched(tmp_path_factory):
+    """Each folder and `sim check`'s report on it, by key: two at a time in forked processes."""
     out = tmp_path_factory.mktemp("tamper")
-    made = {}
-    for key, text in CONFIGS.items():
-        report = run_experiment(parse_config(text), out)
-        assert report.check.passed, report.check.table()
-        made[key] = report.path
-    return made
+    with multiprocessing.get_context("fork").Pool(min(2, os.cpu_count() or 1)) as pool:
+        done = pool.starmap(_run_and_check, [(text, out) for text in CONFIGS.values()], chunksize=1)
+    return dict(zip(CONFIGS, done, strict=True))
 
 
 @pytest.fixture(scope="module")
-def reports(folders):
-    """`sim check`'s report on each untouched folder, by key (computed once, when first asked)."""
-    made = {}
+def folders(untouched):
+    return {key: folder for key, (folder, _) in untouched.items()}
 
-    def report(key):
-        if key not in made:
-            made[key] = check_results(folders[key])
-        return made[key]
 
-    return report
+@pytest.fixture(scope="module")
+def reports(untouched):
+    """`sim check`'s report on each untouched folder, by key."""
+    return lambda key: untouched[key][1]
 
 
 @pytest.fixture
@@ -243,19 +248,23 @@ def test_categorical_plugin_mean_times_three_with_sd_zero(copy_of, cli):
     _caught(folder, cli, "mean")
 
 
+#: The fast tier (-m "not slow") tampers with the first of each list below; the full suite with all.
+SLOW = pytest.mark.slow
+
+
 @pytest.mark.parametrize(
     ("column", "change"),
     [
         ("exact_sd", lambda v: v * 2),
-        ("coverage95_exact", lambda v: v - 0.1),
-        ("z", lambda v: v * 10),
-        ("mcse", lambda v: v * 2),
-        ("bias", lambda v: v + 0.01),
-        ("rmse", lambda v: v * 3),
-        ("target", lambda v: v + 0.1),
-        ("sd", lambda v: v * 2),
-        ("coverage95", lambda v: v - 0.05),
-        ("coverage95_mcse", lambda v: v * 2),
+        pytest.param("coverage95_exact", lambda v: v - 0.1, marks=SLOW),
+        pytest.param("z", lambda v: v * 10, marks=SLOW),
+        pytest.param("mcse", lambda v: v * 2, marks=SLOW),
+        pytest.param("bias", lambda v: v + 0.01, marks=SLOW),
+        pytest.param("rmse", lambda v: v * 3, marks=SLOW),
+        pytest.param("target", lambda v: v + 0.1, marks=SLOW),
+        pytest.param("sd", lambda v: v * 2, marks=SLOW),
+        pytest.param("coverage95", lambda v: v - 0.05, marks=SLOW),
+        pytest.param("coverage95_mcse", lambda v: v * 2, marks=SLOW),
     ],
 )
 def test_the_audits_column_changes(copy_of, cli, column, change):
@@ -391,7 +400,13 @@ def test_each_column_just_beyond_its_tolerance(reports, copy_of, key):
     assert len(tampered) >= 6
 
 
-@pytest.mark.parametrize("column", ["target", "exact_mean", "mean", "sd", "rmse", "q50", "mcse", "bias"])
+@pytest.mark.parametrize(
+    "column",
+    [
+        "mean",
+        *(pytest.param(c, marks=SLOW) for c in ("target", "exact_mean", "sd", "rmse", "q50", "mcse", "bias")),
+    ],
+)
 def test_fit_columns_just_beyond_their_tolerance(reports, copy_of, column):
     report = reports("fit")
     folder = copy_of("fit")
@@ -415,7 +430,14 @@ def test_fit_infinite_fraction_and_trajectory(copy_of, cli):
 
 
 @pytest.mark.parametrize(
-    "column", ["kl_pq", "kl_qp", "entropy_p", "cross_entropy_pq", "llr_sigma", "chernoff"]
+    "column",
+    [
+        "kl_pq",
+        *(
+            pytest.param(c, marks=SLOW)
+            for c in ("kl_qp", "entropy_p", "cross_entropy_pq", "llr_sigma", "chernoff")
+        ),
+    ],
 )
 def test_analytic_columns_just_beyond_their_tolerance(copy_of, cli, column):
     folder = copy_of("coin")
@@ -487,8 +509,8 @@ def edges_report(edges):
     ("case", "n", "estimator"),
     [
         ("close", 100000000, "llr"),  # KL = 2.4e-18, mcse ≈ 1e-16: exact Binomial test
-        ("tiny", 100000000, "llr"),  # KL = 3.1e-11, 20 heads expected in R·n draws
-        ("testing", 1000, "p_wrong_tilted"),  # 2.69e-11 ± 1.2e-12
+        pytest.param("tiny", 100000000, "llr", marks=SLOW),  # KL = 3.1e-11, 20 heads expected in R·n draws
+        pytest.param("testing", 1000, "p_wrong_tilted", marks=SLOW),  # 2.69e-11 ± 1.2e-12
     ],
 )
 def test_edge_means_are_resolved_to_a_few_mcse(edges, edges_report, tmp_path, case, n, estimator):
@@ -515,7 +537,9 @@ def test_edge_means_are_resolved_to_a_few_mcse(edges, edges_report, tmp_path, ca
     assert ((f.case == case) & (f.n == n) & (f.column == "mean")).any(), f
 
 
-@pytest.mark.parametrize("case", ["close", "tiny", "testing"])
+@pytest.mark.parametrize(
+    "case", ["close", pytest.param("tiny", marks=SLOW), pytest.param("testing", marks=SLOW)]
+)
 def test_edge_exact_values_are_checked_to_rounding(edges, tmp_path, case):
     folder = tmp_path / "edges"
     shutil.copytree(edges, folder)
