@@ -9,7 +9,11 @@ makes several comparisons.  None was tuned to pass.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import matplotlib.figure
 import numpy as np
+import pytest
 from scipy import stats
 
 #: Family-wise false-alarm rate of each statistical test.
@@ -45,6 +49,23 @@ def assert_matches_pmf(samples: np.ndarray, pmf: np.ndarray, alpha: float = ALPH
     exp_arr *= sum(obs_bins) / exp_arr.sum()
     p_value = stats.chisquare(obs_bins, exp_arr).pvalue
     assert p_value > alpha, f"chi-square p = {p_value:.2e} over {len(obs_bins)} bins"
+
+
+def skip_rendering(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Build figures but do not render them: ``Figure.savefig`` writes a stub file.
+
+    Rendering (layout and text) costs most of a second a figure; tests of
+    what is written where, or of a run's control flow around its figures,
+    do not need it.  Every figure kind is rendered for real elsewhere
+    (tests/test_figures.py: ``sim plot --format svg``, ``sim plot`` in a
+    fresh process and a streamed ``sim run``; the testing figure in
+    tests/test_decision.py; the fit kinds in tests/test_fit.py).
+    """
+
+    def savefig(self: matplotlib.figure.Figure, fname: str | Path, *args: object, **kwargs: object) -> None:
+        Path(fname).write_bytes(b"not rendered\n")
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", savefig)
 
 
 #: A small config with a coin and a die, for tests that only need some results.

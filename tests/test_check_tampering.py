@@ -18,6 +18,8 @@ old check, or just beyond the column's stated tolerance:
 from __future__ import annotations
 
 import math
+import multiprocessing
+import os
 import shutil
 
 import numpy as np
@@ -93,15 +95,31 @@ cases:
 }
 
 
+def _run_and_check(text, out):
+    """Run a config (in a worker process); its folder, and `sim check`'s report on that folder."""
+    report = run_experiment(parse_config(text), out)
+    assert report.check.passed, report.check.table()
+    return report.path, check_results(report.path)
+
+
 @pytest.fixture(scope="module")
-def folders(tmp_path_factory):
+def untouched(tmp_path_factory):
+    """Each folder and `sim check`'s report on it, by key: two at a time in forked processes."""
     out = tmp_path_factory.mktemp("tamper")
-    made = {}
-    for key, text in CONFIGS.items():
-        report = run_experiment(parse_config(text), out)
-        assert report.check.passed, report.check.table()
-        made[key] = report.path
-    return made
+    with multiprocessing.get_context("fork").Pool(min(2, os.cpu_count() or 1)) as pool:
+        done = pool.starmap(_run_and_check, [(text, out) for text in CONFIGS.values()], chunksize=1)
+    return dict(zip(CONFIGS, done, strict=True))
+
+
+@pytest.fixture(scope="module")
+def folders(untouched):
+    return {key: folder for key, (folder, _) in untouched.items()}
+
+
+@pytest.fixture(scope="module")
+def reports(untouched):
+    """`sim check`'s report on each untouched folder, by key."""
+    return lambda key: untouched[key][1]
 
 
 @pytest.fixture
@@ -148,10 +166,9 @@ def _caught(folder, cli, column, *, table="summary.csv", via_cli=False):
     return failures
 
 
-def test_every_untouched_folder_passes(folders, cli):
-    for folder in folders.values():
-        r = cli("check", str(folder))
-        assert r.exit_code == 0, r.stdout
+def test_every_untouched_folder_passes(folders, reports):
+    for key in folders:
+        assert reports(key).passed, reports(key).table()
 
 
 # --- the audit's tamperings ------------------------------------------------
@@ -231,19 +248,23 @@ def test_categorical_plugin_mean_times_three_with_sd_zero(copy_of, cli):
     _caught(folder, cli, "mean")
 
 
+#: The fast tier (-m "not slow") tampers with the first of each list below; the full suite with all.
+SLOW = pytest.mark.slow
+
+
 @pytest.mark.parametrize(
     ("column", "change"),
     [
         ("exact_sd", lambda v: v * 2),
-        ("coverage95_exact", lambda v: v - 0.1),
-        ("z", lambda v: v * 10),
-        ("mcse", lambda v: v * 2),
-        ("bias", lambda v: v + 0.01),
-        ("rmse", lambda v: v * 3),
-        ("target", lambda v: v + 0.1),
-        ("sd", lambda v: v * 2),
-        ("coverage95", lambda v: v - 0.05),
-        ("coverage95_mcse", lambda v: v * 2),
+        pytest.param("coverage95_exact", lambda v: v - 0.1, marks=SLOW),
+        pytest.param("z", lambda v: v * 10, marks=SLOW),
+        pytest.param("mcse", lambda v: v * 2, marks=SLOW),
+        pytest.param("bias", lambda v: v + 0.01, marks=SLOW),
+        pytest.param("rmse", lambda v: v * 3, marks=SLOW),
+        pytest.param("target", lambda v: v + 0.1, marks=SLOW),
+        pytest.param("sd", lambda v: v * 2, marks=SLOW),
+        pytest.param("coverage95", lambda v: v - 0.05, marks=SLOW),
+        pytest.param("coverage95_mcse", lambda v: v * 2, marks=SLOW),
     ],
 )
 def test_the_audits_column_changes(copy_of, cli, column, change):
@@ -332,13 +353,13 @@ def _just_beyond(report, case, n, estimator, column, value):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("key", ["coin", "categorical", "large", "testing", "streamed", "fit"])
-def test_each_column_just_beyond_its_tolerance(folders, copy_of, key):
+def test_each_column_just_beyond_its_tolerance(reports, copy_of, key):
     """Every column, each in a row of its own, moved by 3× the tolerance its check
     states: each change is caught and named, so the stated tolerance is the one
     applied (none is an absolute floor).  A streamed folder's mean, sd, rmse and
     quantiles have no replicates to be recomputed from and are tested statistically
     instead (see test_streamed_means_moved_by_twice_the_critical_z)."""
-    report = check_results(folders[key])
+    report = reports(key)
     t = report.tests
     pending = list(RECOMPUTED_COLUMNS + CONSISTENT_COLUMNS)
     tampered, missed = [], []
@@ -379,9 +400,15 @@ def test_each_column_just_beyond_its_tolerance(folders, copy_of, key):
     assert len(tampered) >= 6
 
 
-@pytest.mark.parametrize("column", ["target", "exact_mean", "mean", "sd", "rmse", "q50", "mcse", "bias"])
-def test_fit_columns_just_beyond_their_tolerance(folders, copy_of, column):
-    report = check_results(folders["fit"])
+@pytest.mark.parametrize(
+    "column",
+    [
+        "mean",
+        *(pytest.param(c, marks=SLOW) for c in ("target", "exact_mean", "sd", "rmse", "q50", "mcse", "bias")),
+    ],
+)
+def test_fit_columns_just_beyond_their_tolerance(reports, copy_of, column):
+    report = reports("fit")
     folder = copy_of("fit")
     s = pd.read_csv(folder / "summary.csv")
     i = s.index[(s.case == "saturated") & (s.n == 200) & (s.estimator == "kl_fitted")][0]
@@ -403,7 +430,14 @@ def test_fit_infinite_fraction_and_trajectory(copy_of, cli):
 
 
 @pytest.mark.parametrize(
-    "column", ["kl_pq", "kl_qp", "entropy_p", "cross_entropy_pq", "llr_sigma", "chernoff"]
+    "column",
+    [
+        "kl_pq",
+        *(
+            pytest.param(c, marks=SLOW)
+            for c in ("kl_qp", "entropy_p", "cross_entropy_pq", "llr_sigma", "chernoff")
+        ),
+    ],
 )
 def test_analytic_columns_just_beyond_their_tolerance(copy_of, cli, column):
     folder = copy_of("coin")
@@ -466,19 +500,24 @@ def edges(tmp_path_factory):
     return report.path
 
 
+@pytest.fixture(scope="module")
+def edges_report(edges):
+    return check_results(edges)
+
+
 @pytest.mark.parametrize(
     ("case", "n", "estimator"),
     [
         ("close", 100000000, "llr"),  # KL = 2.4e-18, mcse ≈ 1e-16: exact Binomial test
-        ("tiny", 100000000, "llr"),  # KL = 3.1e-11, 20 heads expected in R·n draws
-        ("testing", 1000, "p_wrong_tilted"),  # 2.69e-11 ± 1.2e-12
+        pytest.param("tiny", 100000000, "llr", marks=SLOW),  # KL = 3.1e-11, 20 heads expected in R·n draws
+        pytest.param("testing", 1000, "p_wrong_tilted", marks=SLOW),  # 2.69e-11 ± 1.2e-12
     ],
 )
-def test_edge_means_are_resolved_to_a_few_mcse(edges, tmp_path, case, n, estimator):
+def test_edge_means_are_resolved_to_a_few_mcse(edges, edges_report, tmp_path, case, n, estimator):
     """A mean six standard errors from the truth (the Bonferroni limit here is about
     4.5) is caught, with no replicates to recompute from: the statistical test itself
     resolves it, at the MCSE's scale whatever the size of the numbers."""
-    report = check_results(edges)
+    report = edges_report
     row = report.tests[
         (report.tests.case == case)
         & (report.tests.n == n)
@@ -498,7 +537,9 @@ def test_edge_means_are_resolved_to_a_few_mcse(edges, tmp_path, case, n, estimat
     assert ((f.case == case) & (f.n == n) & (f.column == "mean")).any(), f
 
 
-@pytest.mark.parametrize("case", ["close", "tiny", "testing"])
+@pytest.mark.parametrize(
+    "case", ["close", pytest.param("tiny", marks=SLOW), pytest.param("testing", marks=SLOW)]
+)
 def test_edge_exact_values_are_checked_to_rounding(edges, tmp_path, case):
     folder = tmp_path / "edges"
     shutil.copytree(edges, folder)

@@ -12,7 +12,7 @@ from scipy import special, stats
 
 from sim import distributions as d
 from sim.decision import chernoff, coin_p_wrong, p_wrong_tilted, tilted
-from tests.helpers import z_crit
+from tests.helpers import skip_rendering, z_crit
 from tests.oracles import chernoff_decimal
 
 
@@ -235,7 +235,7 @@ def test_stein_exponent_approaches_kl():
 
 
 @pytest.mark.slow
-def test_testing_figure_and_chernoff_column(pw_runs, cli):
+def test_testing_figure_and_chernoff_column(pw_runs, cli, tmp_path, monkeypatch):
     from sim import figures
 
     nats, _ = pw_runs
@@ -250,6 +250,8 @@ def test_testing_figure_and_chernoff_column(pw_runs, cli):
     assert len(axes) == 6  # three cases × (p_wrong, Stein)
     labels = {label for ax in axes for label in ax.get_legend_handles_labels()[1]}
     assert {"exact (Binomial tail)", "slope −C(p, q)", "KL(p‖q)"} <= labels
+    fig.savefig(tmp_path / "testing.png")  # rendered for real; `sim plot` below builds every figure
+    skip_rendering(monkeypatch)
     assert cli("plot", str(nats.path)).exit_code == 0
     assert (nats.path / "figures" / "testing.png").exists()
 

@@ -13,12 +13,14 @@ import matplotlib
 import matplotlib.pyplot as plt
 import pytest
 import seaborn
+from click.testing import CliRunner
 from matplotlib.colors import to_hex
 
 from sim import figures
+from sim.cli import main
 from sim.config import parse_config
 from sim.runner import run_experiment
-from tests.helpers import TINY
+from tests.helpers import TINY, skip_rendering
 
 matplotlib.use("Agg")
 
@@ -129,15 +131,31 @@ def test_describe_distribution(spec, text):
     assert figures.describe_distribution(spec) == text
 
 
-@pytest.mark.slow
-def test_sim_plot_writes_every_figure(cli, tiny_results, tmp_path):
-    folder = tmp_path / "tiny"
-    shutil.copytree(tiny_results, folder)
-    shutil.rmtree(folder / "figures", ignore_errors=True)
-    r = cli("plot", str(folder))
+@pytest.fixture(scope="module")
+def drawn(tmp_path_factory) -> Path:
+    """TINY (10 replicates) run by `sim run`, which builds and writes its figures.
+
+    Not rendered: `sim plot` renders every kind in the tests below (SVG, and
+    PNG in a fresh process), through the same function `sim run` calls.
+    """
+    out = tmp_path_factory.mktemp("drawn")
+    cfg = out / "tiny.yaml"
+    cfg.write_text(TINY.replace("replicates: 50", "replicates: 10"), encoding="utf-8")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        skip_rendering(monkeypatch)
+        r = CliRunner().invoke(main, ["run", str(cfg), "--out", str(out / "a")], catch_exceptions=False)
     assert r.exit_code == 0, r.output
-    assert sorted(p.name for p in (folder / "figures").iterdir()) == sorted(f"{k}.png" for k in figures.KINDS)
+    return out / "a" / "tiny"
+
+
+@pytest.mark.slow
+def test_sim_plot_writes_every_figure_in_another_format_and_keeps_the_others(cli, drawn, tmp_path):
+    """`sim plot --format svg` beside the PNGs `sim run` drew.  (`sim plot` in the default
+    format on a folder without figures: test_sim_plot_in_a_fresh_process_needs_only_the_csvs.)"""
+    folder = tmp_path / "tiny"
+    shutil.copytree(drawn, folder)
     pngs = {p.name: p.read_bytes() for p in (folder / "figures").iterdir()}
+    assert sorted(pngs) == sorted(f"{k}.png" for k in figures.KINDS)
     r = cli("plot", str(folder), "--format", "svg")
     assert r.exit_code == 0
     names = sorted(p.name for p in (folder / "figures").iterdir())
@@ -161,7 +179,7 @@ def test_sim_plot_in_a_fresh_process_needs_only_the_csvs(tiny_results, tmp_path)
         check=False,
     )
     assert r.returncode == 0, r.stderr
-    assert {p.stem for p in (folder / "figures").iterdir()} == set(figures.KINDS)
+    assert {p.name for p in (folder / "figures").iterdir()} == {f"{k}.png" for k in figures.KINDS}
 
 
 def test_sim_plot_refuses_a_folder_that_is_not_results(cli, tiny_results, tmp_path):
@@ -174,16 +192,15 @@ def test_sim_plot_refuses_a_folder_that_is_not_results(cli, tiny_results, tmp_pa
 
 
 @pytest.mark.slow
-def test_run_draws_figures_unless_told_not_to(cli, write_config, tmp_path):
+def test_run_draws_figures_unless_told_not_to(cli, drawn, write_config, tmp_path):
+    assert {p.name for p in (drawn / "figures").iterdir()} == {f"{k}.png" for k in figures.KINDS}
     cfg = write_config(TINY.replace("replicates: 50", "replicates: 10"))
-    assert cli("run", str(cfg), "--out", str(tmp_path / "a")).exit_code == 0
-    assert {p.stem for p in (tmp_path / "a" / "tiny" / "figures").iterdir()} == set(figures.KINDS)
     assert cli("run", str(cfg), "--out", str(tmp_path / "b"), "--no-figures").exit_code == 0
     assert not (tmp_path / "b" / "tiny" / "figures").exists()
 
 
 @pytest.mark.slow
-def test_sim_plot_refuses_a_folder_a_run_is_writing(cli, tiny_results, tmp_path):
+def test_sim_plot_refuses_a_folder_a_run_is_writing(cli, tiny_results, tmp_path, monkeypatch):
     """While a run holds a results folder's lock, sim plot refuses it (exit 1) and writes nothing."""
     from sim import results as res
 
@@ -200,7 +217,9 @@ def test_sim_plot_refuses_a_folder_a_run_is_writing(cli, tiny_results, tmp_path)
         )
     assert r.returncode == 1 and "another sim run is writing" in r.stderr, r.stderr
     assert not (folder / "figures").exists()
+    skip_rendering(monkeypatch)  # the figures themselves: the tests above
     assert cli("plot", str(folder)).exit_code == 0  # and once it is released
+    assert {p.name for p in (folder / "figures").iterdir()} == {f"{k}.png" for k in figures.KINDS}
 
 
 # --------------------------------------------------------------------------
@@ -216,7 +235,7 @@ def _figure_names(folder: Path) -> set[str]:
 
 
 @pytest.mark.slow
-def test_a_streamed_run_draws_every_figure_its_tables_support(cli, write_config, tmp_path):
+def test_a_streamed_run_draws_every_figure_its_tables_support(cli, write_config, tmp_path, monkeypatch):
     out = tmp_path / "out"
     r = cli("run", str(write_config(STREAMED)), "--out", str(out))
     assert r.exit_code == 0, r.output
@@ -243,6 +262,7 @@ def test_a_streamed_run_draws_every_figure_its_tables_support(cli, write_config,
     texts = [t.get_text() for ax in fig.axes for t in ax.texts]  # the die's Stein panel says why it is empty
     assert texts == ["no simulated curve: it needs per-replicate\nllr values (save_replicates: false)"]
     shutil.rmtree(folder / "figures")
+    skip_rendering(monkeypatch)  # rendered for real by the run above
     r = cli("plot", str(folder))
     assert r.exit_code == 0, r.output
     assert _figure_names(folder) == drawn
@@ -257,6 +277,7 @@ def _broken(*args, **kwargs):
 
 @pytest.mark.slow
 def test_a_failing_figure_never_costs_the_tables(cli, write_config, tmp_path, monkeypatch):
+    skip_rendering(monkeypatch)  # the other figures are built, not rendered: what is written is the point
     monkeypatch.setattr(figures.folders, "error_figure", _broken)
     out = tmp_path / "out"
     r = cli("run", str(write_config(TINY.replace("replicates: 50", "replicates: 10"))), "--out", str(out))

@@ -313,27 +313,38 @@ def _tasks_of_64(monkeypatch):
     monkeypatch.setattr(sim.tasks, "MAX_BLOCK", 64)  # 400 replicates → 7 blocks → 2 tasks
 
 
+@pytest.fixture(scope="module")
+def serial_of_64(tmp_path_factory):
+    """CONFIG in blocks of 64, run serially: the bytes two workers and a resumed run must give."""
+    from sim.runner import Execution
+
+    with pytest.MonkeyPatch.context() as m:
+        _tasks_of_64(m)
+        out = tmp_path_factory.mktemp("serial64")
+        return run_experiment(parse_config(CONFIG), out, execution=Execution(workers=1)).path
+
+
 @pytest.mark.slow
-def test_fits_on_two_workers_write_identical_bytes(tmp_path, monkeypatch):
+def test_fits_on_two_workers_write_identical_bytes(tmp_path, monkeypatch, serial_of_64):
     from sim.pipelines.fit import plan
     from sim.runner import Execution
 
     _tasks_of_64(monkeypatch)
     assert len(plan(parse_config(CONFIG))) == 2
-    one = run_experiment(parse_config(CONFIG), tmp_path / "1", execution=Execution(workers=1)).path
+    one = serial_of_64
     two = run_experiment(parse_config(CONFIG), tmp_path / "2", execution=Execution(workers=2)).path
     for name in ("summary.csv", "replicates.csv.gz", "trajectory.csv", "analytic.csv"):
         assert (one / name).read_bytes() == (two / name).read_bytes(), name
 
 
 @pytest.mark.slow
-def test_an_interrupted_fit_resumes_to_identical_bytes(tmp_path, monkeypatch):
+def test_an_interrupted_fit_resumes_to_identical_bytes(tmp_path, monkeypatch, serial_of_64):
     import sim.pipelines.fit as fx
     from sim.pipelines import FitPipeline
     from sim.runner import Execution
 
     _tasks_of_64(monkeypatch)
-    reference = run_experiment(parse_config(CONFIG), tmp_path / "ref").path
+    reference = serial_of_64
     real, calls = fx.fit_task, []
 
     def interrupted(experiment, task):

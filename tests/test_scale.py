@@ -44,6 +44,29 @@ def _run(text, out, **execution):
     return run_experiment(parse_config(text), out, execution=Execution(quiet=True, **execution))
 
 
+class _Tty(io.StringIO):
+    def isatty(self):
+        return True
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """CONFIG run serially: the bytes every executor and every resumed run must give."""
+    return _run(CONFIG, tmp_path_factory.mktemp("reference"), workers=1).path
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """SMALL run serially with its progress bar on a terminal: (report, what the terminal showed)."""
+    tty = _Tty()
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(sys, "stderr", tty)
+        report = run_experiment(
+            parse_config(SMALL), tmp_path_factory.mktemp("small"), execution=Execution(workers=1)
+        )
+    return report, tty.getvalue()
+
+
 def test_tasks_do_not_depend_on_workers():
     e = parse_config(CONFIG)
     tasks = plan(e)
@@ -55,12 +78,14 @@ def test_tasks_do_not_depend_on_workers():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("save", ["true", "false"])
-def test_serial_processes_and_dask_write_identical_bytes(tmp_path, save):
+def test_serial_processes_and_dask_write_identical_bytes(tmp_path, save, reference):
     pytest.importorskip("distributed")
     text = CONFIG.replace("save_replicates: false", f"save_replicates: {save}")
-    if save == "true":
-        text = text.replace("replicates: 100000", "replicates: 40000")
-    serial = _run(text, tmp_path / "1", workers=1).path
+    if save == "true":  # still two tasks a case (4 blocks and 1)
+        text = text.replace("replicates: 100000", "replicates: 33000")
+        serial = _run(text, tmp_path / "1", workers=1).path
+    else:
+        serial = reference
     pool = _run(text, tmp_path / "2", workers=2).path
     dask = _run(text, tmp_path / "d", executor="dask", workers=2).path
     for name in FILES:
@@ -72,8 +97,8 @@ def test_serial_processes_and_dask_write_identical_bytes(tmp_path, save):
 
 
 @pytest.mark.slow
-def test_streaming_summary_equals_the_in_memory_one(tmp_path):
-    full = _run(SMALL, tmp_path / "full").summary
+def test_streaming_summary_equals_the_in_memory_one(tmp_path, small):
+    full = small[0].summary
     lean = _run(SMALL + "save_replicates: false\n", tmp_path / "lean")
     assert not (lean.path / "replicates.csv.gz").exists()
     s = lean.summary
@@ -110,8 +135,7 @@ def test_tilted_estimator_streams_within_its_a_priori_bound(tmp_path):
     assert lean.check.passed
 
 
-def test_resume_after_an_interruption_gives_identical_bytes(tmp_path, monkeypatch):
-    reference = _run(CONFIG, tmp_path / "ref").path
+def test_resume_after_an_interruption_gives_identical_bytes(tmp_path, monkeypatch, reference):
     real = sim.blocks.run_task
     calls = []
 
@@ -143,9 +167,8 @@ def _fail_on_third_task(experiment, task, real=sim.blocks.run_task):
     return real(experiment, task)
 
 
-def test_worker_processes_store_their_tasks_for_resume(tmp_path, monkeypatch):
+def test_worker_processes_store_their_tasks_for_resume(tmp_path, monkeypatch, reference):
     """With --workers 2 the workers write the resume files; resuming from them is exact."""
-    reference = _run(CONFIG, tmp_path / "ref").path
     monkeypatch.setattr(
         ConvergencePipeline, "run_task", staticmethod(_fail_on_third_task)
     )  # forked workers inherit it
@@ -181,12 +204,8 @@ def test_resume_refuses_a_different_config(tmp_path, monkeypatch, cli):
 
 
 def test_progress_bar_only_on_a_terminal():
-    class Tty(io.StringIO):
-        def isatty(self):
-            return True
-
-    tty, pipe = Tty(), io.StringIO()
-    for stream, quiet in ((tty, False), (pipe, False), (Tty(), True)):
+    tty, pipe = _Tty(), io.StringIO()
+    for stream, quiet in ((tty, False), (pipe, False), (_Tty(), True)):
         bar = Progress(10, "x", quiet=quiet, stream=stream)
         bar.start -= 5  # as if the run had lasted five seconds
         for _ in range(10):
@@ -260,10 +279,11 @@ def test_allocator_settings_take_effect_under_glibc():
     assert keep_freed_memory() is True
 
 
+# 13 tasks of 4 blocks: killed once 4 are stored, 9 are left to resume.
 KILLED = """
 name: killed
 seed: 5
-replicates: 1000000
+replicates: 400000
 save_replicates: false
 n: {min: 1, max: 1000000000, points: 40}
 cases:
@@ -304,17 +324,10 @@ def test_a_run_killed_halfway_and_resumed_equals_the_uninterrupted_one(tmp_path)
 
 
 @pytest.mark.slow
-def test_a_run_counts_its_progress_in_blocks(tmp_path, monkeypatch):
-    class Tty(io.StringIO):
-        def isatty(self):
-            return True
-
-    tty = Tty()
-    monkeypatch.setattr(sys, "stderr", tty)
-    run_experiment(parse_config(SMALL), tmp_path, execution=Execution(workers=1))
+def test_a_run_counts_its_progress_in_blocks(small):
     blocks = sum(t.blocks for t in plan(parse_config(SMALL)))
     assert blocks == 2 * -(-20000 // block_size(2))
-    assert f"{blocks}/{blocks} blocks" in tty.getvalue()
+    assert f"{blocks}/{blocks} blocks" in small[1]
 
 
 def test_streamed_experiments_of_one_name_and_seed_do_not_share_histogram_ranges(tmp_path):

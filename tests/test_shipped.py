@@ -10,6 +10,8 @@ with another numpy version, whose random streams may differ.  Never skipped.
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +22,7 @@ from sim import figures, provenance
 from sim.config import load_config
 from sim.runner import Execution, run_experiment
 from tests.agreement import another_cpu, disagreements
-from tests.helpers import z_crit
+from tests.helpers import TINY, z_crit
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
@@ -28,18 +30,35 @@ REQUIRED = {"coin", "coin_sweep", "categorical", "vocabulary", "bits", "classifi
 FILES = ("config.yaml", "analytic.csv", "summary.csv", "replicates.csv.gz", "trajectory.csv")
 
 
+#: Run first, so that the two processes of :func:`runs` finish together (the others take seconds).
+LONGEST = ("vocabulary", "classifier")
+
+
+def _run(path: Path, out: Path, emulated: bool) -> Path:
+    """Run one shipped config serially into ``out`` (in a worker process); ``emulated``: on another CPU."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        if emulated:
+            with another_cpu(monkeypatch):
+                return run_experiment(load_config(path), out, execution=Execution(workers=1)).path
+        return run_experiment(load_config(path), out, execution=Execution(workers=1)).path
+
+
 @pytest.fixture(scope="module")
-def fresh(tmp_path_factory):
-    """Each shipped config run once on this machine (serially), by name."""
-    out = tmp_path_factory.mktemp("fresh")
-    cache: dict[str, Path] = {}
+def runs(tmp_path_factory) -> dict[tuple[str, bool], Path]:
+    """Each shipped config run once on this machine and once on an emulated other CPU.
 
-    def run(path: Path) -> Path:
-        if path.stem not in cache:
-            cache[path.stem] = run_experiment(load_config(path), out, execution=Execution(workers=1)).path
-        return cache[path.stem]
-
-    return run
+    Each run is serial, in a process of its own forked from this one (so
+    that neither the emulation nor anything it cached outlives it); two run
+    at a time.  By (name, emulated).
+    """
+    out = tmp_path_factory.mktemp("shipped")
+    jobs = [(path, emulated) for path in CONFIGS for emulated in (False, True)]
+    jobs.sort(key=lambda job: job[0].stem not in LONGEST)
+    args = [(path, out / ("emulated" if emulated else "fresh"), emulated) for path, emulated in jobs]
+    fork = multiprocessing.get_context("fork")
+    with fork.Pool(min(2, os.cpu_count() or 1), maxtasksperchild=1) as pool:
+        done = pool.starmap(_run, args, chunksize=1)
+    return {(path.stem, emulated): folder for (path, emulated), folder in zip(jobs, done, strict=True)}
 
 
 def test_the_required_experiments_are_shipped():
@@ -55,14 +74,14 @@ def test_shipped_config_is_valid_and_described(path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
-def test_committed_results_are_what_sim_run_produces(path, fresh):
+def test_committed_results_are_what_sim_run_produces(path, runs):
     """Bytes on the recording machine; the stated bound on another CPU; statistics under another numpy.
 
     Under another numpy version each summary mean must agree with the
     committed one within z·√(mcse₁² + mcse₂²) (Bonferroni over the rows):
     two independent estimates of one expectation, each with its own MCSE.
     """
-    committed, new = ROOT / "results" / path.stem, fresh(path)
+    committed, new = ROOT / "results" / path.stem, runs[path.stem, False]
     recorded = json.loads((committed / "run.json").read_text())
     here = {"versions": provenance.versions(), "machine": provenance.machine()}
     assert (new / "config.yaml").read_bytes() == (committed / "config.yaml").read_bytes()
@@ -85,7 +104,7 @@ def test_committed_results_are_what_sim_run_produces(path, fresh):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
-def test_another_cpu_stays_within_the_stated_bound(path, fresh, tmp_path, monkeypatch):
+def test_another_cpu_stays_within_the_stated_bound(path, runs):
     """The cross-machine promise, on an emulated CPU whose log/exp differ in the last bit.
 
     Without an AVX-512 machine at hand, :func:`tests.agreement.another_cpu`
@@ -94,15 +113,11 @@ def test_another_cpu_stays_within_the_stated_bound(path, fresh, tmp_path, monkey
     README states.  (Comparing bytes here would fail, as it does between
     real CPUs.)
     """
-    with another_cpu(monkeypatch):
-        emulated = run_experiment(load_config(path), tmp_path, execution=Execution(workers=1)).path
-    assert disagreements(fresh(path), emulated) == []
+    assert disagreements(runs[path.stem, False], runs[path.stem, True]) == []
 
 
 def test_the_emulated_cpu_does_change_last_bits(tmp_path, monkeypatch, write_config):
     """The emulation is not a no-op: bytes differ, the bound holds (so the test above can fail)."""
-    from tests.helpers import TINY
-
     path = write_config(TINY)
     a = run_experiment(load_config(path), tmp_path / "a", execution=Execution(workers=1)).path
     with another_cpu(monkeypatch):
@@ -120,7 +135,8 @@ def test_committed_figures_exist(path):
     assert len(kinds) >= 2
 
 
-def test_run_json_records_the_machine(fresh):
-    info = json.loads((fresh(CONFIGS[0]) / "run.json").read_text())
+def test_run_json_records_the_machine(tmp_path, write_config):
+    run = run_experiment(load_config(write_config(TINY)), tmp_path, execution=Execution(workers=1))
+    info = json.loads((run.path / "run.json").read_text())
     assert info["machine"] == provenance.machine()
     assert info["machine"]["numpy_simd"]["baseline"]
