@@ -190,8 +190,11 @@ def _run_one(
     experiment: Experiment | FitExperiment, out: str, execution: Execution, *, figures: bool, overwrite: bool
 ) -> bool:
     """Run one experiment and print its summary lines and notes; True if a figure failed."""
-    from .runner import run_experiment
+    from .runner import replicates_note, run_experiment
 
+    note = replicates_note(experiment)
+    if note is not None:
+        click.echo(f"{experiment.name}: note: {note}", err=True)
     t0 = time.perf_counter()
     report = run_experiment(
         experiment,

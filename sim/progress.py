@@ -1,4 +1,4 @@
-"""The progress bar of a run: blocks done, rate and ETA on one line of stderr."""
+"""The progress bars of a run: blocks simulated, rows written; rate and ETA on one line of stderr."""
 
 from __future__ import annotations
 
@@ -9,14 +9,25 @@ from typing import TextIO
 
 
 class Progress:
-    """A one-line progress bar on stderr: blocks done (of cases × blocks), rate and ETA.
+    """A one-line progress bar on stderr: units done (blocks of cases × blocks, rows written), rate and ETA.
 
-    Shown only when stderr is a terminal, ``quiet`` is False and the run has
-    lasted a second; a non-terminal stderr gets nothing.
+    Shown only when stderr is a terminal, ``quiet`` is False and the work has
+    lasted ``delay`` seconds (or, with ``final``, once it is complete); a
+    non-terminal stderr gets nothing.
     """
 
-    def __init__(self, total: int, label: str, *, quiet: bool = False, stream: TextIO | None = None):
-        self.total, self.label = total, label
+    def __init__(
+        self,
+        total: int,
+        label: str,
+        *,
+        quiet: bool = False,
+        stream: TextIO | None = None,
+        unit: str = "blocks",
+        delay: float = 1.0,
+        final: bool = True,
+    ):
+        self.total, self.label, self.unit, self.delay, self.final = total, label, unit, delay, final
         self.stream = stream or sys.stderr
         self.enabled = not quiet and total > 0 and getattr(self.stream, "isatty", lambda: False)()
         self.done = 0
@@ -29,7 +40,7 @@ class Progress:
         if not self.enabled:
             return
         elapsed = time.monotonic() - self.start
-        if elapsed < 1.0 and self.done < self.total:
+        if elapsed < self.delay and (self.done < self.total or not self.final):
             return
         rate = self.done / elapsed if elapsed > 0 else 0.0
         eta = (self.total - self.done) / rate if rate > 0 else math.inf
@@ -37,7 +48,7 @@ class Progress:
         filled = int(width * self.done / self.total)
         eta_text = f"{eta:5.0f}s" if math.isfinite(eta) else "    ?"
         self.stream.write(
-            f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} blocks "
+            f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} {self.unit} "
             f"{rate:6.1f}/s ETA {eta_text}"
         )
         self.stream.flush()

@@ -19,7 +19,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -40,19 +40,30 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
     return frame.to_csv(index=False, lineterminator="\n").encode("utf-8")
 
 
-def write_csv(frame: pd.DataFrame, path: Path) -> None:
+#: Rows formatted at once by :func:`write_csv`: bounds the text held in memory.
+CHUNK_ROWS = 50_000
+
+
+def write_csv(frame: pd.DataFrame, path: Path, *, progress: Callable[[int], None] | None = None) -> None:
     """Write ``frame`` to ``path`` as CSV, gzip-compressed when it ends in ``.gz``.
 
-    The gzip header carries no file name and no time stamp, so equal frames
-    give equal bytes.
+    Rows are formatted and compressed :data:`CHUNK_ROWS` at a time, so the
+    text of a large table is never held whole; ``progress(rows)`` is called
+    after each chunk.  The gzip header carries no file name and no time
+    stamp, and deflate's output does not depend on how its input is split,
+    so equal frames give equal bytes.
     """
-    data = csv_bytes(frame)
-    with open(path, "wb") as fh:
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(open(path, "wb"))
         if path.name.endswith(".gz"):
-            with gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0, compresslevel=6) as gz:
-                gz.write(data)
-        else:
-            fh.write(data)
+            out = stack.enter_context(
+                gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=6)
+            )
+        for start in range(0, max(len(frame), 1), CHUNK_ROWS):
+            chunk = frame.iloc[start : start + CHUNK_ROWS]
+            out.write(chunk.to_csv(index=False, header=start == 0, lineterminator="\n").encode("utf-8"))
+            if progress is not None:
+                progress(len(chunk))
 
 
 def write_json(obj: dict, path: Path) -> None:

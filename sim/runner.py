@@ -170,7 +170,7 @@ def _run_locked(experiment, out: Path, command, after, execution: Execution) -> 
         with stage("write"):
             (tmp / res.CONFIG).write_text(dump_config(experiment), encoding="utf-8")
             for name, frame in tables.items():
-                res.write_csv(frame, tmp / name)
+                _write_table(frame, tmp / name, experiment.name, quiet=execution.quiet)
         if after is not None:
             with stage("figures"):
                 report.figures = _figures_outcome(after, report, tmp)
@@ -183,6 +183,54 @@ def _run_locked(experiment, out: Path, command, after, execution: Execution) -> 
         res.write_json(info, tmp / res.RUN)
     store.discard()
     return report
+
+
+#: A write shows its progress bar once it has lasted this long (seconds).
+WRITE_PROGRESS_DELAY = 2.0
+
+
+def _write_table(frame: pd.DataFrame, path: Path, label: str, *, quiet: bool) -> None:
+    """Write one table, with a progress bar in rows if the write takes more than a couple of seconds."""
+    progress = Progress(
+        len(frame),
+        f"{label}: writing {path.name}",
+        quiet=quiet,
+        unit="rows",
+        delay=WRITE_PROGRESS_DELAY,
+        final=False,
+    )
+    try:
+        res.write_csv(frame, path, progress=progress.update)
+    finally:
+        progress.close()
+
+
+#: Bytes per value of ``replicates.csv.gz``, on the large side (3 to 9 in the shipped results).
+REPLICATE_BYTES_PER_VALUE = 10
+
+
+def replicates_size(experiment: Experiment | FitExperiment) -> int:
+    """An estimate (on the large side) of the bytes ``replicates.csv.gz`` will take; 0 when not written."""
+    rows = pipeline_for(experiment).replicate_rows(experiment)
+    return rows * len(experiment.estimators) * REPLICATE_BYTES_PER_VALUE
+
+
+#: A replicates file estimated above this many bytes is announced before the run.
+LARGE_REPLICATES = 100 * 10**6
+
+
+def replicates_note(experiment: Experiment | FitExperiment) -> str | None:
+    """One line announcing a ``replicates.csv.gz`` of more than ~100 MB, with the way to avoid it; else None."""
+    size = replicates_size(experiment)
+    if size <= LARGE_REPLICATES:
+        return None
+    rows = pipeline_for(experiment).replicate_rows(experiment)
+    instead = (
+        "save_replicates: false keeps the summaries without it"
+        if pipeline_for(experiment).streams
+        else "fewer replicates or sample sizes make it smaller"
+    )
+    return f"replicates.csv.gz will hold {rows:,} rows, about {size / 1e6:,.0f} MB; {instead}"
 
 
 def _figures_outcome(after: Callable, report: RunReport, folder: Path) -> dict[str, Any]:

@@ -257,8 +257,11 @@ def test_ctrl_c_stops_within_a_second_and_keeps_previous_results(tmp_path, sig):
     assert time.monotonic() - sent < 1.0
     assert proc.returncode == 130
     assert err.strip().splitlines() == [
+        # SLOW would write 4,000,000 replicate rows: announced before it starts
+        "slow: note: replicates.csv.gz will hold 4,000,000 rows, about 160 MB; "
+        "save_replicates: false keeps the summaries without it",
         "Interrupted: earlier results are untouched; finished tasks are kept, "
-        "and `sim run CONFIG --resume` continues the run."
+        "and `sim run CONFIG --resume` continues the run.",
     ]
     assert (tmp_path / "out" / "slow" / "summary.csv").read_bytes() == before
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".slow.lock", ".slow.resume", "slow"]

@@ -32,6 +32,12 @@ class Pipeline(Protocol):
     processes by reference); everything else runs in the main process.
     """
 
+    #: Whether ``save_replicates: false`` applies: the run can keep summaries without replicates.
+    streams: bool
+
+    def replicate_rows(self, experiment) -> int:
+        """Rows ``replicates.csv.gz`` will have (one per case, replicate and n; 0 when not written)."""
+
     def mode(self, experiment) -> str:
         """What, beyond the config, decides the tasks' results (part of the resume fingerprint)."""
 

@@ -26,6 +26,12 @@ class ConvergencePipeline:
     """The :class:`sim.pipelines.base.Pipeline` of ``kind: convergence``."""
 
     run_task = staticmethod(blocks.run_task)
+    streams = True
+
+    def replicate_rows(self, experiment: Experiment) -> int:
+        if not experiment.save_replicates:
+            return 0
+        return experiment.replicates * len(experiment.checkpoints) * len(experiment.cases)
 
     def mode(self, experiment: Experiment) -> str:
         return "replicates" if experiment.save_replicates else "streaming"

@@ -233,6 +233,10 @@ class FitPipeline:
     """The :class:`sim.pipelines.base.Pipeline` of ``kind: fit``."""
 
     run_task = staticmethod(fit_task)
+    streams = False  # replicates are always kept
+
+    def replicate_rows(self, experiment: FitExperiment) -> int:
+        return experiment.replicates * len(experiment.checkpoints) * len(experiment.cases)
 
     def mode(self, experiment: FitExperiment) -> str:
         return experiment.kind  # replicates are always kept: the kind alone decides

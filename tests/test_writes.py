@@ -1,0 +1,109 @@
+"""Writing results: chunked CSVs equal to whole ones, progress for long writes, large files announced."""
+
+from __future__ import annotations
+
+import gzip
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import sim.results as res
+import sim.runner
+from sim.config import parse_config
+from sim.progress import Progress
+from tests.helpers import TINY
+
+
+def _table(rows: int) -> pd.DataFrame:
+    rng = np.random.default_rng(3)
+    return pd.DataFrame(
+        {
+            "case": np.where(np.arange(rows) % 3 == 0, "coin", "die"),
+            "replicate": np.arange(rows, dtype=np.int64),
+            "n": np.tile(np.array([1, 10, 10**12], dtype=np.int64), rows // 3 + 1)[:rows],
+            # values with long shortest representations, tiny and huge magnitudes, and a nan
+            "llr": np.concatenate([rng.normal(size=rows - 3), [1e-300, 3.0e300, np.nan]]),
+        }
+    )
+
+
+@pytest.mark.parametrize("name", ["t.csv", "t.csv.gz"])
+def test_a_chunked_write_gives_the_bytes_of_a_whole_one(tmp_path, monkeypatch, name):
+    frame = _table(1000)
+    whole = frame.to_csv(index=False, lineterminator="\n").encode("utf-8")
+    monkeypatch.setattr(res, "CHUNK_ROWS", 77)  # 13 chunks, the last one short
+    done = []
+    res.write_csv(frame, tmp_path / name, progress=done.append)
+    data = (tmp_path / name).read_bytes()
+    if name.endswith(".gz"):
+        expected = io.BytesIO()
+        with gzip.GzipFile(filename="", mode="wb", fileobj=expected, mtime=0, compresslevel=6) as gz:
+            gz.write(whole)
+        assert data == expected.getvalue()  # deflate does not depend on how its input was split
+        data = gzip.decompress(data)
+    assert data == whole
+    assert sum(done) == len(frame) and len(done) == 13
+    back = pd.read_csv(tmp_path / name)
+    np.testing.assert_array_equal(back.llr.to_numpy(), frame.llr.to_numpy())  # same float64, nan included
+
+
+def test_an_empty_table_is_its_header(tmp_path):
+    res.write_csv(_table(6).iloc[:0], tmp_path / "e.csv")
+    assert (tmp_path / "e.csv").read_text() == "case,replicate,n,llr\n"
+
+
+class _Tty(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_a_write_shows_progress_only_once_it_has_lasted():
+    quick, slow = _Tty(), _Tty()
+    for stream, lasted in ((quick, 0.0), (slow, 5.0)):
+        bar = Progress(100, "x: writing r.csv.gz", stream=stream, unit="rows", delay=2.0, final=False)
+        bar.start -= lasted
+        for _ in range(4):
+            bar.update(25)
+        bar.close()
+    assert quick.getvalue() == ""  # a quick write draws nothing, not even its last line
+    assert "x: writing r.csv.gz" in slow.getvalue() and "100/100 rows" in slow.getvalue()
+
+
+def test_a_run_shows_its_write_progress_on_a_terminal(tmp_path, monkeypatch):
+    monkeypatch.setattr(sim.runner, "WRITE_PROGRESS_DELAY", 0.0)
+    tty = _Tty()
+    monkeypatch.setattr("sys.stderr", tty)
+    sim.runner.run_experiment(parse_config(TINY), tmp_path)
+    rows = 50 * 3 * 2  # replicates × sizes × cases
+    assert "tiny: writing replicates.csv.gz [" in tty.getvalue()
+    assert f"{rows}/{rows} rows" in tty.getvalue()
+
+
+def test_a_large_replicates_file_is_announced_with_the_way_to_avoid_it():
+    big = parse_config(TINY.replace("replicates: 50", "replicates: 10000000"))
+    note = sim.runner.replicates_note(big)
+    # 10⁷ replicates × 3 sizes × 2 cases rows, 4 estimators, ~10 bytes a value
+    assert note == (
+        "replicates.csv.gz will hold 60,000,000 rows, about 2,400 MB; "
+        "save_replicates: false keeps the summaries without it"
+    )
+    assert sim.runner.replicates_note(parse_config(TINY)) is None
+    assert (
+        sim.runner.replicates_note(
+            parse_config(TINY.replace("replicates: 50", "replicates: 10000000") + "save_replicates: false\n")
+        )
+        is None
+    )
+
+
+def test_sim_run_prints_the_note_before_running(cli, tmp_path, monkeypatch):
+    monkeypatch.setattr(sim.runner, "LARGE_REPLICATES", 1000)  # TINY's 300 rows × 4 values × 10 bytes
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY)
+    r = cli("run", str(config), "--out", str(tmp_path / "out"), "--no-figures")
+    assert r.exit_code == 0
+    first = r.stderr.splitlines()[0]
+    assert first.startswith("tiny: note: replicates.csv.gz will hold 300 rows, about ")
+    assert first.endswith("; save_replicates: false keeps the summaries without it")
