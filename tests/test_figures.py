@@ -313,3 +313,19 @@ def test_a_failing_figure_stage_still_publishes_the_tables(cli, write_config, tm
     assert r.stderr.splitlines() == [f"Error: {out / 'tiny'}: figures failed: RuntimeError: no display"]
     assert (out / "tiny" / "summary.csv").is_file() and (out / "tiny" / "run.json").is_file()
     assert sorted(p.name for p in out.iterdir()) == [".tiny.lock", "tiny"]
+
+
+@pytest.mark.slow
+def test_figures_drawn_side_by_side_are_the_files_drawn_in_turn(tmp_path, monkeypatch):
+    """Figures are drawn on one forked process per core; the files are those of one process."""
+    folder = run_experiment(parse_config(TINY), tmp_path / "run").path
+    side_by_side = figures.draw_figures(folder, into=tmp_path / "two")
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    in_turn = figures.draw_figures(folder, into=tmp_path / "one")
+    assert (
+        [p.name for p in side_by_side.written]
+        == [p.name for p in in_turn.written]
+        == [f"{k}.png" for k in figures.KINDS]
+    )
+    for path in side_by_side.written:
+        assert path.read_bytes() == (tmp_path / "one" / path.name).read_bytes(), path.name

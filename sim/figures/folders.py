@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import tempfile
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -249,6 +251,49 @@ def _save_atomically(fig: Figure, path: Path) -> None:
         raise
 
 
+#: The figures being drawn, set just before the drawing processes are forked (which inherit it).
+_JOB: dict[str, Any] = {}
+
+
+def _draw_one(kind: str) -> str | None:
+    """Draw and save one figure of :data:`_JOB`; the failure in one line, or None."""
+    try:
+        _save_atomically(_JOB["drawers"][kind](), _JOB["paths"][kind])
+    except Exception as exc:  # one figure never costs the others, nor the results
+        return one_line(exc)
+    return None
+
+
+def _draw_all(
+    drawers: Mapping[str, Callable[[], Figure]], paths: Mapping[str, Path]
+) -> dict[str, str | None]:
+    """Draw every figure, on one forked process per core when there are several; each kind's failure or None.
+
+    A figure's drawing is independent of the others' and gives the same
+    bytes in any process, so the figures are drawn side by side (layout and
+    rendering dominate, in pure Python and Agg).  Where processes cannot be
+    forked, or for one figure or one core, they are drawn here, in turn.
+    """
+    _JOB.update(drawers=drawers, paths=paths)
+    try:
+        workers = min(len(drawers), os.cpu_count() or 1)
+        if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+            return {kind: _draw_one(kind) for kind in drawers}
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            futures = {kind: pool.submit(_draw_one, kind) for kind in drawers}
+            return {kind: _outcome(future) for kind, future in futures.items()}
+    finally:
+        _JOB.clear()
+
+
+def _outcome(future: Future) -> str | None:
+    """A drawing process's answer, or why it gave none (it died: out of memory, killed)."""
+    try:
+        return future.result()
+    except Exception as exc:
+        return one_line(exc)
+
+
 def draw_figures(folder: str | Path, *, fmt: str = "png", into: str | Path | None = None) -> FigureReport:
     """Draw every figure of a results folder into ``into`` (default ``folder/figures``).
 
@@ -280,14 +325,13 @@ def draw_figures(folder: str | Path, *, fmt: str = "png", into: str | Path | Non
     target.mkdir(parents=True, exist_ok=True)
     report = FigureReport()
     report.skipped, report.partial = figure_notes(tables)
-    for kind, draw in _drawers(tables).items():
-        path = target / f"{kind}.{fmt}"
-        try:
-            _save_atomically(draw(), path)
-        except Exception as exc:  # one figure never costs the others, nor the results
-            report.failed[kind] = one_line(exc)
-            continue
-        report.written.append(path)
+    drawers = _drawers(tables)
+    paths = {kind: target / f"{kind}.{fmt}" for kind in drawers}
+    for kind, failure in _draw_all(drawers, paths).items():
+        if failure is None:
+            report.written.append(paths[kind])
+        else:
+            report.failed[kind] = failure
     for kind in ALL_KINDS:
         stale = target / f"{kind}.{fmt}"
         if stale not in report.written and stale.is_file():
