@@ -17,11 +17,14 @@ import fcntl
 import gzip
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .errors import OutputError, RunError
@@ -42,28 +45,97 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
 
 #: Rows formatted at once by :func:`write_csv`: bounds the text held in memory.
 CHUNK_ROWS = 50_000
+#: Strings written as they are by pandas (no quoting): names as configs allow them, units, families.
+_PLAIN = re.compile(r"[A-Za-z0-9._+-]+")
 
 
 def write_csv(frame: pd.DataFrame, path: Path, *, progress: Callable[[int], None] | None = None) -> None:
     """Write ``frame`` to ``path`` as CSV, gzip-compressed when it ends in ``.gz``.
 
-    Rows are formatted and compressed :data:`CHUNK_ROWS` at a time, so the
-    text of a large table is never held whole; ``progress(rows)`` is called
-    after each chunk.  The gzip header carries no file name and no time
-    stamp, and deflate's output does not depend on how its input is split,
-    so equal frames give equal bytes.
+    The text is what ``frame.to_csv(index=False, lineterminator="\\n")``
+    gives, byte for byte, formatted :data:`CHUNK_ROWS` rows at a time (the
+    text of a large table is never held whole) while the previous chunk is
+    compressed on another thread; ``progress(rows)`` is called after each
+    chunk.  The gzip header carries no file name and no time stamp, and
+    deflate's output does not depend on how its input is split, so equal
+    frames give equal bytes.
     """
+    chunks = _csv_chunks(frame)
     with contextlib.ExitStack() as stack:
         out = stack.enter_context(open(path, "wb"))
         if path.name.endswith(".gz"):
             out = stack.enter_context(
                 gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=6)
             )
-        for start in range(0, max(len(frame), 1), CHUNK_ROWS):
-            chunk = frame.iloc[start : start + CHUNK_ROWS]
-            out.write(chunk.to_csv(index=False, header=start == 0, lineterminator="\n").encode("utf-8"))
+        compressor = stack.enter_context(ThreadPoolExecutor(1))  # zlib releases the GIL
+        pending = None
+        for rows, data in chunks:
+            if pending is not None:
+                pending.result()  # in order, at most one chunk waiting
+            pending = compressor.submit(out.write, data)
             if progress is not None:
-                progress(len(chunk))
+                progress(rows)
+        if pending is not None:
+            pending.result()
+
+
+def _csv_chunks(frame: pd.DataFrame) -> Iterator[tuple[int, bytes]]:
+    """(rows, CSV bytes) of ``frame`` in chunks, the header with the first."""
+    fast = _formatters(frame)
+    for start in range(0, max(len(frame), 1), CHUNK_ROWS):
+        chunk = frame.iloc[start : start + CHUNK_ROWS]
+        if fast is None:
+            text = chunk.to_csv(index=False, header=start == 0, lineterminator="\n")
+        else:
+            columns = [fmt(chunk[name].to_numpy()) for name, fmt in zip(frame.columns, fast, strict=True)]
+            body = "".join(map(_line, zip(*columns, strict=True))) if len(chunk) else ""
+            text = (",".join(frame.columns) + "\n" if start == 0 else "") + body
+        yield len(chunk), text.encode("utf-8")
+
+
+def _line(fields: tuple[str, ...]) -> str:
+    return ",".join(fields) + "\n"
+
+
+def _formatters(frame: pd.DataFrame) -> list[Callable[[np.ndarray], list[str]]] | None:
+    """Per column, a formatter giving pandas' text for it; None when some column needs pandas itself.
+
+    Floats are written as their shortest round-trip repr (as pandas does), nan
+    as the empty field; integers as decimals; strings as they are when they
+    need no quoting.  Anything else (other dtypes, strings with commas or
+    quotes, column names that need quoting) is left to pandas.
+    """
+    if not all(isinstance(c, str) and _PLAIN.fullmatch(c) for c in frame.columns):
+        return None
+    out = []
+    for name in frame.columns:
+        column = frame[name]
+        if column.dtype == np.float64:
+            out.append(_floats)
+        elif column.dtype == np.int64:
+            out.append(_integers)
+        elif pd.api.types.is_string_dtype(column.dtype) and all(
+            isinstance(v, str) and _PLAIN.fullmatch(v) for v in column.unique()
+        ):
+            out.append(_strings)
+        else:
+            return None
+    return out
+
+
+def _floats(values: np.ndarray) -> list[str]:
+    text = list(map(float.__repr__, values.tolist()))
+    for i in np.flatnonzero(np.isnan(values)).tolist():
+        text[i] = ""
+    return text
+
+
+def _integers(values: np.ndarray) -> list[str]:
+    return list(map(int.__repr__, values.tolist()))
+
+
+def _strings(values: np.ndarray) -> list[str]:
+    return values.tolist()
 
 
 def write_json(obj: dict, path: Path) -> None:

@@ -107,3 +107,31 @@ def test_sim_run_prints_the_note_before_running(cli, tmp_path, monkeypatch):
     first = r.stderr.splitlines()[0]
     assert first.startswith("tiny: note: replicates.csv.gz will hold 300 rows, about ")
     assert first.endswith("; save_replicates: false keeps the summaries without it")
+
+
+def test_the_fast_formatting_is_pandas_text_byte_for_byte(tmp_path):
+    """Shortest reprs at every magnitude, signed zeros, nan, infinities, subnormals; strings and ints."""
+    rng = np.random.default_rng(11)
+    special = [0.0, -0.0, np.nan, np.inf, -np.inf, 1e16, 1e15, 9999999999999998.0, 1e-5, 1e-4, 0.1, 1 / 3]
+    special += [5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, -1e-300, 1e21, 1e22]
+    rows = 3000
+    values = np.concatenate([special, rng.normal(size=rows) * 10.0 ** rng.integers(-300, 300, size=rows)])[
+        :rows
+    ]
+    frame = pd.DataFrame(
+        {
+            "case": np.where(np.arange(rows) % 2 == 0, "coin", "die_2.x-y"),
+            "replicate": np.arange(rows, dtype=np.int64) - 5,
+            "n": np.arange(rows, dtype=np.int64) * 10**12,
+            "llr": values,
+            "entropy": rng.permutation(values),
+        }
+    )
+    assert res._formatters(frame) is not None  # the fast path is the one tested
+    res.write_csv(frame, tmp_path / "t.csv")
+    assert (tmp_path / "t.csv").read_bytes() == frame.to_csv(index=False, lineterminator="\n").encode()
+    # what the fast path cannot write as pandas does is left to pandas
+    quoted = frame.assign(case=np.where(np.arange(rows) % 2 == 0, "a,b", 'say "hi"'))
+    assert res._formatters(quoted) is None
+    res.write_csv(quoted, tmp_path / "q.csv")
+    assert (tmp_path / "q.csv").read_bytes() == quoted.to_csv(index=False, lineterminator="\n").encode()
