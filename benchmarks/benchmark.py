@@ -15,6 +15,9 @@ the machine's speed cancels out.  Targets (issue 7):
 - two local workers give at least 1.7× on a sampling-bound run;
 - 10^7 coin replicates × 10 checkpoints × 4 estimators stay under 1 GiB (streaming);
 - ``sim --help`` answers in under 0.3 s.
+
+and (issue 15) ``replicates.csv.gz`` written at least 8× faster than pandas'
+``to_csv`` + gzip level 6, and the figures of ``results/coin`` in at most 1.5 s.
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ sys.path.insert(0, str(ROOT))
 
 from sim.allocator import keep_freed_memory  # noqa: E402
 from sim.blocks import run_task  # noqa: E402
-from sim.config import parse_config  # noqa: E402
+from sim.config import ESTIMATORS, parse_config  # noqa: E402
+from sim.results import write_csv  # noqa: E402
 from sim.runner import Execution, run_experiment  # noqa: E402
 from sim.tasks import block_size, plan  # noqa: E402
 
@@ -126,6 +130,33 @@ def peak_memory_kb(config: str, workers: int) -> tuple[int, float]:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         out = subprocess.run(args, capture_output=True, text=True, env=env, check=True).stdout
         return int(out.strip().splitlines()[-1]), time.perf_counter() - t0
+
+
+def replicates_table(rows: int):
+    """A coin's ``replicates.csv.gz`` table of ``rows`` rows (case, replicate, n and 4 estimators)."""
+    import pandas as pd
+
+    rng = np.random.default_rng(1)
+    columns = {"case": "coin", "replicate": np.arange(rows) // 20, "n": np.arange(rows) % 20 + 1}
+    return pd.DataFrame(columns | {e: rng.normal(size=rows) for e in ESTIMATORS})
+
+
+def pandas_gzip(frame, path: Path) -> None:
+    """The baseline: pandas' ``to_csv`` of the whole table, then gzip level 6."""
+    import gzip
+
+    with (
+        open(path, "wb") as fh,
+        gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0, compresslevel=6) as gz,
+    ):
+        gz.write(frame.to_csv(index=False, lineterminator="\n").encode("utf-8"))
+
+
+def figures_of(folder: Path, into: Path) -> None:
+    """Draw every figure of a results folder (tables read from disk, as ``sim plot`` does)."""
+    from sim.figures import draw_figures
+
+    draw_figures(folder, into=into)
 
 
 def help_seconds() -> float:
@@ -306,6 +337,25 @@ def main() -> None:
     )
     h = help_seconds()
     record("sim --help", h, "s", "< 0.3", h < 0.3, "best of 5, fresh process")
+
+    # (e) time to results (issue 15): writes and figures
+    r_t = 60_000 if q else 300_000
+    table = replicates_table(r_t)
+    with tempfile.TemporaryDirectory() as tmp:
+        t_pandas = best(lambda: pandas_gzip(table, Path(tmp) / "p.csv.gz"), 3)
+        t_ours = best(lambda: write_csv(table, Path(tmp) / "o.csv.gz"), 3)
+        same = (Path(tmp) / "p.csv.gz").read_bytes() == (Path(tmp) / "o.csv.gz").read_bytes()
+    record(
+        "replicates write: pandas + gzip 6 / ours",
+        t_pandas / t_ours,
+        "×",
+        "≥ 8",
+        t_pandas / t_ours >= 8,
+        f"{r_t:,} rows × 4 floats, {'the same bytes' if same else 'OTHER BYTES'}",
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        t_fig = best(lambda: figures_of(ROOT / "results" / "coin", Path(tmp)), 3)
+    record("figures of results/coin", t_fig, "s", "≤ 1.5", t_fig <= 1.5, "5 figures, 200 dpi, 2 cores")
 
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}"
     print(f"\nmachine: {machine}")
