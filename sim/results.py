@@ -38,11 +38,6 @@ TRAJECTORY = "trajectory.csv"
 FIGURES = "figures"
 
 
-def csv_bytes(frame: pd.DataFrame) -> bytes:
-    """A DataFrame as CSV bytes: no index, ``\\n`` line ends, floats round-trip."""
-    return frame.to_csv(index=False, lineterminator="\n").encode("utf-8")
-
-
 #: Rows formatted at once by :func:`write_csv`: bounds the text held in memory.
 CHUNK_ROWS = 50_000
 #: Strings written as they are by pandas (no quoting): names as configs allow them, units, families.

@@ -224,10 +224,11 @@ def replicates_note(experiment: Experiment | FitExperiment) -> str | None:
     size = replicates_size(experiment)
     if size <= LARGE_REPLICATES:
         return None
-    rows = pipeline_for(experiment).replicate_rows(experiment)
+    pipeline = pipeline_for(experiment)
+    rows = pipeline.replicate_rows(experiment)
     instead = (
         "save_replicates: false keeps the summaries without it"
-        if pipeline_for(experiment).streams
+        if pipeline.streams
         else "fewer replicates or sample sizes make it smaller"
     )
     return f"replicates.csv.gz will hold {rows:,} rows, about {size / 1e6:,.0f} MB; {instead}"

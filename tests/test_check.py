@@ -159,20 +159,11 @@ def test_run_reports_agreement_in_one_line(cli, write_config, tmp_path):
 def no_exact_plugin_variance(monkeypatch):
     """The exact plug-in variance out of budget, as for a large vocabulary of distinct p."""
     monkeypatch.setattr(exact, "VARIANCE_BUDGET", 0)
-    for cached in (
-        registry._moments,
-        exact.plugin_moments,
-        exact._exact_plugin_variance,
-        exact.plugin_variance,
-    ):
+    caches = (registry._moments, exact.plugin_moments, exact._exact_plugin_variance, exact.plugin_variance)
+    for cached in caches:
         cached.cache_clear()
     yield
-    for cached in (
-        registry._moments,
-        exact.plugin_moments,
-        exact._exact_plugin_variance,
-        exact.plugin_variance,
-    ):
+    for cached in caches:
         cached.cache_clear()
 
 
