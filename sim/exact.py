@@ -75,6 +75,8 @@ class Moments:
 RECURRENCE_SD = 30.0
 #: Lattice points evaluated at once (bounds memory whatever K is).
 CHUNK_POINTS = 1 << 21
+#: Lattice points evaluated at once: small enough for the arrays to stay in the CPU's cache.
+SLICE_POINTS = 1 << 16
 
 
 def _window(n: int, p: np.ndarray):
@@ -89,14 +91,16 @@ def _window(n: int, p: np.ndarray):
 def expect(n: int, probs: np.ndarray, g) -> np.ndarray:
     """E[g(C_k, k)] for C_k ~ Binomial(n, p_k), for every k (see the module notes).
 
-    ``g(c, k)`` receives float counts and category indices of equal shape.
+    ``g(c, k)`` receives float counts and the category indices, which
+    broadcast against each other (one index per row of counts, or one per count).
     It may return a tuple of m arrays: the result is then (m, K), every
     expectation taken from one evaluation of the pmfs.
     Narrow binomials (sd ≤ ``RECURRENCE_SD``) take their pmf from one scipy
     value at the window's start and the exact ratio pmf(c+1)/pmf(c) =
     (n − c)p/((c + 1)(1 − p)) accumulated in log space (relative error about
     the window's length times 1e-16); wide ones take scipy's pmf on a stride.
-    Work proceeds in chunks of at most ``CHUNK_POINTS`` lattice points.
+    Narrow windows are padded to a common width in groups of at most
+    ``CHUNK_POINTS`` lattice points, evaluated ``SLICE_POINTS`` at a time.
     """
     p = np.asarray(probs, dtype=float)
     out: np.ndarray | None = None
@@ -110,19 +114,10 @@ def expect(n: int, probs: np.ndarray, g) -> np.ndarray:
 
     narrow = np.flatnonzero(sd <= RECURRENCE_SD)
     width = (hi - lo + 1).astype(np.int64)
-    start = 0
-    while start < narrow.size:
-        w_max = int(width[narrow[start]])
-        stop = start
-        while (
-            stop < narrow.size and (stop - start + 1) * max(w_max, int(width[narrow[stop]])) <= CHUNK_POINTS
-        ):
-            w_max = max(w_max, int(width[narrow[stop]]))
-            stop += 1
-        stop = max(stop, start + 1)
-        ks = narrow[start:stop]
-        put(ks, _expect_narrow(n, p[ks], lo[ks], hi[ks], ks, int(width[ks].max()), g))
-        start = stop
+    for group, w in _narrow_groups(width[narrow]):
+        ks = narrow[group]
+        for rows in np.array_split(ks, -(-ks.size * w // SLICE_POINTS)):  # rows are independent
+            put(rows, _expect_narrow(n, p[rows], lo[rows], hi[rows], rows, w, g))
     wide = np.flatnonzero(sd > RECURRENCE_SD)
     # chunks are sized by the points actually evaluated (one per stride), not by
     # the windows' widths, which grow like √n: at n = 2⁵³ that made a thousand
@@ -132,6 +127,23 @@ def expect(n: int, probs: np.ndarray, g) -> np.ndarray:
         if chunk.size:
             put(chunk, _expect_wide(n, p[chunk], sd[chunk], lo[chunk], hi[chunk], chunk, g))
     return out if out is not None else np.zeros(p.size)
+
+
+def _narrow_groups(widths: np.ndarray) -> Iterator[tuple[slice, int]]:
+    """Consecutive runs of windows padded to one width: (positions, width) of each.
+
+    Greedy: a run grows while its length times its widest window stays within
+    ``CHUNK_POINTS`` (one window at least).  A row's sum depends on the width it
+    is padded to (pairwise summation), so the runs are part of the result's
+    last bits; they are decided here once, without a Python loop per window.
+    """
+    start = 0
+    while start < widths.size:
+        seg = np.maximum.accumulate(widths[start : start + CHUNK_POINTS // int(widths[start]) + 1])
+        fits = np.arange(1, seg.size + 1) * seg <= CHUNK_POINTS
+        length = max(1, int(np.argmin(fits)) if not fits.all() else seg.size)
+        yield slice(start, start + length), int(seg[length - 1])
+        start += length
 
 
 def _weighted_sums(weights: np.ndarray, valid: np.ndarray | None, values) -> np.ndarray:
@@ -155,11 +167,25 @@ def _expect_narrow(n, p, lo, hi, ks, width, g) -> np.ndarray:
     valid = c <= hi[:, None]
     cc = np.minimum(c, hi[:, None])
     with np.errstate(divide="ignore", invalid="ignore"):
-        log_ratio = np.log(n - cc[:, :-1]) - np.log(cc[:, :-1] + 1) + (np.log(p) - np.log1p(-p))[:, None]
+        log_ratio = _log_count_ratio(n, cc[:, :-1]) + (np.log(p) - np.log1p(-p))[:, None]
         log_pmf = np.empty(c.shape)
         log_pmf[:, 0] = _log_pmf_at(lo, n, p)
         log_pmf[:, 1:] = log_pmf[:, :1] + np.cumsum(np.where(valid[:, 1:], log_ratio, 0.0), axis=1)
-        return _weighted_sums(np.exp(log_pmf), valid, g(cc, np.broadcast_to(ks[:, None], c.shape)))
+        return _weighted_sums(np.exp(log_pmf), valid, g(cc, ks[:, None]))
+
+
+def _log_count_ratio(n: int, c: np.ndarray) -> np.ndarray:
+    """log(n − c) − log(c + 1) for integer-valued c, from tables of the counts' range when it is short.
+
+    The tables hold the very values the logarithms give elementwise; they only
+    save computing them once per point (a lattice repeats each count many times).
+    """
+    first, last = float(c.min()), float(c.max())
+    if last - first > c.size:
+        return np.log(n - c) - np.log(c + 1)
+    span = np.arange(first, last + 1.0)
+    at = (c - first).astype(np.intp)
+    return np.log(n - span)[at] - np.log(span + 1)[at]
 
 
 #: Beyond this n the narrow sums start from Loader's form, not scipy's logpmf.
@@ -245,8 +271,9 @@ VARIANCE_STRIDE_PER_SD = 4
 VARIANCE_BUDGET = 1 << 19
 #: Relative margin added to the computed Efron–Stein bound for its own rounding.
 BOUND_MARGIN = 1e-9
-#: Lattice points of the variance's sums evaluated at once (about 30 arrays of them live).
-VARIANCE_CHUNK = 1 << 19
+#: Lattice points of the variance's sums evaluated at once (about 30 arrays of them live,
+#: all in the CPU's cache).
+VARIANCE_CHUNK = 1 << 15
 
 
 class PluginVariance(NamedTuple):
@@ -594,6 +621,63 @@ def _cross_term(
     return 2.0 / nf * math.fsum(gamma * _group_fsum(deviations, inverse, gamma.size) / rest)
 
 
+#: Counts up to this take the count-only part of the Efron–Stein step from a table.
+TABLE_COUNTS = 1 << 16
+
+
+def _count_step(r: np.ndarray) -> np.ndarray:
+    """r log(1 + 1/r) − 1 written as r h(1/r) − log1p(1/r) (−1 at r = 0), for integer-valued r ≥ 0."""
+    inv = 1.0 / np.maximum(r, 1.0)
+    return np.where(r >= 1.0, r * xlog1px_minus_x(inv) - np.log1p(inv), -1.0)
+
+
+def _step_moments(trials: float, values: np.ndarray, rest: np.ndarray, step) -> tuple[np.ndarray, np.ndarray]:
+    """Each type's mean of ``step(R, t)`` over R ~ Binomial(trials, p_t), and its spread about it.
+
+    Rows of stride 1 (sd below ``2 VARIANCE_STRIDE_PER_SD``) take their
+    weights from the pmf ratio recurrence of :func:`expect`, up to a constant
+    that the normalisation removes (one logarithm a point instead of Loader's
+    form); the others take :func:`_lattice`'s.  Both are relative to 1e-13 or
+    better, far inside ``BOUND_MARGIN``.
+    """
+    mean_step, spread = np.zeros(values.size), np.zeros(values.size)
+    lo, stride, counts = _lattice_shape(np.full(values.size, trials), values, rest)
+    unit = (stride == 1.0) & (rest > 0.0)
+    rows_at = np.flatnonzero(unit)
+    for group, width in _narrow_groups(counts[rows_at]):
+        rows = rows_at[group]
+        for part in np.array_split(rows, -(-rows.size * width // SLICE_POINTS)):
+            r, w = _recurrence_weights(trials, values[part], rest[part], lo[part], counts[part], width)
+            e = step(r, np.broadcast_to(part[:, None], r.shape))
+            mean_step[part] = m = (w * e).sum(axis=1)
+            spread[part] = (w * (e - m[:, None]) ** 2).sum(axis=1)
+    others = np.flatnonzero(~unit)
+    for rows, row, r, w in _chunks(np.full(others.size, trials), values[others], rest[others]):
+        t = others[rows]
+        e = step(r, t[row])
+        mean_step[t] = m = np.bincount(row, weights=w * e, minlength=rows.size)
+        spread[t] = np.bincount(row, weights=w * (e - m[row]) ** 2, minlength=rows.size)
+    return mean_step, spread
+
+
+def _recurrence_weights(trials, p, p_bar, lo, counts, width) -> tuple[np.ndarray, np.ndarray]:
+    """Counts and normalised Binomial(trials, p) weights of unit-stride windows, one row each.
+
+    Rows are padded to ``width`` points; padding repeats the row's last count
+    with weight 0.
+    """
+    c = lo[:, None] + np.arange(width)[None, :]
+    last = (lo + counts - 1)[:, None]
+    valid = c <= last
+    c = np.minimum(c, last)
+    with np.errstate(divide="ignore"):  # trials − c = 0 only in padding, masked below
+        ratio = np.log((trials - c[:, :-1]) / (c[:, :-1] + 1.0)) + (np.log(p) - np.log(p_bar))[:, None]
+    log_w = np.zeros(c.shape)
+    np.cumsum(np.where(valid[:, 1:], ratio, 0.0), axis=1, out=log_w[:, 1:])
+    w = np.where(valid, np.exp(log_w - log_w.max(axis=1, keepdims=True)), 0.0)
+    return c, w / w.sum(axis=1, keepdims=True)
+
+
 def _efron_stein_bound(pair: Pair, n: int) -> float:
     """An upper bound on Var KL(p̂_n‖q) from one-dimensional Binomial sums (see :func:`plugin_variance`)."""
     probs, values, inverse, multiplicity = _probability_types(pair)
@@ -603,15 +687,12 @@ def _efron_stein_bound(pair: Pair, n: int) -> float:
 
     def step(r, t):  # n·(ψ_t(r + 1) − ψ_t(r)) = log((r + 1)/(n p_t)) + r log(1 + 1/r) − 1
         x = ((r + 1.0 - hi[t]) - lo[t]) / (nf * values[t])
-        inv = 1.0 / np.maximum(r, 1.0)
-        return np.log1p(x) + np.where(r >= 1.0, r * xlog1px_minus_x(inv) - np.log1p(inv), -1.0)
+        top = float(r.max(initial=0.0))
+        if top <= TABLE_COUNTS:  # the part that depends on r alone, once per count
+            return np.log1p(x) + _count_step(np.arange(top + 1.0))[r.astype(np.intp)]
+        return np.log1p(x) + _count_step(r)
 
-    # each type's mean step and its spread about that mean, in one pass
-    mean_step, spread = np.zeros(values.size), np.zeros(values.size)
-    for rows, row, r, w in _chunks(nf - 1.0, values, rest):
-        e = step(r, rows[row])
-        mean_step[rows] = m = np.bincount(row, weights=w * e, minlength=rows.size)
-        spread[rows] = np.bincount(row, weights=w * (e - m[row]) ** 2, minlength=rows.size)
+    mean_step, spread = _step_moments(nf - 1.0, values, rest, step)
     centre = math.fsum(multiplicity * values * mean_step)
     spread += (mean_step - centre) ** 2  # E(e − centre)², a sum of two non-negative terms
     deviations = np.bincount(inverse, weights=_llr_deviations(pair), minlength=values.size)
