@@ -9,6 +9,7 @@ so that ``sim --help`` answers at once.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import sys
@@ -144,7 +145,9 @@ def run(
     completes; a figure that fails is named in one line, and the tables are
     still published (exit status 1).  Blocks of replicates run on local processes
     (--workers) or a Dask cluster (--executor dask) with byte-identical
-    results; an interrupted run continues with --resume.
+    results; an interrupted run continues with --resume.  Several small
+    experiments run side by side, one per core (unless --workers or --executor
+    is given), and their lines are printed in order.
 
     \b
     Examples:
@@ -163,13 +166,24 @@ def run(
     execution = Execution(executor, workers, scheduler, resume, quiet)
     signal.signal(signal.SIGTERM, _interrupt)
     keep_freed_memory()
-    figures_failed = False
-    for experiment in experiments:
-        figures_failed |= _run_one(
-            experiment, out, execution, figures=not no_figures, overwrite=not no_overwrite
-        )
-    if figures_failed:
+    if _run_all(experiments, out, execution, figures=not no_figures, overwrite=not no_overwrite):
         sys.exit(1)
+
+
+def _run_all(experiments, out: str, execution: Execution, *, figures: bool, overwrite: bool) -> bool:
+    """Run every experiment, side by side when they are several and small; True if a figure failed."""
+    from .runner import side_by_side_width
+    from .sidebyside import side_by_side
+
+    jobs = [
+        functools.partial(_run_one, e, out, execution, figures=figures, overwrite=overwrite)
+        for e in experiments
+    ]
+    width = side_by_side_width(experiments, execution)
+    if width > 1 and figures:
+        from . import figures as _  # noqa: F401 - imported once here, shared by the forked runs
+    runs = side_by_side(jobs, workers=width) if width > 1 else (job() for job in jobs)
+    return any([figures_failed for figures_failed in runs])  # a list: every run, not up to the first
 
 
 def _experiments_to_run(

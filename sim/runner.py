@@ -32,6 +32,7 @@ from .executors import default_workers, execute
 from .pipelines import Pipeline, pipeline_for
 from .progress import Progress
 from .resume import ResumeStore, fingerprint
+from .sidebyside import can_fork, workers_here
 from .summary import unseen_notes
 from .tasks import Task
 
@@ -91,6 +92,22 @@ class _Stopwatch:
                 sw.timings[stage] = sw.timings.get(stage, 0.0) + time.perf_counter() - self.t0
 
         return _Stage()
+
+
+def side_by_side_width(experiments: Sequence[Experiment | FitExperiment], execution: Execution) -> int:
+    """How many of ``experiments`` ``sim run`` runs at once (see :mod:`sim.sidebyside`).
+
+    One per core when there are several and every one is small enough to
+    run its blocks on one core (see :func:`sim.executors.default_workers`),
+    on local processes with the worker count left to ``sim run``; otherwise
+    1, in turn, each run free to use every core.  An experiment's results
+    do not depend on what runs beside it.
+    """
+    if len(experiments) < 2 or execution.executor != "local" or execution.workers is not None:
+        return 1
+    if not can_fork() or any(default_workers(pipeline_for(e).work(e)) > 1 for e in experiments):
+        return 1
+    return min(len(experiments), workers_here())
 
 
 def run_experiment(

@@ -1,0 +1,111 @@
+"""Experiments side by side: output in order, results and failures as if run in turn."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+import pytest
+
+from sim.config import parse_config
+from sim.runner import Execution, side_by_side_width
+from sim.sidebyside import can_fork, side_by_side
+
+pytestmark = pytest.mark.skipif(not can_fork(), reason="needs fork")
+
+
+def _job(i: int, *, sleep: float = 0.0, fail: bool = False, started: Path | None = None):
+    def job():
+        if started is not None:
+            (started / str(i)).touch()
+        click.echo(f"out {i}")
+        click.echo(f"err {i}", err=True)
+        time.sleep(sleep)
+        if fail:
+            raise ValueError(f"job {i} failed")
+        return i * 10
+
+    return job
+
+
+def test_results_and_output_come_in_the_order_given(capsys):
+    # the first job is the slowest: the others finish before it and must wait for it
+    jobs = [_job(0, sleep=0.6), _job(1), _job(2, sleep=0.2), _job(3)]
+    assert list(side_by_side(jobs, workers=2)) == [0, 10, 20, 30]
+    captured = capsys.readouterr()
+    assert captured.out == "out 0\nout 1\nout 2\nout 3\n"
+    assert captured.err == "err 0\nerr 1\nerr 2\nerr 3\n"
+
+
+def test_a_failure_is_raised_in_order_and_stops_the_jobs_after_it(capsys, tmp_path):
+    jobs = [_job(0, started=tmp_path), _job(1, fail=True, started=tmp_path)]
+    jobs += [_job(i, started=tmp_path, sleep=0.5) for i in range(2, 6)]
+    seen = []
+    with pytest.raises(ValueError, match="job 1 failed"):
+        for value in side_by_side(jobs, workers=2):
+            seen.append(value)
+    assert seen == [0]
+    started = {int(p.name) for p in tmp_path.iterdir()}
+    assert {0, 1} <= started and len(started) <= 3  # two at a time: job 2 at most had started
+    assert capsys.readouterr().out.splitlines()[:2] == ["out 0", "out 1"]
+
+
+def test_a_job_that_dies_is_reported():
+    with pytest.raises(RuntimeError, match="died"):
+        list(side_by_side([lambda: os._exit(3), _job(1)], workers=2))
+
+
+def test_an_unpicklable_result_is_reported_in_one_line():
+    with pytest.raises(RuntimeError, match="pickle"):
+        list(side_by_side([lambda: lambda: None], workers=1))
+
+
+def test_output_goes_to_the_streams_of_the_moment(monkeypatch):
+    # the parent's streams are looked up when replaying (as click's CliRunner swaps them)
+    lines = []
+
+    class Sink:
+        def write(self, text):
+            lines.append(text)
+
+        def flush(self):
+            pass
+
+    monkeypatch.setattr(sys, "stdout", Sink())
+    assert list(side_by_side([_job(5)], workers=1)) == [50]
+    assert lines == ["out 5\n"]
+
+
+SMALL = "name: {name}\nseed: 1\nreplicates: 20\nn: [1, 10]\ncases: [{{name: c, p: 0.7, q: 0.5}}]\n"
+
+
+def test_side_by_side_only_for_several_small_local_runs():
+    small = [parse_config(SMALL.format(name=f"e{i}")) for i in range(3)]
+    big = parse_config(SMALL.format(name="big").replace("replicates: 20", "replicates: 100000000"))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert side_by_side_width(small, Execution()) == min(3, cores)
+    assert side_by_side_width(small[:1], Execution()) == 1
+    assert side_by_side_width([*small, big], Execution()) == 1
+    assert side_by_side_width(small, Execution(workers=1)) == 1
+    assert side_by_side_width(small, Execution(executor="dask")) == 1
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: nothing runs side by side")
+def test_sim_run_side_by_side_writes_what_running_in_turn_writes(cli, write_config, tmp_path):
+    configs = [str(write_config(SMALL.format(name=f"e{i}"), f"e{i}.yaml")) for i in range(3)]
+    together = cli("run", *configs, "--out", str(tmp_path / "together"), "--no-figures")
+    in_turn = cli("run", *configs, "--out", str(tmp_path / "in_turn"), "--no-figures", "--workers", "1")
+    assert together.exit_code == in_turn.exit_code == 0
+
+    def first_words(output):
+        return [line.split(" ")[0] for line in output.splitlines()]
+
+    assert first_words(together.output) == first_words(in_turn.output)
+    assert first_words(together.output)[0::2] == ["e0:", "e1:", "e2:"]
+    for i in range(3):
+        for name in ("analytic.csv", "summary.csv", "replicates.csv.gz", "config.yaml"):
+            a = (tmp_path / "together" / f"e{i}" / name).read_bytes()
+            assert a == (tmp_path / "in_turn" / f"e{i}" / name).read_bytes(), (i, name)
