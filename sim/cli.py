@@ -172,7 +172,7 @@ def run(
 
 def _run_all(experiments, out: str, execution: Execution, *, figures: bool, overwrite: bool) -> bool:
     """Run every experiment, side by side when they are several and small; True if a figure failed."""
-    from .runner import side_by_side_width
+    from .runner import heaviest_first, side_by_side_width
     from .sidebyside import side_by_side
 
     jobs = [
@@ -182,7 +182,10 @@ def _run_all(experiments, out: str, execution: Execution, *, figures: bool, over
     width = side_by_side_width(experiments, execution)
     if width > 1 and figures:
         from . import figures as _  # noqa: F401 - imported once here, shared by the forked runs
-    runs = side_by_side(jobs, workers=width) if width > 1 else (job() for job in jobs)
+    if width > 1:
+        runs = side_by_side(jobs, workers=width, start=heaviest_first(experiments))
+    else:
+        runs = (job() for job in jobs)
     return any([figures_failed for figures_failed in runs])  # a list: every run, not up to the first
 
 

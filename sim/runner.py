@@ -110,6 +110,12 @@ def side_by_side_width(experiments: Sequence[Experiment | FitExperiment], execut
     return min(len(experiments), workers_here())
 
 
+def heaviest_first(experiments: Sequence[Experiment | FitExperiment]) -> list[int]:
+    """Indices of ``experiments`` from the most work to the least (ties in order), to start side by side."""
+    work = [pipeline_for(e).work(e) for e in experiments]
+    return sorted(range(len(experiments)), key=lambda i: -work[i])
+
+
 def run_experiment(
     experiment: Experiment | FitExperiment,
     out: str | Path = "results",

@@ -68,7 +68,9 @@ def can_fork() -> bool:
     return "fork" in multiprocessing.get_all_start_methods()
 
 
-def side_by_side(jobs: Sequence[Callable[[], Any]], *, workers: int) -> Iterator[Any]:
+def side_by_side(
+    jobs: Sequence[Callable[[], Any]], *, workers: int, start: Sequence[int] | None = None
+) -> Iterator[Any]:
     """Run ``jobs`` on up to ``workers`` forked processes; yield their results in order.
 
     Parameters
@@ -79,6 +81,10 @@ def side_by_side(jobs: Sequence[Callable[[], Any]], *, workers: int) -> Iterator
         :class:`RuntimeError` with its one-line description.
     workers : int
         Most jobs running at once (at least 1).
+    start : sequence of int, optional
+        The order in which to start the jobs (indices into ``jobs``; default
+        their order): the longest first shortens the whole.  Output and
+        results come in the order of ``jobs`` whatever it is.
 
     Yields
     ------
@@ -93,7 +99,7 @@ def side_by_side(jobs: Sequence[Callable[[], Any]], *, workers: int) -> Iterator
         that finished; the jobs after it are stopped (see the module notes).
     """
     context = multiprocessing.get_context("fork")
-    pending = list(enumerate(jobs))[::-1]
+    pending = [(i, jobs[i]) for i in (range(len(jobs)) if start is None else start)][::-1]
     running: dict[Connection, tuple[int, multiprocessing.process.BaseProcess]] = {}
     done: dict[int, _Outcome] = {}
     following = 0

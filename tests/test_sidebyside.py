@@ -109,3 +109,11 @@ def test_sim_run_side_by_side_writes_what_running_in_turn_writes(cli, write_conf
         for name in ("analytic.csv", "summary.csv", "replicates.csv.gz", "config.yaml"):
             a = (tmp_path / "together" / f"e{i}" / name).read_bytes()
             assert a == (tmp_path / "in_turn" / f"e{i}" / name).read_bytes(), (i, name)
+
+
+def test_jobs_start_in_the_order_asked_and_report_in_theirs(capsys, tmp_path):
+    jobs = [_job(i, started=tmp_path) for i in range(3)]
+    assert list(side_by_side(jobs, workers=1, start=[2, 0, 1])) == [0, 10, 20]
+    started = sorted(tmp_path.iterdir(), key=lambda p: p.stat().st_mtime_ns)
+    assert [p.name for p in started] == ["2", "0", "1"]
+    assert capsys.readouterr().out == "out 0\nout 1\nout 2\n"
