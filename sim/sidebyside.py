@@ -76,15 +76,13 @@ def side_by_side(
     Parameters
     ----------
     jobs : sequence of callables
-        Independent jobs taking no argument; each result (or exception) must
-        be picklable.  An exception that is not is replaced by a
-        :class:`RuntimeError` with its one-line description.
+        Independent jobs taking no argument, whose results and exceptions
+        pickle (one that does not becomes a one-line :class:`RuntimeError`).
     workers : int
         Most jobs running at once (at least 1).
     start : sequence of int, optional
-        The order in which to start the jobs (indices into ``jobs``; default
-        their order): the longest first shortens the whole.  Output and
-        results come in the order of ``jobs`` whatever it is.
+        The order in which to start the jobs (indices into ``jobs``); output
+        and results come in the order of ``jobs`` whatever it is.
 
     Yields
     ------
