@@ -26,6 +26,7 @@ import argparse
 import csv
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -157,6 +158,53 @@ def figures_of(folder: Path, into: Path) -> None:
     from sim.figures import draw_figures
 
     draw_figures(folder, into=into)
+
+
+def _tree_pss_kb(root: int) -> int:
+    """Memory (kB) of ``root`` and its descendants now: their summed PSS (shared pages split among sharers)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as fh:
+                    parents[int(entry)] = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    tree, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent and pid not in tree]
+        tree.update(children)
+        frontier += children
+    total = 0
+    for pid in tree:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as fh:
+                total += int(re.search(r"^Pss:\s+(\d+)", fh.read(), re.M).group(1))
+        except (OSError, AttributeError, ValueError):
+            continue
+    return total
+
+
+def quickstart(*extra: str) -> tuple[float, int]:
+    """``sim run`` of every shipped config into a temporary folder, in a fresh process.
+
+    Returns the wall time (s) and the peak memory of the process and its
+    children together (summed PSS, kB), sampled every 20 ms.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        args = [sys.executable, "-m", "sim", "run", "--out", tmp, "--quiet", *extra]
+        t0 = time.perf_counter()
+        child = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        peak = 0
+        while child.poll() is None:
+            peak = max(peak, _tree_pss_kb(child.pid))
+            time.sleep(0.02)
+        seconds = time.perf_counter() - t0
+        if child.returncode != 0:
+            raise RuntimeError(f"sim run failed: {child.stderr.read().decode()[-500:]}")
+        return seconds, peak
 
 
 def help_seconds() -> float:
@@ -356,6 +404,25 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         t_fig = best(lambda: figures_of(ROOT / "results" / "coin", Path(tmp)), 3)
     record("figures of results/coin", t_fig, "s", "≤ 1.5", t_fig <= 1.5, "5 figures, 200 dpi, 2 cores")
+
+    runs = [(quickstart(), quickstart("--workers", "1")) for _ in range(1 if q else 3)]
+    (t_all, kb_all), (t_turn, _) = min(runs, key=lambda r: r[0][0])
+    record(
+        "sim run of the shipped configs",
+        t_all,
+        "s",
+        "≤ 15",
+        t_all <= 15,
+        f"7 experiments, figures and checks; in turn (--workers 1): {t_turn:.1f} s",
+    )
+    record(
+        "peak memory of that run",
+        kb_all / 1024,
+        "MiB",
+        "≤ 300",
+        kb_all <= 300 * 1024,
+        "PSS summed over its processes, sampled every 20 ms",
+    )
 
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}"
     print(f"\nmachine: {machine}")
