@@ -69,8 +69,8 @@ def count_paths(
     *,
     rng: np.random.Generator,
     method: str = "counts",
-    with_delta: bool = False,
-) -> Iterator[np.ndarray]:
+    sparse: bool = False,
+) -> Iterator[np.ndarray] | Iterator[tuple[np.ndarray | None, Change | None]]:
     """Yield the cumulative counts of ``size`` sample paths at each checkpoint.
 
     Parameters
@@ -85,9 +85,10 @@ def count_paths(
         The only source of randomness.
     method : {"counts", "per-sample", "multinomial"}
         How increments are drawn (see the module notes).
-
-    with_delta : bool
-        Also yield what changed since the previous checkpoint (see below).
+    sparse : bool
+        Yield what changed at each checkpoint, and hold the counts as their
+        non-zero cells while increments are far below K (see below).  The
+        draws are the same either way.
 
     Yields
     ------
@@ -95,16 +96,24 @@ def count_paths(
         ``(size, K)`` int64 counts of each category among the first N_j
         observations; row sums equal N_j.  The same array object is updated
         in place and yielded each time: copy it to keep it.  With
-        ``with_delta``, pairs ``(counts, delta)``: ``delta`` is None when the
-        increment was drawn as whole count vectors, else ``(cells, before)``:
-        the flat indices of the cells that changed (sorted) and their counts
-        before the change.
+        ``sparse``, pairs ``(counts, change)``: ``counts`` is None while the
+        paths are held sparsely (until the first increment drawn as whole
+        count vectors, or until their non-zero cells would fill a quarter of
+        the dense array), then the dense counts; ``change`` is None when the
+        increment was drawn as whole count vectors, else a :class:`Change`.
     """
     sampler = _Sampler.of(probs, method, size, rng)
-    counts = np.zeros((size, sampler.p.size), dtype=np.int64)
+    if sparse:
+        return _Paths(sampler).steps(checkpoints)
+    return _dense_paths(sampler, checkpoints)
+
+
+def _dense_paths(sampler: _Sampler, checkpoints: Sequence[int]) -> Iterator[np.ndarray]:
+    """:func:`count_paths`: the dense counts, updated in place."""
+    counts = np.zeros((sampler.size, sampler.p.size), dtype=np.int64)
     for m in _increments(checkpoints):
-        delta = sampler.draw(counts, m)
-        yield (counts, delta) if with_delta else counts
+        sampler.draw(counts, m)
+        yield counts
 
 
 def _increments(checkpoints: Sequence[int]) -> Iterator[int]:
@@ -120,6 +129,27 @@ def _increments(checkpoints: Sequence[int]) -> Iterator[int]:
 
 #: What :meth:`_Sampler.draw` returns: None, or the changed cells and their counts before.
 _Delta = tuple[np.ndarray, np.ndarray] | None
+
+
+@dataclass(frozen=True)
+class Change:
+    """The cells of a block's counts that an increment of observations changed.
+
+    Cells are in increasing (row, category) order, each once: ``rows`` and
+    ``cols`` locate them, ``before`` and ``after`` are their int64 counts
+    before and after the increment.
+    """
+
+    rows: np.ndarray
+    cols: np.ndarray
+    before: np.ndarray
+    after: np.ndarray
+
+    @classmethod
+    def at(cls, cells: np.ndarray, k: int, before: np.ndarray, after: np.ndarray) -> Change:
+        """The change at the flat cells ``cells`` (row·K + category, increasing)."""
+        rows = cells // k
+        return cls(rows, cells - rows * k, before, after)
 
 
 @dataclass(frozen=True)
@@ -141,14 +171,7 @@ class _Sampler:
         """Check the method and probabilities (normalised here) and build the sampler."""
         if method not in METHODS:
             raise ValueError(f"unknown sampling method {method!r}")
-        p = np.asarray(probs, dtype=float)
-        if p.ndim != 1 or p.size == 0 or not np.all(np.isfinite(p)) or np.any(p < 0) or p.sum() <= 0:
-            raise ValueError(
-                "probs must be a non-empty vector of finite, non-negative numbers with a positive sum"
-            )
-        p = p / p.sum()
-        k = p.size
-        table = _alias_table(p.tobytes()) if method == "counts" and 2 < k <= ALIAS_MAX_K else None
+        p, table = _prepared(probs, method)
         return cls(p, method, size, rng, table)
 
     @functools.cached_property
@@ -159,22 +182,38 @@ class _Sampler:
     def draw(self, counts: np.ndarray, m: int) -> _Delta:
         """Add an increment of m observations to every path's ``counts`` (in place).
 
-        Returns None when whole count vectors were added, else ``(cells, before)``
-        (see :func:`count_paths`).
+        Returns None when whole count vectors were added, else ``(cells, before)``:
+        the sorted flat indices of the cells that changed and their counts before.
         """
-        return self._drawer(m)(self, counts, m)
+        observe = self.observer(m)
+        if observe is None:
+            self.whole(m)(self, counts, m)
+            return None
+        return _add(counts, observe(self, m))
 
-    def _drawer(self, m: int) -> Callable[[_Sampler, np.ndarray, int], _Delta]:
-        """The way an increment of m is drawn: the first that applies (see the module notes)."""
+    def observer(self, m: int) -> Callable[[_Sampler, int], np.ndarray] | None:
+        """How an increment of m is drawn as observations (see the module notes), or None.
+
+        The drawer returns the categories of the m observations of each
+        path, ``(size, m)``.  None: the increment is drawn as whole count
+        vectors (:meth:`whole`).
+        """
         k = self.p.size
         if k == 1:
-            return _one_category
+            return None
         if self.method == "per-sample" or (
             self.method == "counts" and self.table is None and k > 2 and m < k
         ):
-            return _by_inverse_cdf
+            return _inverse_cdf_cells
         if self.table is not None and m < k:
-            return _by_alias
+            return _alias_cells
+        return None
+
+    def whole(self, m: int) -> Callable[[_Sampler, np.ndarray, int], None]:
+        """How an increment of m not drawn as observations is added to the counts."""
+        k = self.p.size
+        if k == 1:
+            return _one_category
         if k == 2:
             return _by_binomial
         if self.table is not None and k >= POISSON_K and POISSON_MARGIN * math.sqrt(m) <= k:
@@ -182,61 +221,163 @@ class _Sampler:
         return _by_multinomial
 
 
-def _one_category(s: _Sampler, counts: np.ndarray, m: int) -> _Delta:
+def _prepared(probs: np.ndarray, method: str) -> tuple[np.ndarray, tuple | None]:
+    """``(p, table)``: the probabilities checked and normalised, and their alias table.
+
+    Every block of a case draws from the same read-only array: what was made
+    of it last is kept (by identity) and reused rather than checked,
+    normalised and looked up again (O(K) each time).
+    """
+    reusable = isinstance(probs, np.ndarray) and not probs.flags.writeable and probs.flags.owndata
+    last = _LAST_PREPARED.get(method)
+    if reusable and last is not None and last[0] is probs:
+        return last[1]
+    p = np.asarray(probs, dtype=float)
+    if p.ndim != 1 or p.size == 0 or not np.all(np.isfinite(p)) or np.any(p < 0) or p.sum() <= 0:
+        raise ValueError(
+            "probs must be a non-empty vector of finite, non-negative numbers with a positive sum"
+        )
+    p = p / p.sum()
+    p.setflags(write=False)  # shared by the samplers of every block
+    k = p.size
+    table = _alias_table(p.tobytes()) if method == "counts" and 2 < k <= ALIAS_MAX_K else None
+    if reusable:
+        _LAST_PREPARED[method] = (probs, (p, table))
+    return p, table
+
+
+#: Per method, the last read-only probabilities prepared and what :func:`_prepared` made of them.
+_LAST_PREPARED: dict[str, tuple[np.ndarray, tuple]] = {}
+
+
+def _one_category(s: _Sampler, counts: np.ndarray, m: int) -> None:
     """K = 1: every observation falls in the one category."""
     counts[:, 0] += m
-    return None
 
 
-def _by_inverse_cdf(s: _Sampler, counts: np.ndarray, m: int) -> _Delta:
-    """The m observations themselves, by inverse CDF."""
-    return _add(counts, _inverse_cdf(s.cdf, s.rng, s.size, m))
+def _inverse_cdf_cells(s: _Sampler, m: int) -> np.ndarray:
+    """The categories of m observations of each path, ``(size, m)``, by inverse CDF."""
+    k = s.cdf.size
+    per_chunk = max(1, CHUNK // s.size)
+    chunks = []
+    done = 0
+    while done < m:
+        c = min(per_chunk, m - done)
+        chunks.append(np.minimum(np.searchsorted(s.cdf, s.rng.random((s.size, c)), side="right"), k - 1))
+        done += c
+    return np.concatenate(chunks, axis=1)
 
 
-def _by_alias(s: _Sampler, counts: np.ndarray, m: int) -> _Delta:
-    """The m observations themselves, by the alias method."""
-    return _add(counts, _alias_draws(s.table, s.rng, np.full(s.size, m)))
+def _alias_cells(s: _Sampler, m: int) -> np.ndarray:
+    """The categories of m observations of each path, ``(size, m)``, by the alias method.
+
+    The same draws as :func:`_alias_draws` (numpy draws integers below 2³² from
+    the same 32-bit stream whatever the dtype), in 32 bits, which halves the
+    memory traffic of what follows.
+    """
+    threshold, alias = s.table
+    j = s.rng.integers(0, threshold.size, size=(s.size, m), dtype=np.int32)
+    keep = s.rng.random((s.size, m)) < threshold[j]
+    return np.where(keep, j, alias[j])
 
 
-def _by_binomial(s: _Sampler, counts: np.ndarray, m: int) -> _Delta:
+def _by_binomial(s: _Sampler, counts: np.ndarray, m: int) -> None:
     """A coin: one Binomial draw of the heads."""
     heads = s.rng.binomial(m, s.p[0], size=s.size)
     counts[:, 0] += heads
     counts[:, 1] += m - heads
-    return None
 
 
-def _by_poisson(s: _Sampler, counts: np.ndarray, m: int) -> _Delta:
+def _by_poisson(s: _Sampler, counts: np.ndarray, m: int) -> None:
     """A Poissonised Multinomial, completed to m (see :func:`_poissonised`)."""
     counts += _poissonised(m, s.p, s.table, s.size, s.rng)
-    return None
 
 
-def _by_multinomial(s: _Sampler, counts: np.ndarray, m: int) -> _Delta:
+def _by_multinomial(s: _Sampler, counts: np.ndarray, m: int) -> None:
     """numpy's Multinomial."""
     counts += s.rng.multinomial(m, s.p, size=s.size)
-    return None
+
+
+class _Paths:
+    """The counts of a block's paths, held as their non-zero cells while few, else dense.
+
+    Sparse, each non-zero cell is held as ``2·(row·K + category)`` in
+    ``tags`` (increasing) and its count in ``values``: an increment of m
+    observations per path then costs one sort of O(size·m) numbers, however
+    large K is, and nothing of size K is allocated or cleared.  The first
+    increment drawn as whole count vectors, or one whose observations could
+    fill more than a quarter of the dense array (which bounds the memory by
+    that of the dense counts), switches to dense counts for good.
+    """
+
+    def __init__(self, sampler: _Sampler):
+        self.sampler = sampler
+        self.cells = sampler.size * sampler.p.size
+        self.counts: np.ndarray | None = None
+        self.tags = np.empty(0, dtype=np.int32 if 2 * self.cells < 2**31 else np.int64)
+        self.values = np.empty(0, dtype=np.int64)
+
+    def steps(self, checkpoints: Sequence[int]) -> Iterator[tuple[np.ndarray | None, Change | None]]:
+        """``(counts, change)`` at each checkpoint (see :func:`count_paths`)."""
+        for m in _increments(checkpoints):
+            change = self.step(m)
+            yield self.counts, change
+
+    def step(self, m: int) -> Change | None:
+        """Draw an increment of m observations per path; what it changed, or None (whole vectors)."""
+        s = self.sampler
+        observe = s.observer(m)
+        if observe is None:
+            s.whole(m)(s, self.dense(), m)
+            return None
+        cols = observe(s, m)
+        k = s.p.size
+        if self.counts is None and 4 * (self.tags.size + cols.size) <= self.cells:
+            return self._merge(cols, k)
+        changed, before = _add(self.dense(), cols)
+        return Change.at(changed, k, before, self.counts.reshape(-1)[changed])
+
+    def dense(self) -> np.ndarray:
+        """The dense ``(size, K)`` counts, made from the sparse cells the first time."""
+        if self.counts is None:
+            self.counts = np.zeros((self.sampler.size, self.sampler.p.size), dtype=np.int64)
+            self.counts.reshape(-1)[self.tags >> 1] = self.values
+            self.tags = self.values = None
+        return self.counts
+
+    def _merge(self, cols: np.ndarray, k: int) -> Change:
+        """Add the observations ``cols`` (categories, row by row) to the sparse counts.
+
+        The held cells (tagged 2c) and the new observations (tagged 2c + 1)
+        are sorted together: each cell is then a run whose first tag says
+        whether it was held, and whose length is its count of new observations
+        (plus one if held).
+        """
+        held = self.tags.size
+        tags = np.empty(held + cols.size, dtype=self.tags.dtype)
+        tags[:held] = self.tags
+        new = tags[held:].reshape(cols.shape)
+        np.multiply(cols, 2, out=new, casting="unsafe")
+        new += (np.arange(cols.shape[0], dtype=tags.dtype) * (2 * k) + 1)[:, None]
+        tags.sort()
+        cells = tags >> 1
+        first = np.empty(tags.size, dtype=bool)
+        first[:1] = True
+        np.not_equal(cells[1:], cells[:-1], out=first[1:])
+        starts = np.flatnonzero(first)
+        was_held = (tags[starts] & 1) == 0
+        before = np.zeros(starts.size, dtype=np.int64)
+        before[was_held] = self.values
+        after = before + (np.diff(starts, append=tags.size) - was_held)
+        self.tags, self.values = tags[starts] & ~1, after
+        changed = after != before
+        return Change.at(cells[starts][changed], k, before[changed], after[changed])
 
 
 def _cdf(p: np.ndarray) -> np.ndarray:
     cdf = np.cumsum(p)
     cdf /= cdf[-1]
     return cdf
-
-
-def _inverse_cdf(cdf: np.ndarray, rng: np.random.Generator, size: int, m: int) -> np.ndarray:
-    """Flat cell indices (row·K + category) of ``m`` observations per row, by inverse CDF."""
-    k = cdf.size
-    offsets = (np.arange(size, dtype=np.int64) * k)[:, None]
-    per_chunk = max(1, CHUNK // size)
-    cells = []
-    done = 0
-    while done < m:
-        c = min(per_chunk, m - done)
-        idx = np.minimum(np.searchsorted(cdf, rng.random((size, c)), side="right"), k - 1)
-        cells.append((idx + offsets).ravel())
-        done += c
-    return np.concatenate(cells)
 
 
 @functools.lru_cache(maxsize=4)
@@ -261,7 +402,7 @@ def _alias_table(probs: bytes) -> tuple[np.ndarray, np.ndarray]:
         if scaled[j] < 1.0:
             small.append(large.pop())
     # what is left over holds probability 1 up to rounding: keep it
-    return np.array(threshold), np.array(alias, dtype=np.int64)
+    return np.array(threshold), np.array(alias, dtype=np.int32)  # K ≤ ALIAS_MAX_K
 
 
 def _alias_draws(table, rng: np.random.Generator, per_row: np.ndarray) -> np.ndarray:
@@ -274,13 +415,15 @@ def _alias_draws(table, rng: np.random.Generator, per_row: np.ndarray) -> np.nda
     return rows + np.where(keep, j, alias[j])
 
 
-def _add(counts: np.ndarray, cells: np.ndarray):
-    """Add one observation to each cell in ``cells`` (flat indices, repeats allowed).
+def _add(counts: np.ndarray, cols: np.ndarray):
+    """Add to each row of ``counts`` one observation of each category in that row of ``cols``.
 
-    Returns ``(cells, before)``: the sorted flat indices of the cells that
-    changed and their counts before.  Few observations are sorted (O(m log m),
-    not O(K)); many are counted densely.
+    Returns ``(cells, before)``: the sorted flat indices (row·K + category) of
+    the cells that changed and their counts before.  Few observations are
+    sorted (O(m log m), not O(K)); many are counted densely.
     """
+    size, k = counts.shape
+    cells = (cols + (np.arange(size, dtype=np.int64) * k)[:, None]).ravel()
     flat = counts.reshape(-1)
     if 8 * cells.size >= flat.size:
         increment = np.bincount(cells, minlength=flat.size)
