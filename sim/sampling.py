@@ -275,10 +275,29 @@ def _alias_cells(s: _Sampler, m: int) -> np.ndarray:
     the same 32-bit stream whatever the dtype), in 32 bits, which halves the
     memory traffic of what follows.
     """
-    threshold, alias = s.table
-    j = s.rng.integers(0, threshold.size, size=(s.size, m), dtype=np.int32)
-    keep = s.rng.random((s.size, m)) < threshold[j]
-    return np.where(keep, j, alias[j])
+    records = _records(s.table)
+    j = s.rng.integers(0, records.size, size=(s.size, m), dtype=np.int32)
+    drawn = records.take(j)  # one memory access per observation for both halves of the table
+    return np.where(s.rng.random((s.size, m)) < drawn["threshold"], j, drawn["alias"])
+
+
+#: An alias table entry: both halves side by side.
+_RECORD = np.dtype([("threshold", np.float64), ("alias", np.int32)], align=True)
+
+
+def _records(table: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """The alias table ``(threshold, alias)`` as one array of records (kept with the table)."""
+    if _LAST_RECORDS and _LAST_RECORDS[0] is table:
+        return _LAST_RECORDS[1]
+    threshold, alias = table
+    records = np.empty(threshold.size, dtype=_RECORD)
+    records["threshold"], records["alias"] = threshold, alias
+    _LAST_RECORDS[:] = [table, records]
+    return records
+
+
+#: The last alias table made into records, and its records.
+_LAST_RECORDS: list = []
 
 
 def _by_binomial(s: _Sampler, counts: np.ndarray, m: int) -> None:
@@ -304,10 +323,12 @@ class _Paths:
     Sparse, each non-zero cell is held as ``2·(row·K + category)`` in
     ``tags`` (increasing) and its count in ``values``: an increment of m
     observations per path then costs one sort of O(size·m) numbers, however
-    large K is, and nothing of size K is allocated or cleared.  The first
-    increment drawn as whole count vectors, or one whose observations could
-    fill more than a quarter of the dense array (which bounds the memory by
-    that of the dense counts), switches to dense counts for good.
+    large K is, and nothing of size K is allocated or cleared.  Dense
+    counts are made, for good, at the first increment drawn as whole count
+    vectors, at one whose observations could fill more than a quarter of the
+    dense array (which bounds the memory by that of the dense counts), or
+    once held cells sorted again at later increments add up to the dense
+    array's size (many small increments: from there dense counts cost less).
     """
 
     def __init__(self, sampler: _Sampler):
@@ -316,6 +337,7 @@ class _Paths:
         self.counts: np.ndarray | None = None
         self.tags = np.empty(0, dtype=np.int32 if 2 * self.cells < 2**31 else np.int64)
         self.values = np.empty(0, dtype=np.int64)
+        self.resorted = 0
 
     def steps(self, checkpoints: Sequence[int]) -> Iterator[tuple[np.ndarray | None, Change | None]]:
         """``(counts, change)`` at each checkpoint (see :func:`count_paths`)."""
@@ -332,10 +354,18 @@ class _Paths:
             return None
         cols = observe(s, m)
         k = s.p.size
-        if self.counts is None and 4 * (self.tags.size + cols.size) <= self.cells:
+        if self.counts is None and self._stays_sparse(cols.size):
             return self._merge(cols, k)
         changed, before = _add(self.dense(), cols)
         return Change.at(changed, k, before, self.counts.reshape(-1)[changed])
+
+    def _stays_sparse(self, observations: int) -> bool:
+        """Whether the next ``observations`` are merged into the sparse cells (see the class notes)."""
+        held = self.tags.size
+        if 4 * (held + observations) > self.cells or self.resorted + held > self.cells:
+            return False
+        self.resorted += held
+        return True
 
     def dense(self) -> np.ndarray:
         """The dense ``(size, K)`` counts, made from the sparse cells the first time."""
@@ -349,9 +379,9 @@ class _Paths:
         """Add the observations ``cols`` (categories, row by row) to the sparse counts.
 
         The held cells (tagged 2c) and the new observations (tagged 2c + 1)
-        are sorted together: each cell is then a run whose first tag says
-        whether it was held, and whose length is its count of new observations
-        (plus one if held).
+        are sorted together: each cell is then a run of equal c, whose first
+        tag says whether it was held and whose length is its count of new
+        observations (plus one if held).
         """
         held = self.tags.size
         tags = np.empty(held + cols.size, dtype=self.tags.dtype)
@@ -360,18 +390,23 @@ class _Paths:
         np.multiply(cols, 2, out=new, casting="unsafe")
         new += (np.arange(cols.shape[0], dtype=tags.dtype) * (2 * k) + 1)[:, None]
         tags.sort()
-        cells = tags >> 1
-        first = np.empty(tags.size, dtype=bool)
+        first = np.empty(tags.size, dtype=bool)  # where a run of one cell begins
         first[:1] = True
-        np.not_equal(cells[1:], cells[:-1], out=first[1:])
+        np.greater(tags[1:] - tags[:-1], tags[1:] & 1, out=first[1:])  # c changed, not just the tag
         starts = np.flatnonzero(first)
-        was_held = (tags[starts] & 1) == 0
+        heads = tags[starts]
+        fresh = heads & 1  # 1 where the cell was not held
+        added = np.empty(starts.size, dtype=np.int64)
+        np.subtract(starts[1:], starts[:-1], out=added[:-1])
+        added[-1:] = tags.size - starts[-1:]
+        added += fresh - 1
         before = np.zeros(starts.size, dtype=np.int64)
-        before[was_held] = self.values
-        after = before + (np.diff(starts, append=tags.size) - was_held)
-        self.tags, self.values = tags[starts] & ~1, after
-        changed = after != before
-        return Change.at(cells[starts][changed], k, before[changed], after[changed])
+        before[fresh == 0] = self.values
+        after = before + added
+        heads -= fresh
+        self.tags, self.values = heads, after
+        changed = np.flatnonzero(added)
+        return Change.at(heads.take(changed) >> 1, k, before.take(changed), after.take(changed))
 
 
 def _cdf(p: np.ndarray) -> np.ndarray:

@@ -166,6 +166,7 @@ def _dense_changes(probs, checkpoints, size, seed, method):
         (300, [1, 3, 10, 40, 41, 200], 7, "counts"),  # observations, sparse, then dense by occupancy
         (300, [2, 5, 400, 401, 1000], 5, "counts"),  # an increment ≥ K: dense from then on
         (2000, [4, 30, 3000, 3001], 3, "counts"),  # a Poissonised increment
+        (300, list(range(1, 40)), 7, "counts"),  # many small increments: dense once re-sorting costs more
         (300, [1, 3, 10, 40], 7, "per-sample"),
         (300, [1, 3, 10, 40], 7, "multinomial"),
         (5, [1, 2, 3, 50], 4, "counts"),
@@ -185,6 +186,20 @@ def test_sparse_paths_are_the_dense_paths(k, checkpoints, size, method):
         np.testing.assert_array_equal(change.rows * k + change.cols, cells)
         np.testing.assert_array_equal(change.before, before)
         np.testing.assert_array_equal(change.after, after)
+
+
+def test_sparse_paths_turn_dense_when_held_cells_would_cost_more():
+    """Memory: never more cells than a quarter of the dense array; time: re-sorting bounded by its size."""
+    p = _sorted_dirichlet(300, 5)  # 7 paths: 2100 cells
+    # 7 + 14 + 49 + 210 + 7 observations held, then 1113 more would pass 2100 / 4
+    paths = count_paths(p, [1, 3, 10, 40, 41, 200], 7, rng=np.random.default_rng(1), sparse=True)
+    assert [counts is not None for counts, _ in paths] == [False] * 5 + [True]
+    # one observation per path at a time: before step j at most 7j cells are held, so the
+    # re-sorted cells reach 2100 no earlier than j = 24 (7·(0 + 1 + … + 24) = 2100), long
+    # before the held cells could pass a quarter of the array (j ≈ 75)
+    paths = count_paths(p, list(range(1, 60)), 7, rng=np.random.default_rng(1), sparse=True)
+    dense = [counts is not None for counts, _ in paths]
+    assert 24 <= dense.index(True) <= 40 and all(dense[dense.index(True) :])  # few repeats among 300
 
 
 def test_sparse_paths_beyond_the_alias_limit(monkeypatch):
