@@ -31,6 +31,11 @@ Three methods draw the increments, all exactly:
     Every increment a numpy Multinomial, whatever its size: the plain method
     the benchmarks compare ``counts`` against.
 
+With ``sparse``, :func:`count_paths` holds a block's counts as their
+non-zero cells while the increments are far below K (nothing of size K is
+allocated or cleared) and says which cells each increment changed; the draws
+are the same.
+
 "Exactly" means up to the rounding of the probabilities themselves (the
 alias table and the CDF are built in double precision), never a normal or
 other approximation.  Categories are expected in decreasing order of
@@ -97,9 +102,8 @@ def count_paths(
         observations; row sums equal N_j.  The same array object is updated
         in place and yielded each time: copy it to keep it.  With
         ``sparse``, pairs ``(counts, change)``: ``counts`` is None while the
-        paths are held sparsely (until the first increment drawn as whole
-        count vectors, or until their non-zero cells would fill a quarter of
-        the dense array), then the dense counts; ``change`` is None when the
+        paths are held as their non-zero cells (see :class:`_Paths` for when
+        they stop being), then the dense counts; ``change`` is None when the
         increment was drawn as whole count vectors, else a :class:`Change`.
     """
     sampler = _Sampler.of(probs, method, size, rng)
@@ -157,7 +161,8 @@ class _Sampler:
     """How ``size`` paths over the probabilities ``p`` draw their increments.
 
     ``table`` is the alias table (``counts`` with 2 < K ≤ :data:`ALIAS_MAX_K`),
-    else None; the CDF is built when first needed.
+    else None, and ``records`` the same table as one array of records; the
+    CDF is built when first needed.
     """
 
     p: np.ndarray
@@ -165,14 +170,15 @@ class _Sampler:
     size: int
     rng: np.random.Generator
     table: tuple[np.ndarray, np.ndarray] | None
+    records: np.ndarray | None
 
     @classmethod
     def of(cls, probs: np.ndarray, method: str, size: int, rng: np.random.Generator) -> _Sampler:
         """Check the method and probabilities (normalised here) and build the sampler."""
         if method not in METHODS:
             raise ValueError(f"unknown sampling method {method!r}")
-        p, table = _prepared(probs, method)
-        return cls(p, method, size, rng, table)
+        p, table, records = _prepared(probs, method)
+        return cls(p, method, size, rng, table, records)
 
     @functools.cached_property
     def cdf(self) -> np.ndarray:
@@ -221,8 +227,8 @@ class _Sampler:
         return _by_multinomial
 
 
-def _prepared(probs: np.ndarray, method: str) -> tuple[np.ndarray, tuple | None]:
-    """``(p, table)``: the probabilities checked and normalised, and their alias table.
+def _prepared(probs: np.ndarray, method: str) -> tuple[np.ndarray, tuple | None, np.ndarray | None]:
+    """``(p, table, records)``: the probabilities checked and normalised, their alias table as both.
 
     Every block of a case draws from the same read-only array: what was made
     of it last is kept (by identity) and reused rather than checked,
@@ -241,9 +247,10 @@ def _prepared(probs: np.ndarray, method: str) -> tuple[np.ndarray, tuple | None]
     p.setflags(write=False)  # shared by the samplers of every block
     k = p.size
     table = _alias_table(p.tobytes()) if method == "counts" and 2 < k <= ALIAS_MAX_K else None
+    prepared = p, table, None if table is None else _records(table)
     if reusable:
-        _LAST_PREPARED[method] = (probs, (p, table))
-    return p, table
+        _LAST_PREPARED[method] = (probs, prepared)
+    return prepared
 
 
 #: Per method, the last read-only probabilities prepared and what :func:`_prepared` made of them.
@@ -272,12 +279,11 @@ def _alias_cells(s: _Sampler, m: int) -> np.ndarray:
     """The categories of m observations of each path, ``(size, m)``, by the alias method.
 
     The same draws as :func:`_alias_draws` (numpy draws integers below 2³² from
-    the same 32-bit stream whatever the dtype), in 32 bits, which halves the
-    memory traffic of what follows.
+    the same 32-bit stream whatever the dtype), in 32 bits; the table is read
+    as records, one memory access per observation for both of its halves.
     """
-    records = _records(s.table)
-    j = s.rng.integers(0, records.size, size=(s.size, m), dtype=np.int32)
-    drawn = records.take(j)  # one memory access per observation for both halves of the table
+    j = s.rng.integers(0, s.records.size, size=(s.size, m), dtype=np.int32)
+    drawn = s.records.take(j)
     return np.where(s.rng.random((s.size, m)) < drawn["threshold"], j, drawn["alias"])
 
 
@@ -286,18 +292,12 @@ _RECORD = np.dtype([("threshold", np.float64), ("alias", np.int32)], align=True)
 
 
 def _records(table: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """The alias table ``(threshold, alias)`` as one array of records (kept with the table)."""
-    if _LAST_RECORDS and _LAST_RECORDS[0] is table:
-        return _LAST_RECORDS[1]
+    """The alias table ``(threshold, alias)`` as one array of records."""
     threshold, alias = table
     records = np.empty(threshold.size, dtype=_RECORD)
     records["threshold"], records["alias"] = threshold, alias
-    _LAST_RECORDS[:] = [table, records]
+    records.setflags(write=False)
     return records
-
-
-#: The last alias table made into records, and its records.
-_LAST_RECORDS: list = []
 
 
 def _by_binomial(s: _Sampler, counts: np.ndarray, m: int) -> None:
