@@ -68,15 +68,21 @@ def checkpoint_values(
     specs, ckpts = registry.specs(experiment.estimators), experiment.checkpoints
     rows = block_rows(experiment, arrays, block)
     rng = block_rng(experiment.seed, case.name, block)
-    paths = count_paths(arrays.probs, ckpts, rows, rng=rng, method=experiment.sampler, with_delta=True)
     from_counts = [s.name for s in specs if not s.probability]
     if any(s.needs_llr for s in specs) and LLR.name not in from_counts:
         from_counts.append(LLR.name)
     sums = SparseSums(rows, arrays, from_counts) if arrays.probs.size > DENSE_K else None
+    paths = count_paths(
+        arrays.probs, ckpts, rows, rng=rng, method=experiment.sampler, sparse=sums is not None
+    )
     covering = next((s for s in specs if s.coverage), None)
     row = np.zeros((len(specs), rows))
-    for j, (n, (counts, delta)) in enumerate(zip(ckpts, paths, strict=True)):
-        values = estimate(counts, n, arrays, from_counts) if sums is None else sums.update(counts, delta, n)
+    for j, (n, step) in enumerate(zip(ckpts, paths, strict=True)):
+        if sums is None:
+            counts, values = step, estimate(step, n, arrays, from_counts)
+        else:  # counts None while held sparsely: the events read them for coins only
+            counts, change = step
+            values = sums.update(counts, change, n)
         for e, spec in enumerate(specs):
             if spec.needs_llr:
                 row[e] = llr_wrong(counts, n, values[LLR.name], case.pair, arrays)

@@ -26,12 +26,16 @@ import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import registry
 from .distributions import Pair, kl_two, two_product, xlog1px_minus_x
 from .registry import Form
+
+if TYPE_CHECKING:
+    from .sampling import Change
 
 
 @dataclass(frozen=True, eq=False)
@@ -207,7 +211,8 @@ class SparseSums:
     (n·v_0 + Σ c (v − v_0))/n, and with B = Σ c (−log q) the plug-in is
     max(0, (S + B)/n − log n), since KL(f‖q) = (1/n) Σ c log(c/(n q)).  When
     an increment is drawn as observations only the cells it touched are
-    revisited, so a checkpoint costs O(min(increment, K)) rather than O(K).
+    revisited (a :class:`sim.sampling.Change`), so a checkpoint costs
+    O(min(increment, K)) rather than O(K).
     The plug-in form loses about log(n)·1e-16 to cancellation, negligible
     beside the K'/(2n) it estimates for large K; small K use the dense,
     cancellation-free path.
@@ -218,44 +223,82 @@ class SparseSums:
         terms = [spec.term for spec in self.specs if spec.form is Form.MEAN]
         if any(spec.form is Form.PLUGIN for spec in self.specs):
             terms.append(registry.minus_log_q)
-        #: Each distinct term's values per category, and its running sums per row.
-        self.values = {term: term(arrays) for term in dict.fromkeys(terms)}
-        self.sums = {term: np.zeros(rows) for term in self.values}
-        self.k = arrays.probs.size
-        self.s = np.zeros(rows) if registry.minus_log_q in self.values else None
+        #: The distinct terms, their v_0, and v − v_0 per category (one row a term).
+        self.terms = tuple(dict.fromkeys(terms))
+        self.first, self.table = _term_table(arrays, self.terms)
+        #: The running Σ c (v − v_0), one row per term, and S = Σ c log c.
+        self.sums = np.zeros((len(self.terms), rows))
+        self.s = np.zeros(rows) if registry.minus_log_q in self.terms else None
 
-    def update(self, counts: np.ndarray, delta, n: int) -> dict[str, np.ndarray]:
-        """Bring the sums to ``counts`` (changed at ``delta``, or None: recount) and evaluate the estimators."""
-        if delta is None:  # recount every cell: O(K) passes, no search for the non-zero ones
+    def update(self, counts: np.ndarray | None, change: Change | None, n: int) -> dict[str, np.ndarray]:
+        """Bring the sums to ``counts`` and evaluate the estimators.
+
+        ``change`` says which cells changed (then ``counts`` is not read and may
+        be None), or is None: recount every cell of ``counts``.
+        """
+        if change is None:  # recount every cell: O(K) passes, no search for the non-zero ones
             self._recount(counts)
         else:
-            self._add(counts, delta)
+            self._add(change)
         out: dict[str, np.ndarray] = {}
         for spec in self.specs:
             if spec.form is Form.MEAN:
-                out[spec.name] = (n * self.values[spec.term][0] + self.sums[spec.term]) / n
+                t = self.terms.index(spec.term)
+                out[spec.name] = (n * self.first[t] + self.sums[t]) / n
             else:
-                minus_log_q = n * self.values[registry.minus_log_q][0] + self.sums[registry.minus_log_q]
+                t = self.terms.index(registry.minus_log_q)
+                minus_log_q = n * self.first[t] + self.sums[t]
                 out[spec.name] = np.maximum((self.s + minus_log_q) / n - math.log(n), 0.0)
         return out
 
     def _recount(self, counts: np.ndarray) -> None:
         c = counts.astype(float)
-        for term, values in self.values.items():
-            self.sums[term] = row_dot(c, values - values[0])
+        for t in range(len(self.terms)):
+            self.sums[t] = row_dot(c, self.table[t])
         if self.s is not None:
             self.s = xlogx(counts).sum(axis=1)
 
-    def _add(self, counts: np.ndarray, delta) -> None:
-        cells, before = delta
-        rows = counts.shape[0]
-        r, col = np.divmod(cells, self.k)
-        after = counts.reshape(-1)[cells]
-        add = (after - before).astype(float)
-        for term, values in self.values.items():
-            self.sums[term] += np.bincount(r, weights=add * (values[col] - values[0]), minlength=rows)
+    def _add(self, change: Change) -> None:
+        """Add what changed at the cells of ``change``, per row in the order of its cells.
+
+        One bincount for every sum, its bins interleaved (row r, sum t: bin
+        r·width + t), so that consecutive additions go to different sums;
+        each sum still receives its terms in the cells' order, as it would
+        from a bincount of its own.
+        """
+        terms = len(self.terms)
+        width = terms + (self.s is not None)
+        if width == 0:
+            return
+        weights = np.empty((change.rows.size, width))
+        bins = np.empty((change.rows.size, width), dtype=np.int64)
+        base = np.multiply(change.rows, width, dtype=np.int64)
+        add = (change.after - change.before).astype(float)
+        for t in range(terms):
+            np.multiply(add, np.take(self.table[t], change.cols), out=weights[:, t])
+            np.add(base, t, out=bins[:, t])
         if self.s is not None:
-            self.s += np.bincount(r, weights=xlogx(after) - xlogx(before), minlength=rows)
+            np.subtract(xlogx(change.after), xlogx(change.before), out=weights[:, terms])
+            np.add(base, terms, out=bins[:, terms])
+        rows = self.sums.shape[1]
+        sums = np.bincount(bins.ravel(), weights=weights.ravel(), minlength=rows * width)
+        sums = sums.reshape(rows, width).T
+        self.sums += sums[:terms]
+        if self.s is not None:
+            self.s += sums[terms]
+
+
+@functools.lru_cache(maxsize=1)
+def _term_table(arrays: SupportArrays, terms: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """``(v_0 per term, (terms, K') table of v − v_0)``, kept for the case at hand."""
+    columns = [term(arrays) for term in terms]
+    first = np.array([v[0] for v in columns])
+    table = np.empty((len(terms), arrays.probs.size))
+    for t, values in enumerate(columns):
+        table[t] = values - values[0]
+    first.setflags(write=False)
+    table.setflags(write=False)
+    return first, table
 
 
 def residual(c, n: float, m):
@@ -295,9 +338,9 @@ def _xlogx_table() -> np.ndarray:
 
 def xlogx(counts: np.ndarray) -> np.ndarray:
     """c·log c (0 for c = 0) of integer counts, elementwise: a table lookup for most."""
-    out = _xlogx_table()[np.minimum(counts, XLOGX_TABLE - 1)]
-    big = np.flatnonzero(counts >= XLOGX_TABLE)
-    if big.size:
+    out = np.take(_xlogx_table(), counts, mode="clip")
+    if counts.size and counts.max() >= XLOGX_TABLE:
+        big = np.flatnonzero(counts >= XLOGX_TABLE)
         c = counts.reshape(-1)[big].astype(float)
         out.reshape(-1)[big] = c * np.log(c)
     return out

@@ -137,12 +137,13 @@ def test_running_sums_of_large_vocabularies_equal_the_estimators():
     arrays = SupportArrays.from_pair(pair)
     ckpts = [3, 40, 700, 1499, 5000, 10**6]  # observations, then Poissonised increments
     sums = SparseSums(30, arrays, ESTIMATORS)
-    paths = count_paths(arrays.probs, ckpts, 30, rng=np.random.default_rng(5), with_delta=True)
+    paths = count_paths(arrays.probs, ckpts, 30, rng=np.random.default_rng(5), sparse=True)
+    dense = count_paths(arrays.probs, ckpts, 30, rng=np.random.default_rng(5))
     kinds = []
-    for n, (counts, delta) in zip(ckpts, paths, strict=True):
-        kinds.append(delta is None)
-        got = sums.update(counts, delta, n)
-        ref = estimate(counts, n, arrays)
+    for n, (counts, change), reference in zip(ckpts, paths, dense, strict=True):
+        kinds.append(change is None)
+        got = sums.update(counts, change, n)
+        ref = estimate(reference, n, arrays)
         for name in ESTIMATORS:
             # the running form of plugin_kl cancels about log(n)·1e-16 (see SparseSums)
             np.testing.assert_allclose(got[name], ref[name], rtol=1e-12, atol=1e-14 * math.log(n))

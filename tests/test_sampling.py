@@ -144,3 +144,75 @@ def test_vocabularies_beyond_the_alias_limit_use_the_inverse_cdf(monkeypatch):
     for n, c in zip([5, 20, 1000], paths, strict=True):
         assert np.all(c.sum(axis=1) == n)
         assert_matches_pmf(c[:, 0], stats.binom.pmf(np.arange(n + 1), n, p[0]), alpha=ALPHA / 3)
+
+
+def _dense_changes(probs, checkpoints, size, seed, method):
+    """What each increment changed, from the dense counts: (cells, before, after) or None."""
+    k = len(probs)
+    previous = np.zeros((size, k), dtype=np.int64)
+    out = []
+    for counts in count_paths(
+        np.asarray(probs), checkpoints, size, rng=np.random.default_rng(seed), method=method
+    ):
+        cells = np.flatnonzero(counts != previous)
+        out.append((cells, previous.reshape(-1)[cells], counts.reshape(-1)[cells], counts.copy()))
+        previous = counts.copy()
+    return out
+
+
+@pytest.mark.parametrize(
+    ("k", "checkpoints", "size", "method"),
+    [
+        (300, [1, 3, 10, 40, 41, 200], 7, "counts"),  # observations, sparse, then dense by occupancy
+        (300, [2, 5, 400, 401, 1000], 5, "counts"),  # an increment ≥ K: dense from then on
+        (2000, [4, 30, 3000, 3001], 3, "counts"),  # a Poissonised increment
+        (300, list(range(1, 40)), 7, "counts"),  # many small increments: dense once re-sorting costs more
+        (300, [1, 3, 10, 40], 7, "per-sample"),
+        (300, [1, 3, 10, 40], 7, "multinomial"),
+        (5, [1, 2, 3, 50], 4, "counts"),
+    ],
+)
+def test_sparse_paths_are_the_dense_paths(k, checkpoints, size, method):
+    """``sparse=True`` draws the same paths: each Change is exactly what the dense counts changed."""
+    p = _sorted_dirichlet(k, 5)
+    dense = _dense_changes(p, checkpoints, size, seed=19, method=method)
+    paths = count_paths(p, checkpoints, size, rng=np.random.default_rng(19), method=method, sparse=True)
+    for (cells, before, after, counts), (held, change) in zip(dense, paths, strict=True):
+        if held is not None:
+            np.testing.assert_array_equal(held, counts)
+        if change is None:
+            assert held is not None
+            continue
+        np.testing.assert_array_equal(change.rows * k + change.cols, cells)
+        np.testing.assert_array_equal(change.before, before)
+        np.testing.assert_array_equal(change.after, after)
+
+
+def test_sparse_paths_turn_dense_when_held_cells_would_cost_more():
+    """Memory: never more cells than a quarter of the dense array; time: re-sorting bounded by its size."""
+    p = _sorted_dirichlet(300, 5)  # 7 paths: 2100 cells
+    # 7 + 14 + 49 + 210 + 7 observations held, then 1113 more would pass 2100 / 4
+    paths = count_paths(p, [1, 3, 10, 40, 41, 200], 7, rng=np.random.default_rng(1), sparse=True)
+    assert [counts is not None for counts, _ in paths] == [False] * 5 + [True]
+    # one observation per path at a time: before step j at most 7j cells are held, so the
+    # re-sorted cells reach 2100 no earlier than j = 24 (7·(0 + 1 + … + 24) = 2100), long
+    # before the held cells could pass a quarter of the array (j ≈ 75)
+    paths = count_paths(p, list(range(1, 60)), 7, rng=np.random.default_rng(1), sparse=True)
+    dense = [counts is not None for counts, _ in paths]
+    assert 24 <= dense.index(True) <= 40 and all(dense[dense.index(True) :])  # few repeats among 300
+
+
+def test_sparse_paths_beyond_the_alias_limit(monkeypatch):
+    monkeypatch.setattr(sampling, "ALIAS_MAX_K", 40)
+    test_sparse_paths_are_the_dense_paths(50, [1, 4, 9, 30, 31, 500], 6, "counts")
+
+
+def test_alias_observations_are_the_same_draws_in_32_bits():
+    """The observation path draws its categories in 32 bits: the same stream as 64-bit draws."""
+    for k in (3, 500, 50_000, sampling.ALIAS_MAX_K):
+        p = np.arange(1, k + 1, dtype=float) ** -1.07
+        p /= p.sum()
+        sampler = sampling._Sampler.of(p, "counts", 6, np.random.default_rng(k))
+        cols = sampling._alias_cells(sampler, 37)
+        flat = sampling._alias_draws(sampler.table, np.random.default_rng(k), np.full(6, 37))
+        np.testing.assert_array_equal((cols + (np.arange(6) * k)[:, None]).ravel(), flat)
