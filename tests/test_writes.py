@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import io
+import time
+import zlib
 
 import numpy as np
 import pandas as pd
@@ -30,7 +32,7 @@ def _table(rows: int) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("name", ["t.csv", "t.csv.gz"])
-def test_a_chunked_write_gives_the_bytes_of_a_whole_one(tmp_path, monkeypatch, name):
+def test_a_chunked_write_gives_the_text_of_a_whole_one(tmp_path, monkeypatch, name):
     frame = _table(1000)
     whole = frame.to_csv(index=False, lineterminator="\n").encode("utf-8")
     monkeypatch.setattr(res, "CHUNK_ROWS", 77)  # 13 chunks, the last one short
@@ -38,20 +40,58 @@ def test_a_chunked_write_gives_the_bytes_of_a_whole_one(tmp_path, monkeypatch, n
     res.write_csv(frame, tmp_path / name, progress=done.append)
     data = (tmp_path / name).read_bytes()
     if name.endswith(".gz"):
-        expected = io.BytesIO()
-        with gzip.GzipFile(filename="", mode="wb", fileobj=expected, mtime=0, compresslevel=6) as gz:
-            gz.write(whole)
-        assert data == expected.getvalue()  # deflate does not depend on how its input was split
-        data = gzip.decompress(data)
+        data = gzip.decompress(data)  # checks the CRC-32 and the length too
     assert data == whole
     assert sum(done) == len(frame) and len(done) == 13
     back = pd.read_csv(tmp_path / name)
     np.testing.assert_array_equal(back.llr.to_numpy(), frame.llr.to_numpy())  # same float64, nan included
 
 
+def _deflated(path):
+    """The text of a gzip file read as ONE member by zlib, and the header's first 10 bytes."""
+    data = path.read_bytes()
+    stream = zlib.decompressobj(wbits=31)
+    text = stream.decompress(data)
+    assert stream.eof and stream.unused_data == b""  # one member, nothing after it
+    return text, data[:10]
+
+
+def test_a_gzip_file_is_one_member_of_blocks_whatever_the_chunks_and_the_threads(tmp_path, monkeypatch):
+    """The bytes depend on the text only: not on the chunks, the number of threads or their timing."""
+    frame = _table(2000)
+    whole = frame.to_csv(index=False, lineterminator="\n").encode("utf-8")
+    monkeypatch.setattr(res, "DEFLATE_BLOCK", 1000)  # ~80 blocks, each smaller than deflate's window
+    res.write_csv(frame, tmp_path / "a.csv.gz")
+    text, header = _deflated(tmp_path / "a.csv.gz")
+    assert text == whole
+    empty = io.BytesIO()  # the header gzip itself writes with no name and no time stamp
+    with gzip.GzipFile(filename="", mode="wb", fileobj=empty, mtime=0, compresslevel=res.GZIP_LEVEL):
+        pass
+    assert header == empty.getvalue()[:10]
+    assert pd.read_csv(tmp_path / "a.csv.gz").equals(pd.read_csv(io.BytesIO(whole)))
+
+    deflate, rng = res._deflate, np.random.default_rng(5)
+
+    def late(*args):
+        time.sleep(rng.uniform(0, 0.003))  # blocks finish out of order
+        return deflate(*args)
+
+    monkeypatch.setattr(res, "_deflate", late)
+    for chunk_rows, workers in ((77, 1), (1, 3), (5000, 4)):
+        monkeypatch.setattr(res, "CHUNK_ROWS", chunk_rows)
+        monkeypatch.setattr(res, "_WORKERS", workers)
+        res.write_csv(frame, tmp_path / "b.csv.gz")
+        assert (tmp_path / "b.csv.gz").read_bytes() == (tmp_path / "a.csv.gz").read_bytes()
+    monkeypatch.setattr(res, "DEFLATE_BLOCK", 50_000)  # other blocks: other bytes, the same text
+    res.write_csv(frame, tmp_path / "c.csv.gz")
+    assert _deflated(tmp_path / "c.csv.gz")[0] == whole
+
+
 def test_an_empty_table_is_its_header(tmp_path):
     res.write_csv(_table(6).iloc[:0], tmp_path / "e.csv")
     assert (tmp_path / "e.csv").read_text() == "case,replicate,n,llr\n"
+    res.write_csv(_table(6).iloc[:0], tmp_path / "e.csv.gz")
+    assert _deflated(tmp_path / "e.csv.gz")[0] == b"case,replicate,n,llr\n"
 
 
 class _Tty(io.StringIO):
