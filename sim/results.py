@@ -24,9 +24,17 @@ level  time    size        size against level 6
 6      2.16 s  12.01 MB
 =====  ======  ==========  ======================
 
-Level 6 alone, even split over two threads, takes longer than the whole
-8-fold budget against pandas' ``to_csv`` then level 6 (about 5 s of CPU);
-level 1 is the fastest zlib has (its Huffman-only mode takes as long).
+The more repetitive replicates of the shipped results compress better and
+pay more for level 1: their seven files are 10-33% larger than at level 6
+(3.10 MB to 3.83 MB in all).  The speed decides: the baseline to beat
+8-fold, pandas' ``to_csv`` then level 6, takes about 5 s of CPU here and
+formatting the text (orjson, below) about 0.25 s; level 6 alone, even split
+over two threads, would exceed the budget, while level 1 costs about what
+formatting costs and the two overlap on two cores.  zlib has nothing faster
+(its Huffman-only mode takes as long as level 1).  ISA-L (the ``isal``
+package) at its level 2 measured 4 times faster than zlib's level 1, with
+files 3.4% (benchmark) to 4-20% (shipped) larger than level 6, but it would
+be one more dependency, whose bytes may change with its version.
 Changing the level changes the bytes of every ``.csv.gz``, never their text.
 """
 
@@ -48,6 +56,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
+import orjson
 import pandas as pd
 
 from .errors import OutputError, RunError
@@ -71,6 +80,11 @@ GZIP_LEVEL = 1
 _WORKERS = min(4, os.cpu_count() or 1)
 #: Deflate's window: how far back a block's matches may reach into the text before it.
 _WINDOW = 32 * 1024
+#: Floats that orjson writes exactly as ``repr`` does (see :func:`_floats`): a check, not an assumption.
+_PROBES = [0.0, -0.0, 1e-4, 0.1, 1 / 3, 2.5, -123456.0, 1e15, 9999999999999998.0, 2.0**53 + 2]
+_ORJSON_IS_REPR = orjson.dumps(_PROBES) == ("[" + ",".join(map(repr, _PROBES)) + "]").encode()
+#: What ends a row in :func:`_lines`.
+_NEWLINE = orjson.Fragment(b"\n")
 #: Strings written as they are by pandas (no quoting): names as configs allow them, units, families.
 _PLAIN = re.compile(r"[A-Za-z0-9._+-]+")
 
@@ -157,59 +171,82 @@ def _csv_chunks(frame: pd.DataFrame) -> Iterator[tuple[int, bytes]]:
     """(rows, CSV bytes) of ``frame`` in chunks, the header with the first."""
     fast = _formatters(frame)
     for start in range(0, max(len(frame), 1), CHUNK_ROWS):
-        chunk = frame.iloc[start : start + CHUNK_ROWS]
+        stop = min(start + CHUNK_ROWS, len(frame))
         if fast is None:
-            text = chunk.to_csv(index=False, header=start == 0, lineterminator="\n")
-        else:
-            columns = [fmt(chunk[name].to_numpy()) for name, fmt in zip(frame.columns, fast, strict=True)]
-            body = "".join(map(_line, zip(*columns, strict=True))) if len(chunk) else ""
-            text = (",".join(frame.columns) + "\n" if start == 0 else "") + body
-        yield len(chunk), text.encode("utf-8")
+            chunk = frame.iloc[start:stop].to_csv(index=False, header=start == 0, lineterminator="\n")
+            yield stop - start, chunk.encode("utf-8")
+            continue
+        header = (",".join(frame.columns) + "\n").encode("utf-8") if start == 0 else b""
+        yield stop - start, header + _lines([values(start, stop) for values in fast])
 
 
-def _line(fields: tuple[str, ...]) -> str:
-    return ",".join(fields) + "\n"
+def _lines(columns: list[list]) -> bytes:
+    """CSV lines of equally long columns of Python numbers and :class:`orjson.Fragment` texts.
+
+    orjson writes one JSON array, in C, of the values row after row, each row
+    followed by a newline fragment: ``[coin,0,1,0.5,\\n,coin,0,2,0.25,\\n]``.
+    A fragment is written as it is (no quotes); the comma on either side of
+    each newline then goes.  No value contains a newline (see :func:`_formatters`).
+    """
+    if not columns[0]:
+        return b""
+    width = len(columns) + 1
+    flat = [_NEWLINE] * (len(columns[0]) * width)
+    for i, column in enumerate(columns):
+        flat[i::width] = column
+    return orjson.dumps(flat)[1:-3].replace(b",\n,", b"\n") + b"\n"
 
 
-def _formatters(frame: pd.DataFrame) -> list[Callable[[np.ndarray], list[str]]] | None:
-    """Per column, a formatter giving pandas' text for it; None when some column needs pandas itself.
+def _formatters(frame: pd.DataFrame) -> list[Callable[[int, int], list]] | None:
+    """Per column, ``values(start, stop)``: its rows start..stop for :func:`_lines`; None: pandas writes.
 
     Floats are written as their shortest round-trip repr (as pandas does), nan
     as the empty field; integers as decimals; strings as they are when they
     need no quoting.  Anything else (other dtypes, strings with commas or
-    quotes, column names that need quoting) is left to pandas.
+    quotes, column names that need quoting, no columns) is left to pandas.
     """
-    if not all(isinstance(c, str) and _PLAIN.fullmatch(c) for c in frame.columns):
+    if len(frame.columns) == 0 or not all(isinstance(c, str) and _PLAIN.fullmatch(c) for c in frame.columns):
         return None
-    out = []
-    for name in frame.columns:
-        column = frame[name]
-        if column.dtype == np.float64:
-            out.append(_floats)
-        elif column.dtype == np.int64:
-            out.append(_integers)
-        elif pd.api.types.is_string_dtype(column.dtype) and all(
-            isinstance(v, str) and _PLAIN.fullmatch(v) for v in column.unique()
-        ):
-            out.append(_strings)
-        else:
-            return None
+    out = [_formatter(frame[name]) for name in frame.columns]
+    return None if None in out else out
+
+
+def _formatter(column: pd.Series) -> Callable[[int, int], list] | None:
+    """``values(start, stop)`` for one column (see :func:`_formatters`), or None."""
+    values = column.to_numpy()
+    if column.dtype == np.float64:
+        return lambda start, stop: _floats(values[start:stop])
+    if column.dtype == np.int64:
+        return lambda start, stop: values[start:stop].tolist()
+    if not pd.api.types.is_string_dtype(column.dtype):
+        return None
+    codes, distinct = pd.factorize(values)  # missing values: code -1
+    if (codes < 0).any() or not all(isinstance(v, str) and _PLAIN.fullmatch(v) for v in distinct):
+        return None
+    fragments = np.array([orjson.Fragment(v) for v in distinct], dtype=object)  # written as they are
+    return lambda start, stop: fragments[codes[start:stop]].tolist()
+
+
+def _floats(values: np.ndarray) -> list[float | orjson.Fragment]:
+    """The floats, each one orjson might write otherwise than ``repr`` as the fragment of its ``repr``.
+
+    orjson (shortest round-trip digits, in C, ~20x faster than ``repr``)
+    writes a float as ``repr`` does when it is 0 or 1e-4 <= |x| < 1e16, where
+    both use plain decimals; outside, ``repr`` writes ``1e-05`` where orjson
+    writes ``0.00001``, so those floats are formatted by ``repr`` here (one
+    by one, as slow as before), nan as the empty field.
+    :data:`_ORJSON_IS_REPR` checks the agreement when the module is loaded;
+    without it every float is ``repr``'d.
+    """
+    out = values.tolist()
+    magnitude = np.abs(values)
+    plain = ((magnitude >= 1e-4) & (magnitude < 1e16)) | (values == 0)
+    if not _ORJSON_IS_REPR:
+        plain[:] = False
+    for i in np.flatnonzero(~plain).tolist():
+        value = out[i]
+        out[i] = orjson.Fragment(repr(value) if value == value else "")
     return out
-
-
-def _floats(values: np.ndarray) -> list[str]:
-    text = list(map(float.__repr__, values.tolist()))
-    for i in np.flatnonzero(np.isnan(values)).tolist():
-        text[i] = ""
-    return text
-
-
-def _integers(values: np.ndarray) -> list[str]:
-    return list(map(int.__repr__, values.tolist()))
-
-
-def _strings(values: np.ndarray) -> list[str]:
-    return values.tolist()
 
 
 def write_json(obj: dict, path: Path) -> None:
