@@ -9,32 +9,29 @@ a half-written folder.
 Files are written so that the same data give the same bytes: CSVs with
 ``\\n`` line ends and shortest round-trip floats, gzip with no timestamp.
 
-Why gzip level 1 (:data:`GZIP_LEVEL`).  The text of a replicates table is
-mostly the digits of random floats, where deflate finds few matches: on the
-benchmark's 300,000-row table (27.4 MB of text, one thread, CPU seconds)
+Why ISA-L's deflate at its level 2 (:data:`GZIP_LEVEL`, the ``isal``
+package).  The text of a replicates table is mostly the digits of random
+floats; on the benchmark's 300,000-row table (27.4 MB of text, one thread,
+CPU seconds):
 
-=====  ======  ==========  ======================
-level  time    size        size against level 6
-=====  ======  ==========  ======================
-1      0.36 s  12.82 MB    +6.7%
-2      0.46 s  12.74 MB    +6.0%
-3      0.92 s  12.37 MB    +3.0%
-4      0.81 s  12.30 MB    +2.4%
-5      1.63 s  12.06 MB    +0.4%
-6      2.16 s  12.01 MB
-=====  ======  ==========  ======================
+==============  ======  ==========  ======================
+compressor      time    size        size against zlib 6
+==============  ======  ==========  ======================
+zlib level 1    0.36 s  12.82 MB    +6.7%
+zlib level 2    0.46 s  12.74 MB    +6.0%
+zlib level 4    0.81 s  12.30 MB    +2.4%
+zlib level 6    2.16 s  12.01 MB
+ISA-L level 2   0.11 s  12.42 MB    +3.4%
+==============  ======  ==========  ======================
 
-The more repetitive replicates of the shipped results compress better and
-pay more for level 1: their seven files are 10-33% larger than at level 6
-(3.10 MB to 3.83 MB in all).  The speed decides: the baseline to beat
-8-fold, pandas' ``to_csv`` then level 6, takes about 5 s of CPU here and
-formatting the text (orjson, below) about 0.25 s; level 6 alone, even split
-over two threads, would exceed the budget, while level 1 costs about what
-formatting costs and the two overlap on two cores.  zlib has nothing faster
-(its Huffman-only mode takes as long as level 1).  ISA-L (the ``isal``
-package) at its level 2 measured 4 times faster than zlib's level 1, with
-files 3.4% (benchmark) to 4-20% (shipped) larger than level 6, but it would
-be one more dependency, whose bytes may change with its version.
+The baseline to beat 8-fold, pandas' ``to_csv`` then zlib level 6, takes
+about 5 s of CPU here and formatting the text (orjson, below) about 0.25 s.
+zlib's level 6 alone, even on two threads, would exceed that budget, and
+its level 1 (its fastest: Huffman-only takes as long) costs as much as
+formatting, which met 8x only with a core to spare (7-8x on this shared
+machine).  ISA-L's level 2 costs a third of that for smaller files; on the
+more repetitive shipped replicates it writes files 4-20% larger than zlib
+level 6 (zlib level 1: 10-33%).  Its bytes may change with its version.
 Changing the level changes the bytes of every ``.csv.gz``, never their text.
 """
 
@@ -58,6 +55,7 @@ from typing import BinaryIO
 import numpy as np
 import orjson
 import pandas as pd
+from isal import isal_zlib
 
 from .errors import OutputError, RunError
 
@@ -75,7 +73,7 @@ CHUNK_ROWS = 50_000
 #: Bytes of text deflated as one piece by :class:`_ParallelGzip` (the gzip bytes depend on it).
 DEFLATE_BLOCK = 1 << 20
 #: The gzip level of ``.csv.gz`` files (the bytes depend on it; the text does not).
-GZIP_LEVEL = 1
+GZIP_LEVEL = 2
 #: Threads compressing blocks.
 _WORKERS = min(4, os.cpu_count() or 1)
 #: Deflate's window: how far back a block's matches may reach into the text before it.
@@ -161,9 +159,9 @@ class _ParallelGzip:
 
 
 def _deflate(block: bytes, window: bytes, final: bool) -> bytes:
-    """Raw deflate of ``block``, primed with ``window``, ending the stream if ``final``."""
-    args = (GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS, 8, zlib.Z_DEFAULT_STRATEGY)
-    compressor = zlib.compressobj(*args, window) if window else zlib.compressobj(*args)
+    """Raw deflate of ``block`` by ISA-L, primed with ``window``, ending the stream if ``final``."""
+    args = (GZIP_LEVEL, isal_zlib.DEFLATED, -zlib.MAX_WBITS, 8, isal_zlib.Z_DEFAULT_STRATEGY)
+    compressor = isal_zlib.compressobj(*args, window) if window else isal_zlib.compressobj(*args)
     return compressor.compress(block) + compressor.flush(zlib.Z_FINISH if final else zlib.Z_SYNC_FLUSH)
 
 
