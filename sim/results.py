@@ -8,24 +8,54 @@ a half-written folder.
 
 Files are written so that the same data give the same bytes: CSVs with
 ``\\n`` line ends and shortest round-trip floats, gzip with no timestamp.
+
+Why ISA-L's deflate at its level 2 (:data:`GZIP_LEVEL`, the ``isal``
+package).  The text of a replicates table is mostly the digits of random
+floats; on the benchmark's 300,000-row table (27.4 MB of text, one thread,
+CPU seconds):
+
+==============  ======  ==========  ======================
+compressor      time    size        size against zlib 6
+==============  ======  ==========  ======================
+zlib level 1    0.36 s  12.82 MB    +6.7%
+zlib level 2    0.46 s  12.74 MB    +6.0%
+zlib level 4    0.81 s  12.30 MB    +2.4%
+zlib level 6    2.16 s  12.01 MB
+ISA-L level 2   0.11 s  12.42 MB    +3.4%
+==============  ======  ==========  ======================
+
+The baseline to beat 8-fold, pandas' ``to_csv`` then zlib level 6, takes
+about 5 s of CPU here and formatting the text (orjson, below) about 0.25 s.
+zlib's level 6 alone, even on two threads, would exceed that budget, and
+its level 1 (its fastest: Huffman-only takes as long) costs as much as
+formatting, which met 8x only with a core to spare (7-8x on this shared
+machine).  ISA-L's level 2 costs a third of that for smaller files; on the
+more repetitive shipped replicates it writes files 4-20% larger than zlib
+level 6 (zlib level 1: 10-33%).  Its bytes may change with its version.
+Changing the level changes the bytes of every ``.csv.gz``, never their text.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import gzip
 import json
 import os
 import re
 import shutil
+import struct
 import tempfile
+import zlib
+from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
+import orjson
 import pandas as pd
+from isal import isal_zlib
 
 from .errors import OutputError, RunError
 
@@ -40,6 +70,19 @@ FIGURES = "figures"
 
 #: Rows formatted at once by :func:`write_csv`: bounds the text held in memory.
 CHUNK_ROWS = 50_000
+#: Bytes of text deflated as one piece by :class:`_ParallelGzip` (the gzip bytes depend on it).
+DEFLATE_BLOCK = 1 << 20
+#: The gzip level of ``.csv.gz`` files (the bytes depend on it; the text does not).
+GZIP_LEVEL = 2
+#: Threads compressing blocks.
+_WORKERS = min(4, os.cpu_count() or 1)
+#: Deflate's window: how far back a block's matches may reach into the text before it.
+_WINDOW = 32 * 1024
+#: Floats that orjson writes exactly as ``repr`` does (see :func:`_floats`): a check, not an assumption.
+_PROBES = [0.0, -0.0, 1e-4, 0.1, 1 / 3, 2.5, -123456.0, 1e15, 9999999999999998.0, 2.0**53 + 2]
+_ORJSON_IS_REPR = orjson.dumps(_PROBES) == ("[" + ",".join(map(repr, _PROBES)) + "]").encode()
+#: What ends a row in :func:`_lines`.
+_NEWLINE = orjson.Fragment(b"\n")
 #: Strings written as they are by pandas (no quoting): names as configs allow them, units, families.
 _PLAIN = re.compile(r"[A-Za-z0-9._+-]+")
 
@@ -49,88 +92,159 @@ def write_csv(frame: pd.DataFrame, path: Path, *, progress: Callable[[int], None
 
     The text is what ``frame.to_csv(index=False, lineterminator="\\n")``
     gives, byte for byte, formatted :data:`CHUNK_ROWS` rows at a time (the
-    text of a large table is never held whole) while the previous chunk is
-    compressed on another thread; ``progress(rows)`` is called after each
-    chunk.  The gzip header carries no file name and no time stamp, and
-    deflate's output does not depend on how its input is split, so equal
-    frames give equal bytes.
+    text of a large table is never held whole); ``progress(rows)`` is called
+    after each chunk.  A ``.gz`` file is one gzip member compressed at
+    :data:`GZIP_LEVEL` in blocks of :data:`DEFLATE_BLOCK` bytes on several
+    threads (see :class:`_ParallelGzip`): its bytes depend only on the text,
+    never on the chunks or the threads' timing, so equal frames give equal bytes.
     """
-    chunks = _csv_chunks(frame)
-    with contextlib.ExitStack() as stack:
-        out = stack.enter_context(open(path, "wb"))
-        if path.name.endswith(".gz"):
-            out = stack.enter_context(
-                gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=6)
-            )
-        compressor = stack.enter_context(ThreadPoolExecutor(1))  # zlib releases the GIL
-        pending = None
-        for rows, data in chunks:
-            if pending is not None:
-                pending.result()  # in order, at most one chunk waiting
-            pending = compressor.submit(out.write, data)
+    with open(path, "wb") as out, ThreadPoolExecutor(_WORKERS) as pool:
+        gz = _ParallelGzip(out, pool) if path.name.endswith(".gz") else None
+        for rows, data in _csv_chunks(frame):
+            if gz is None:
+                out.write(data)
+            else:
+                gz.write(data)
             if progress is not None:
                 progress(rows)
-        if pending is not None:
-            pending.result()
+        if gz is not None:
+            gz.close()
+
+
+class _ParallelGzip:
+    """One gzip member whose deflate stream is compressed block by block on a thread pool.
+
+    As pigz does: the text is cut into blocks of :data:`DEFLATE_BLOCK` bytes;
+    each is deflated on its own, primed with the 32 KiB of text before it (so
+    matches reach back as in one stream) and ended with a sync flush (so the
+    pieces join into one valid stream); the last one ends the stream.  zlib
+    releases the GIL, so blocks compress on other cores while the next chunk
+    is formatted.  The header is the one :class:`gzip.GzipFile` writes with
+    no file name and no time stamp; the trailer is the CRC-32 and length of
+    the text.
+    """
+
+    def __init__(self, out: BinaryIO, pool: ThreadPoolExecutor) -> None:
+        self._out, self._pool = out, pool
+        self._pending: deque[Future[bytes]] = deque()
+        self._text = bytearray()  # not yet compressed, less than one block
+        self._window = b""  # the last 32 KiB of text already handed to a block
+        self._crc, self._size = 0, 0
+        xfl = b"\x04" if GZIP_LEVEL == 1 else b"\x02" if GZIP_LEVEL == 9 else b"\x00"
+        out.write(b"\x1f\x8b\x08\x00\x00\x00\x00\x00" + xfl + b"\xff")
+
+    def write(self, data: bytes) -> None:
+        """Add ``data`` to the text; compress every whole block it completes."""
+        self._crc = zlib.crc32(data, self._crc)
+        self._size += len(data)
+        self._text += data
+        start = 0
+        while len(self._text) - start >= DEFLATE_BLOCK:
+            self._submit(bytes(self._text[start : start + DEFLATE_BLOCK]), final=False)
+            start += DEFLATE_BLOCK
+        del self._text[:start]
+
+    def close(self) -> None:
+        """Compress what is left as the last block, write everything and the trailer."""
+        self._submit(bytes(self._text), final=True)
+        while self._pending:
+            self._out.write(self._pending.popleft().result())
+        self._out.write(struct.pack("<II", self._crc, self._size & 0xFFFFFFFF))
+
+    def _submit(self, block: bytes, *, final: bool) -> None:
+        while len(self._pending) > _WORKERS:  # bounded memory: write the oldest first
+            self._out.write(self._pending.popleft().result())
+        self._pending.append(self._pool.submit(_deflate, block, self._window, final))
+        self._window = (self._window + block)[-_WINDOW:]
+
+
+def _deflate(block: bytes, window: bytes, final: bool) -> bytes:
+    """Raw deflate of ``block`` by ISA-L, primed with ``window``, ending the stream if ``final``."""
+    args = (GZIP_LEVEL, isal_zlib.DEFLATED, -zlib.MAX_WBITS, 8, isal_zlib.Z_DEFAULT_STRATEGY)
+    compressor = isal_zlib.compressobj(*args, window) if window else isal_zlib.compressobj(*args)
+    return compressor.compress(block) + compressor.flush(zlib.Z_FINISH if final else zlib.Z_SYNC_FLUSH)
 
 
 def _csv_chunks(frame: pd.DataFrame) -> Iterator[tuple[int, bytes]]:
     """(rows, CSV bytes) of ``frame`` in chunks, the header with the first."""
     fast = _formatters(frame)
     for start in range(0, max(len(frame), 1), CHUNK_ROWS):
-        chunk = frame.iloc[start : start + CHUNK_ROWS]
+        stop = min(start + CHUNK_ROWS, len(frame))
         if fast is None:
-            text = chunk.to_csv(index=False, header=start == 0, lineterminator="\n")
-        else:
-            columns = [fmt(chunk[name].to_numpy()) for name, fmt in zip(frame.columns, fast, strict=True)]
-            body = "".join(map(_line, zip(*columns, strict=True))) if len(chunk) else ""
-            text = (",".join(frame.columns) + "\n" if start == 0 else "") + body
-        yield len(chunk), text.encode("utf-8")
+            chunk = frame.iloc[start:stop].to_csv(index=False, header=start == 0, lineterminator="\n")
+            yield stop - start, chunk.encode("utf-8")
+            continue
+        header = (",".join(frame.columns) + "\n").encode("utf-8") if start == 0 else b""
+        yield stop - start, header + _lines([values(start, stop) for values in fast])
 
 
-def _line(fields: tuple[str, ...]) -> str:
-    return ",".join(fields) + "\n"
+def _lines(columns: list[list]) -> bytes:
+    """CSV lines of equally long columns of Python numbers and :class:`orjson.Fragment` texts.
+
+    orjson writes one JSON array, in C, of the values row after row, each row
+    followed by a newline fragment: ``[coin,0,1,0.5,\\n,coin,0,2,0.25,\\n]``.
+    A fragment is written as it is (no quotes); the comma on either side of
+    each newline then goes.  No value contains a newline (see :func:`_formatters`).
+    """
+    if not columns[0]:
+        return b""
+    width = len(columns) + 1
+    flat = [_NEWLINE] * (len(columns[0]) * width)
+    for i, column in enumerate(columns):
+        flat[i::width] = column
+    return orjson.dumps(flat)[1:-3].replace(b",\n,", b"\n") + b"\n"
 
 
-def _formatters(frame: pd.DataFrame) -> list[Callable[[np.ndarray], list[str]]] | None:
-    """Per column, a formatter giving pandas' text for it; None when some column needs pandas itself.
+def _formatters(frame: pd.DataFrame) -> list[Callable[[int, int], list]] | None:
+    """Per column, ``values(start, stop)``: its rows start..stop for :func:`_lines`; None: pandas writes.
 
     Floats are written as their shortest round-trip repr (as pandas does), nan
     as the empty field; integers as decimals; strings as they are when they
     need no quoting.  Anything else (other dtypes, strings with commas or
-    quotes, column names that need quoting) is left to pandas.
+    quotes, column names that need quoting, no columns) is left to pandas.
     """
-    if not all(isinstance(c, str) and _PLAIN.fullmatch(c) for c in frame.columns):
+    if len(frame.columns) == 0 or not all(isinstance(c, str) and _PLAIN.fullmatch(c) for c in frame.columns):
         return None
-    out = []
-    for name in frame.columns:
-        column = frame[name]
-        if column.dtype == np.float64:
-            out.append(_floats)
-        elif column.dtype == np.int64:
-            out.append(_integers)
-        elif pd.api.types.is_string_dtype(column.dtype) and all(
-            isinstance(v, str) and _PLAIN.fullmatch(v) for v in column.unique()
-        ):
-            out.append(_strings)
-        else:
-            return None
+    out = [_formatter(frame[name]) for name in frame.columns]
+    return None if None in out else out
+
+
+def _formatter(column: pd.Series) -> Callable[[int, int], list] | None:
+    """``values(start, stop)`` for one column (see :func:`_formatters`), or None."""
+    values = column.to_numpy()
+    if column.dtype == np.float64:
+        return lambda start, stop: _floats(values[start:stop])
+    if column.dtype == np.int64:
+        return lambda start, stop: values[start:stop].tolist()
+    if not pd.api.types.is_string_dtype(column.dtype):
+        return None
+    codes, distinct = pd.factorize(values)  # missing values: code -1
+    if (codes < 0).any() or not all(isinstance(v, str) and _PLAIN.fullmatch(v) for v in distinct):
+        return None
+    fragments = np.array([orjson.Fragment(v) for v in distinct], dtype=object)  # written as they are
+    return lambda start, stop: fragments[codes[start:stop]].tolist()
+
+
+def _floats(values: np.ndarray) -> list[float | orjson.Fragment]:
+    """The floats, each one orjson might write otherwise than ``repr`` as the fragment of its ``repr``.
+
+    orjson (shortest round-trip digits, in C, ~20x faster than ``repr``)
+    writes a float as ``repr`` does when it is 0 or 1e-4 <= |x| < 1e16, where
+    both use plain decimals; outside, ``repr`` writes ``1e-05`` where orjson
+    writes ``0.00001``, so those floats are formatted by ``repr`` here (one
+    by one, as slow as before), nan as the empty field.
+    :data:`_ORJSON_IS_REPR` checks the agreement when the module is loaded;
+    without it every float is ``repr``'d.
+    """
+    out = values.tolist()
+    magnitude = np.abs(values)
+    plain = ((magnitude >= 1e-4) & (magnitude < 1e16)) | (values == 0)
+    if not _ORJSON_IS_REPR:
+        plain[:] = False
+    for i in np.flatnonzero(~plain).tolist():
+        value = out[i]
+        out[i] = orjson.Fragment(repr(value) if value == value else "")
     return out
-
-
-def _floats(values: np.ndarray) -> list[str]:
-    text = list(map(float.__repr__, values.tolist()))
-    for i in np.flatnonzero(np.isnan(values)).tolist():
-        text[i] = ""
-    return text
-
-
-def _integers(values: np.ndarray) -> list[str]:
-    return list(map(int.__repr__, values.tolist()))
-
-
-def _strings(values: np.ndarray) -> list[str]:
-    return values.tolist()
 
 
 def write_json(obj: dict, path: Path) -> None:
