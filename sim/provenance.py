@@ -19,7 +19,7 @@ from typing import Any
 from . import __version__
 
 #: Distributions whose versions ``run.json`` records.
-PACKAGES = ("numpy", "pandas", "scipy", "pyyaml", "click", "matplotlib", "seaborn")
+PACKAGES = ("numpy", "pandas", "scipy", "pyyaml", "click", "matplotlib", "seaborn", "orjson", "isal")
 
 
 def versions() -> dict[str, str | None]:
@@ -88,12 +88,12 @@ def machine() -> dict[str, Any]:
 def same_machine(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     """Whether two ``run.json`` records promise byte-identical results.
 
-    True when the numpy versions and every field of :func:`machine` agree.
-    Records written before ``machine`` was recorded never match.
+    True when the numpy versions (the draws and the last bits of the
+    numbers), the isal versions (the bytes of ``.csv.gz`` files, see
+    :mod:`sim.results`) and every field of :func:`machine` agree.  Records
+    written before ``machine`` was recorded never match.
     """
-    return (
-        "machine" in a
-        and "machine" in b
-        and a["machine"] == b["machine"]
-        and a.get("versions", {}).get("numpy") == b.get("versions", {}).get("numpy")
-    )
+    if "machine" not in a or "machine" not in b or a["machine"] != b["machine"]:
+        return False
+    va, vb = a.get("versions", {}), b.get("versions", {})
+    return all(va.get(package) == vb.get(package) for package in ("numpy", "isal"))

@@ -140,3 +140,13 @@ def test_run_json_records_the_machine(tmp_path, write_config):
     info = json.loads((run.path / "run.json").read_text())
     assert info["machine"] == provenance.machine()
     assert info["machine"]["numpy_simd"]["baseline"]
+
+
+def test_bytes_are_promised_only_with_the_same_machine_numpy_and_isal():
+    here = {"versions": provenance.versions(), "machine": provenance.machine()}
+    assert provenance.same_machine(here, json.loads(json.dumps(here)))
+    for package in ("numpy", "isal"):
+        other = {**here, "versions": {**here["versions"], package: "0.0"}}
+        assert not provenance.same_machine(here, other), package
+    assert not provenance.same_machine(here, {"versions": here["versions"]})
+    assert not provenance.same_machine(here, {**here, "machine": {**here["machine"], "cpu": "other"}})
