@@ -145,8 +145,6 @@ def replicates_table(rows: int):
 
 def pandas_gzip(frame, path: Path) -> None:
     """The baseline: pandas' ``to_csv`` of the whole table, then gzip level 6."""
-    import gzip
-
     with (
         open(path, "wb") as fh,
         gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0, compresslevel=6) as gz,
