@@ -329,3 +329,77 @@ def test_figures_drawn_side_by_side_are_the_files_drawn_in_turn(tmp_path, monkey
     )
     for path in side_by_side.written:
         assert path.read_bytes() == (tmp_path / "one" / path.name).read_bytes(), path.name
+
+
+# --------------------------------------------------------------------------
+# Layout: margins measured once (sim.figures.layout), nothing clipped or overlapping
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _superscript_value(label: str) -> float:
+    """The number a plain-text log label shows: ``10⁻⁶``, ``2 × 10⁻¹`` (read independently of the formatter)."""
+    digits = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻", "0123456789-")
+    coefficient, _, power = label.replace("\u2009", "").replace("−", "-").rpartition("×")
+    base, exponent = power[:2], power[2:].translate(digits)
+    assert base == "10", label
+    return float(coefficient or 1) * 10.0 ** int(exponent)
+
+
+@pytest.mark.parametrize("limits", [(1e-6, 1.0), (0.13, 0.22), (0.3, 3.0), (2e3, 5e5)])
+def test_log_labels_are_matplotlibs_as_plain_text(limits):
+    """The same ticks labelled as by matplotlib's default log formatter, each showing its own value."""
+    from matplotlib.figure import Figure
+
+    from sim.figures.layout import UnicodeLogFormatter
+
+    ax = Figure().subplots()
+    ax.set_yscale("log")
+    ax.set_ylim(*limits)
+    for locs, default in [
+        (ax.yaxis.get_majorticklocs(), ax.yaxis.get_major_formatter()),
+        (ax.yaxis.get_minorticklocs(), ax.yaxis.get_minor_formatter()),
+    ]:
+        reference = default.format_ticks(locs)
+        plain = UnicodeLogFormatter(
+            labelOnlyBase=default.labelOnlyBase, minor_thresholds=default.minor_thresholds
+        )
+        plain.set_axis(ax.yaxis)
+        labels = plain.format_ticks(locs)
+        assert [bool(s) for s in labels] == [bool(s) for s in reference]
+        for loc, label in zip(locs, labels, strict=True):
+            if label:
+                assert "$" not in label
+                assert _superscript_value(label) == pytest.approx(loc, rel=1e-9), label
+
+
+def _boxes(fig):
+    """Each visible panel's, the legend's and the suptitle's extent as drawn at the figures' dpi."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig.set_dpi(figures.DPI)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    boxes = {f"panel {i}": ax.get_tightbbox(renderer) for i, ax in enumerate(_visible(fig))}
+    boxes |= {f"legend {i}": legend.get_window_extent(renderer) for i, legend in enumerate(fig.legends)}
+    if fig._suptitle is not None:
+        boxes["suptitle"] = fig._suptitle.get_window_extent(renderer)
+    return fig.bbox, boxes
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "results").iterdir() if p.is_dir()))
+def test_every_shipped_figure_has_nothing_clipped_or_overlapping(name):
+    """Every panel's tick labels, axis labels and title, the legend and the suptitle lie inside
+    the figure, and none of them overlaps another (one pixel of tolerance)."""
+    for kind, fig in figures.build_figures(figures.load_tables(ROOT / "results" / name)).items():
+        frame, boxes = _boxes(fig)
+        for what, box in boxes.items():
+            assert box.x0 >= frame.x0 - 1 and box.x1 <= frame.x1 + 1, (kind, what, box, frame)
+            assert box.y0 >= frame.y0 - 1 and box.y1 <= frame.y1 + 1, (kind, what, box, frame)
+        names = sorted(boxes)
+        for i, a in enumerate(names):
+            for b in names[i + 1 :]:
+                overlap = boxes[a].intersection(boxes[a], boxes[b])
+                assert overlap is None or min(overlap.width, overlap.height) <= 1, (kind, a, b)

@@ -29,7 +29,8 @@ A fit experiment has ``fit_trajectory`` (:func:`plot_fit_trajectory`,
 Every estimator keeps one colour in every figure (seaborn's colourblind
 palette, from :mod:`sim.registry`); exact theory is drawn in black, dashed.
 Modules: :mod:`.style`, :mod:`.convergence`, :mod:`.decision` (the testing
-figure), :mod:`.fit` and :mod:`.folders` (reading results, building and
+figure), :mod:`.fit`, :mod:`.layout` (margins measured once, so that each
+figure is drawn once) and :mod:`.folders` (reading results, building and
 saving figures).
 """
 

@@ -196,11 +196,17 @@ def build_figures(tables: Mapping[str, Any]) -> dict[str, Figure]:
     return {kind: draw() for kind, draw in _drawers(tables).items()}
 
 
+#: zlib level of PNG files: level 3 compresses a figure in about 60% of the time of Pillow's
+#: default 6, into a file at most about 1.2 times as large (levels 4 and up search much longer).
+PNG_COMPRESSION = 3
+
+
 def save_figure(fig: Figure, path: Path) -> None:
     """Save with fixed metadata, so equal figures give equal files where the format allows."""
     fmt = path.suffix.lstrip(".")
     metadata = {"png": {"Software": None}, "svg": {"Date": None}, "pdf": {"CreationDate": None}}[fmt]
-    fig.savefig(path, dpi=DPI, metadata=metadata)
+    extra = {"pil_kwargs": {"compress_level": PNG_COMPRESSION}} if fmt == "png" else {}
+    fig.savefig(path, dpi=DPI, metadata=metadata, **extra)
 
 
 @dataclass

@@ -7,12 +7,14 @@ import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import matplotlib as mpl
 import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from .. import registry
+from .layout import finish
 
 KINDS = ("convergence", "paths", "error", "clt", "decomposition")
 FIT_KINDS = ("fit_trajectory", "fit_convergence")
@@ -118,9 +120,12 @@ def _facets(
     cols = min(columns, count)
     rows = math.ceil(count / cols)
     width = max(6.5, 4.4 * cols)
-    with sns.axes_style("whitegrid"), sns.plotting_context("paper"):
-        fig = Figure(figsize=(width, 3.4 * rows + 1.2), layout="constrained")
-        axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    # titles at the top of their panel, where matplotlib puts them when nothing else is there,
+    # without asking every tick label where it is at every draw (layout.lay_out)
+    with sns.axes_style("whitegrid"), sns.plotting_context("paper"), mpl.rc_context({"axes.titley": 1.0}):
+        fig = Figure(figsize=(width, 3.4 * rows + 1.2))
+        grid = fig.subplots(rows, cols, squeeze=False)
+        axes = grid.ravel()
         for ax, item in zip(axes, panels, strict=False):
             draw(ax, item)
         for ax in axes[len(panels) :]:
@@ -129,17 +134,19 @@ def _facets(
     for ax in axes[: len(panels)]:
         for h, label in zip(*ax.get_legend_handles_labels(), strict=True):
             handles.setdefault(label, h)
+    legend = None
     if handles:
-        fig.legend(
+        legend = fig.legend(
             list(handles.values()),
             list(handles.keys()),
-            loc="outside lower center",
+            loc="lower center",
             ncols=min(4, len(handles), max(2, cols)),
             frameon=False,
             fontsize=8,
         )
     chars = int(width * 10)
-    fig.suptitle("\n".join(textwrap.fill(line, chars) for line in suptitle.splitlines()), fontsize=11)
+    title = fig.suptitle("\n".join(textwrap.fill(line, chars) for line in suptitle.splitlines()), fontsize=11)
+    finish(fig, grid, legend=legend, suptitle=title, dpi=DPI)
     return fig
 
 
