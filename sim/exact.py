@@ -785,24 +785,41 @@ def p_wrong_moments(pair: Pair, n: int) -> Moments:
     return Moments(w, math.sqrt(var), var * (1.0 - 3.0 * var))
 
 
-def per_sample(values: np.ndarray, weights: np.ndarray, mean: float) -> tuple[float, float, float]:
-    """Mean, variance and fourth central moment of one summand taking ``values`` with probabilities ``weights``.
+class Summand(NamedTuple):
+    """Exact moments of one summand of a mean: its mean, central moments 2 to 4, and the values' own mean."""
+
+    mean: float
+    var: float
+    mu3: float
+    mu4: float
+    centre: float
+
+
+def summand(values: np.ndarray, weights: np.ndarray, mean: float) -> Summand:
+    """The moments of one summand taking ``values`` with probabilities ``weights``.
 
     ``mean`` is the exact mean (an analytic quantity of the pair); the
-    deviations are centred at the mean of the values actually summed, which
-    can differ from it by rounding (a Zipf law's logs and its probabilities
-    are each correctly rounded, not each other's exact image): the sd of a
-    constant estimator is then 0, not that rounding.
+    deviations are centred at the mean of the values actually summed
+    (``centre``), which can differ from it by rounding (a Zipf law's logs and
+    its probabilities are each correctly rounded, not each other's exact
+    image): the sd of a constant estimator is then 0, not that rounding.
     """
     centre = math.fsum(weights * values)
     dev = snap_rounding(values - centre, np.maximum(np.abs(values), abs(centre)))
-    return mean, math.fsum(weights * dev**2), math.fsum(weights * dev**4)
+    return Summand(
+        mean, math.fsum(weights * dev**2), math.fsum(weights * dev**3), math.fsum(weights * dev**4), centre
+    )
 
 
-def mean_moments(values: np.ndarray, weights: np.ndarray, mean: float, n: int) -> Moments:
-    """Exact moments of the mean of ``n`` i.i.d. summands (see :func:`per_sample`)."""
-    mean, var, mu4 = per_sample(values, weights, mean)
-    return Moments(mean, math.sqrt(var / n), (mu4 + 3 * (n - 1) * var**2) / n**3)
+def per_sample(values: np.ndarray, weights: np.ndarray, mean: float) -> tuple[float, float, float]:
+    """Mean, variance and fourth central moment of one summand (see :func:`summand`)."""
+    s = summand(values, weights, mean)
+    return s.mean, s.var, s.mu4
+
+
+def mean_of(s: Summand, n: int) -> Moments:
+    """Exact moments of the mean of ``n`` i.i.d. copies of a summand."""
+    return Moments(s.mean, math.sqrt(s.var / n), (s.mu4 + 3 * (n - 1) * s.var**2) / n**3)
 
 
 def _cross_entropy_terms(pair: Pair) -> tuple[float, float, float]:

@@ -28,7 +28,7 @@ import numpy as np
 from .distributions import Pair, unit_size
 
 if TYPE_CHECKING:
-    from .exact import Moments
+    from .exact import Moments, Summand
 
 
 class Form(enum.Enum):
@@ -168,9 +168,21 @@ class Estimator:
             return 0.0, 1.0
         raise ValueError(f"no a-priori bounds known for {self.name}")
 
+    def summand(self, pair: Pair) -> Summand:
+        """A :attr:`Form.MEAN` estimator's exact per-observation moments (nats; cached, the same at every n)."""
+        return _summand(self, pair)
+
     def moments(self, pair: Pair, n: int) -> Moments:
         """Exact mean, sd and fourth central moment at sample size ``n`` (nats); nan where unknown."""
         return _moments(self, pair, n)
+
+
+@functools.lru_cache(maxsize=1024)
+def _summand(spec: Estimator, pair: Pair) -> Summand:
+    """Cached per (estimator, pair): every n's moments and the check's law start from it."""
+    from . import exact  # imported here: see _moments
+
+    return exact.summand(spec.terms(pair), pair.p.probs[pair.support], spec.limit(pair))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -181,7 +193,7 @@ def _moments(spec: Estimator, pair: Pair, n: int) -> Moments:
     from . import decision, exact
 
     if spec.form is Form.MEAN:
-        return exact.mean_moments(spec.terms(pair), pair.p.probs[pair.support], spec.limit(pair), n)
+        return exact.mean_of(spec.summand(pair), n)
     if spec.form is Form.PLUGIN:
         return exact.plugin_moments(pair, n)
     if spec.form is Form.WRONG:

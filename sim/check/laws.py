@@ -87,13 +87,10 @@ def _standardised(mean: float, var: float, mu3: float, mu4: float) -> tuple[floa
 
 
 def _mean_law(pair: Pair, spec: Estimator, n: int, k: float) -> Law:
-    values, w = spec.terms(pair), pair.p.probs[pair.support]
-    m = spec.moments(pair, n)
-    mean, var1, mu4_1 = exact.per_sample(values, w, spec.limit(pair))
-    centre = math.fsum(w * values)  # the values' own mean: see exact.per_sample
-    dev = snap_rounding(values - centre, np.maximum(np.abs(values), abs(centre)))
-    mu3_1 = math.fsum(w * dev**3)
-    skew1, kurt1 = _standardised(mean, var1, mu3_1, mu4_1)
+    values = spec.terms(pair)
+    m, one = spec.moments(pair, n), spec.summand(pair)  # one: of a single observation (see exact.summand)
+    mean, centre = one.mean, one.centre
+    skew1, kurt1 = _standardised(mean, one.var, one.mu3, one.mu4)
     linear = heads = None
     if pair.family == "coin" and pair.support.size == 2:
         # support is (heads, tails) in category order
