@@ -180,8 +180,10 @@ def _run_all(experiments, out: str, execution: Execution, *, figures: bool, over
         for e in experiments
     ]
     width = side_by_side_width(experiments, execution)
-    if width > 1 and figures:
-        from . import figures as _  # noqa: F401 - imported once here, shared by the forked runs
+    if figures:  # loaded once here, before the runs (side by side) and their figure processes fork
+        from .figures import warm_up
+
+        warm_up()
     if width > 1:
         runs = side_by_side(jobs, workers=width, start=heaviest_first(experiments))
     else:

@@ -403,3 +403,20 @@ def test_every_shipped_figure_has_nothing_clipped_or_overlapping(name):
             for b in names[i + 1 :]:
                 overlap = boxes[a].intersection(boxes[a], boxes[b])
                 assert overlap is None or min(overlap.width, overlap.height) <= 1, (kind, a, b)
+
+
+@pytest.mark.slow
+def test_warm_up_changes_no_figure_byte(tmp_path):
+    """Figures drawn after :func:`sim.figures.warm_up` (as ``sim run`` does before forking) are the same files."""
+    script = (
+        "import sys; from pathlib import Path; import sim.figures as F\n"
+        "if sys.argv[2] == 'warm': F.warm_up()\n"
+        "F.draw_figures(Path(sys.argv[1]), into=Path(sys.argv[3]))\n"
+    )
+    folder = Path(__file__).resolve().parents[1] / "results" / "categorical"
+    for mode in ("cold", "warm"):
+        subprocess.run([sys.executable, "-c", script, str(folder), mode, str(tmp_path / mode)], check=True)
+    cold = sorted(p.name for p in (tmp_path / "cold").iterdir())
+    assert cold and cold == sorted(p.name for p in (tmp_path / "warm").iterdir())
+    for name in cold:
+        assert (tmp_path / "cold" / name).read_bytes() == (tmp_path / "warm" / name).read_bytes(), name

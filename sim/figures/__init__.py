@@ -56,6 +56,7 @@ from .folders import (
     figure_notes,
     load_tables,
     save_figure,
+    warm_up,
 )
 from .style import (
     COLOURS,
@@ -103,4 +104,5 @@ __all__ = [
     "plot_stein",
     "save_figure",
     "testing_figure",
+    "warm_up",
 ]
