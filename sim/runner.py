@@ -228,7 +228,7 @@ def _write_table(frame: pd.DataFrame, path: Path, label: str, *, quiet: bool) ->
         progress.close()
 
 
-#: Bytes per value of ``replicates.csv.gz``, on the large side (3 to 9 in the shipped results).
+#: Bytes per value of ``replicates.csv.gz``, on the large side (3.7 to 9.6 in the shipped results).
 REPLICATE_BYTES_PER_VALUE = 10
 
 
