@@ -98,14 +98,17 @@ def side_by_side_width(experiments: Sequence[Experiment | FitExperiment], execut
     """How many of ``experiments`` ``sim run`` runs at once (see :mod:`sim.sidebyside`).
 
     One per core when there are several and every one is small enough to
-    run its blocks on one core (see :func:`sim.executors.default_workers`),
-    on local processes with the worker count left to ``sim run``; otherwise
-    1, in turn, each run free to use every core.  An experiment's results
-    do not depend on what runs beside it.
+    run its blocks on one core (see :func:`sim.executors.default_workers`)
+    and writes no large replicates file (whose note and progress bar must
+    show while it runs), on local processes with the worker count left to
+    ``sim run``; otherwise 1, in turn, each run free to use every core.  An
+    experiment's results do not depend on what runs beside it.
     """
     if len(experiments) < 2 or execution.executor != "local" or execution.workers is not None:
         return 1
     if not can_fork() or any(default_workers(pipeline_for(e).work(e)) > 1 for e in experiments):
+        return 1
+    if any(replicates_note(e) is not None for e in experiments):
         return 1
     return min(len(experiments), workers_here())
 

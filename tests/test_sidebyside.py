@@ -11,7 +11,9 @@ import click
 import pytest
 
 from sim.config import parse_config
-from sim.runner import Execution, side_by_side_width
+from sim.executors import default_workers
+from sim.pipelines import pipeline_for
+from sim.runner import Execution, replicates_note, side_by_side_width
 from sim.sidebyside import can_fork, side_by_side
 
 pytestmark = pytest.mark.skipif(not can_fork(), reason="needs fork")
@@ -91,6 +93,12 @@ def test_side_by_side_only_for_several_small_local_runs():
     assert side_by_side_width([*small, big], Execution()) == 1
     assert side_by_side_width(small, Execution(workers=1)) == 1
     assert side_by_side_width(small, Execution(executor="dask")) == 1
+    # little work, but a replicates file of ~160 MB: its note and progress bar show as it runs
+    large_file = SMALL.format(name="file").replace("replicates: 20", "replicates: 2000000")
+    large_file = parse_config(large_file.replace("n: [1, 10]", "n: [1, 2]"))
+    assert default_workers(pipeline_for(large_file).work(large_file)) == 1
+    assert replicates_note(large_file) is not None
+    assert side_by_side_width([*small, large_file], Execution()) == 1
 
 
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: nothing runs side by side")
