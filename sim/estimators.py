@@ -229,6 +229,8 @@ class SparseSums:
         #: The running Σ c (v − v_0), one row per term, and S = Σ c log c.
         self.sums = np.zeros((len(self.terms), rows))
         self.s = np.zeros(rows) if registry.minus_log_q in self.terms else None
+        #: Each estimator's name, form and term (its row of ``sums``).
+        self.rows = [(s.name, s.form, self.terms.index(_term_of(s))) for s in self.specs]
 
     def update(self, counts: np.ndarray | None, change: Change | None, n: int) -> dict[str, np.ndarray]:
         """Bring the sums to ``counts`` and evaluate the estimators.
@@ -241,14 +243,12 @@ class SparseSums:
         else:
             self._add(change)
         out: dict[str, np.ndarray] = {}
-        for spec in self.specs:
-            if spec.form is Form.MEAN:
-                t = self.terms.index(spec.term)
-                out[spec.name] = (n * self.first[t] + self.sums[t]) / n
+        for name, form, t in self.rows:
+            if form is Form.MEAN:
+                out[name] = (n * self.first[t] + self.sums[t]) / n
             else:
-                t = self.terms.index(registry.minus_log_q)
                 minus_log_q = n * self.first[t] + self.sums[t]
-                out[spec.name] = np.maximum((self.s + minus_log_q) / n - math.log(n), 0.0)
+                out[name] = np.maximum((self.s + minus_log_q) / n - math.log(n), 0.0)
         return out
 
     def _recount(self, counts: np.ndarray) -> None:
@@ -289,6 +289,11 @@ class SparseSums:
             self.sums[t] += sums[i]
         if self.s is not None:
             self.s += sums[-1]
+
+
+def _term_of(spec: registry.Estimator):
+    """The term whose running sum ``spec`` is evaluated from (the plug-in's is −log q)."""
+    return spec.term if spec.form is Form.MEAN else registry.minus_log_q
 
 
 @functools.lru_cache(maxsize=1)
@@ -349,11 +354,12 @@ def _xlogx_table() -> np.ndarray:
 
 def xlogx(counts: np.ndarray) -> np.ndarray:
     """c·log c (0 for c = 0) of integer counts, elementwise: a table lookup for most."""
+    if not counts.size or counts.max() < XLOGX_TABLE:
+        return _xlogx_table().take(counts)
     out = np.take(_xlogx_table(), counts, mode="clip")
-    if counts.size and counts.max() >= XLOGX_TABLE:
-        big = np.flatnonzero(counts >= XLOGX_TABLE)
-        c = counts.reshape(-1)[big].astype(float)
-        out.reshape(-1)[big] = c * np.log(c)
+    big = np.flatnonzero(counts >= XLOGX_TABLE)
+    c = counts.reshape(-1)[big].astype(float)
+    out.reshape(-1)[big] = c * np.log(c)
     return out
 
 

@@ -273,10 +273,13 @@ def _alias_cells(s: _Sampler, m: int) -> np.ndarray:
     The same draws as :func:`_alias_draws` (numpy draws integers below 2³² from
     the same 32-bit stream whatever the dtype), in 32 bits; the table is read
     as records, one memory access per observation for both of its halves.
+    Flat sizes, reshaped after: the same draws in the same (C) order, without
+    the generator's product of a shape at every call.
     """
-    j = s.rng.integers(0, s.records.size, size=(s.size, m), dtype=np.int32)
+    n = s.size * m
+    j = s.rng.integers(0, s.records.size, size=n, dtype=np.int32)
     drawn = s.records.take(j)
-    return np.where(s.rng.random((s.size, m)) < drawn["threshold"], j, drawn["alias"])
+    return np.where(s.rng.random(n) < drawn["threshold"], j, drawn["alias"]).reshape(s.size, m)
 
 
 #: An alias table entry: both halves side by side.
@@ -450,11 +453,12 @@ def _observed(counts: np.ndarray, cols: np.ndarray) -> tuple[Change, np.ndarray]
     first = np.empty(drawn.size, dtype=bool)  # where a run of one category in one path begins
     np.not_equal(drawn[1:], drawn[:-1], out=first[1:])
     first[::m] = True
-    starts = np.flatnonzero(first)
+    starts = first.nonzero()[0]  # (methods, not numpy's Python wrappers: this runs per checkpoint)
     added = np.empty(starts.size, dtype=np.int64)
     np.subtract(starts[1:], starts[:-1], out=added[:-1])
     added[-1:] = drawn.size - starts[-1:]
-    rows = np.repeat(np.arange(size), np.diff(np.searchsorted(starts, np.arange(size + 1) * m)))
+    bounds = starts.searchsorted(np.arange(0, drawn.size + 1, m))  # each path's first cell
+    rows = np.arange(size).repeat(bounds[1:] - bounds[:-1])
     categories = drawn.take(starts)
     cells = rows * k + categories
     before = flat.take(cells)

@@ -126,6 +126,8 @@ def test_xlogx_matches_its_definition_across_the_table_edge():
     expected = np.array([0.0] + [float(x) * math.log(x) for x in c[1:]])
     np.testing.assert_allclose(xlogx(c), expected, rtol=1e-15)
     np.testing.assert_allclose(xlogx(c.reshape(2, 4)), expected.reshape(2, 4), rtol=1e-15)
+    np.testing.assert_allclose(xlogx(c[:5]), expected[:5], rtol=1e-15)  # all below the edge: the table alone
+    assert xlogx(c[:0]).shape == (0,)
 
 
 def test_running_sums_of_large_vocabularies_equal_the_estimators():
