@@ -231,6 +231,7 @@ class SparseSums:
         self.s = np.zeros(rows) if registry.minus_log_q in self.terms else None
         #: Each estimator's name, form and term (its row of ``sums``).
         self.rows = [(s.name, s.form, self.terms.index(_term_of(s))) for s in self.specs]
+        self.first_values = self.first.tolist()  # Python floats: the same products, without numpy scalars
 
     def update(self, counts: np.ndarray | None, change: Change | None, n: int) -> dict[str, np.ndarray]:
         """Bring the sums to ``counts`` and evaluate the estimators.
@@ -243,11 +244,12 @@ class SparseSums:
         else:
             self._add(change)
         out: dict[str, np.ndarray] = {}
+        first = self.first_values
         for name, form, t in self.rows:
             if form is Form.MEAN:
-                out[name] = (n * self.first[t] + self.sums[t]) / n
+                out[name] = (n * first[t] + self.sums[t]) / n
             else:
-                minus_log_q = n * self.first[t] + self.sums[t]
+                minus_log_q = n * first[t] + self.sums[t]
                 out[name] = np.maximum((self.s + minus_log_q) / n - math.log(n), 0.0)
         return out
 
@@ -274,13 +276,18 @@ class SparseSums:
         weights = np.empty((change.rows.size, width))
         bins = np.empty((change.rows.size, width), dtype=np.int64)
         base = np.multiply(change.rows, width, dtype=np.int64)
-        add = (change.after - change.before).astype(float)
+        add = np.subtract(change.after, change.before, dtype=float)  # exact: counts below 2^53
         terms = self.by_category.take(change.cols, axis=0)  # one gather: a category's terms side by side
         for i in range(len(live)):  # columns, not broadcasts: numpy's inner loops then run along cells
             np.multiply(add, terms[:, i], out=weights[:, i])
             np.add(base, i, out=bins[:, i])
         if self.s is not None:
-            np.subtract(xlogx(change.after), xlogx(change.before), out=weights[:, -1])
+            after, before = change.after, change.before
+            if after.size and after.max() >= XLOGX_TABLE:  # before ≤ after: both inside the table otherwise
+                after, before = xlogx(after), xlogx(before)
+            else:
+                after, before = _xlogx_table().take(after), _xlogx_table().take(before)
+            np.subtract(after, before, out=weights[:, -1])
             np.add(base, width - 1, out=bins[:, -1])
         rows = self.sums.shape[1]
         sums = np.bincount(bins.ravel(), weights=weights.ravel(), minlength=rows * width)

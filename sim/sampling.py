@@ -450,15 +450,13 @@ def _observed(counts: np.ndarray, cols: np.ndarray) -> tuple[Change, np.ndarray]
     cols.sort(axis=1)
     m = cols.shape[1]
     drawn = cols.reshape(-1)
-    first = np.empty(drawn.size, dtype=bool)  # where a run of one category in one path begins
-    np.not_equal(drawn[1:], drawn[:-1], out=first[1:])
-    first[::m] = True
-    starts = first.nonzero()[0]  # (methods, not numpy's Python wrappers: this runs per checkpoint)
-    added = np.empty(starts.size, dtype=np.int64)
-    np.subtract(starts[1:], starts[:-1], out=added[:-1])
-    added[-1:] = drawn.size - starts[-1:]
-    bounds = starts.searchsorted(np.arange(0, drawn.size + 1, m))  # each path's first cell
-    rows = np.arange(size).repeat(bounds[1:] - bounds[:-1])
+    first = np.empty(drawn.size + 1, dtype=bool)  # where a run of one category in one path begins
+    np.not_equal(drawn[1:], drawn[:-1], out=first[1:-1])
+    first[::m] = True  # each path's first observation, and the end
+    ends = first.nonzero()[0]  # (methods, not numpy's Python wrappers: this runs per checkpoint)
+    starts = ends[:-1]
+    added = ends[1:] - starts
+    rows = starts // m
     categories = drawn.take(starts)
     cells = rows * k + categories
     before = flat.take(cells)
