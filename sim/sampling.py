@@ -350,7 +350,11 @@ class _Paths:
             self.lease.touched(None)
             s.whole(m)(s, self.counts, m)
             return None
-        change, cells = _observed(self.counts, observe(s, m))
+        try:
+            change, cells = _observed(self.counts, observe(s, m))
+        except BaseException:  # interrupted while adding: any cell may have changed
+            self.lease.touched(None)
+            raise
         self.lease.touched(cells)
         return change
 

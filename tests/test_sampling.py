@@ -251,3 +251,21 @@ def test_alias_observations_are_the_same_draws_in_32_bits():
         cols = sampling._alias_cells(sampler, 37)
         flat = sampling._alias_draws(sampler.table, np.random.default_rng(k), np.full(6, 37))
         np.testing.assert_array_equal((cols + (np.arange(6) * k)[:, None]).ravel(), flat)
+
+
+def test_sparse_paths_interrupted_while_counting_leave_the_counts_all_zero(monkeypatch):
+    """An increment that fails half-way (some cells already written) still leaves zeros behind."""
+    p = _sorted_dirichlet(300, 5)
+    real = sampling._observed
+
+    def half_way(counts, cols):
+        counts.reshape(-1)[: counts.size // 2] += 1  # some cells written, none of them recorded
+        raise KeyboardInterrupt
+
+    paths = count_paths(p, [1, 3, 10], 7, rng=np.random.default_rng(1), sparse=True)
+    next(paths)
+    monkeypatch.setattr(sampling, "_observed", half_way)
+    with pytest.raises(KeyboardInterrupt):
+        next(paths)
+    monkeypatch.setattr(sampling, "_observed", real)
+    assert not _thread_counts().any() and not sampling._Slot.of_thread().lent
