@@ -80,7 +80,7 @@ def checkpoint_values(
     for j, (n, step) in enumerate(zip(ckpts, paths, strict=True)):
         if sums is None:
             counts, values = step, estimate(step, n, arrays, from_counts)
-        else:  # counts None while held sparsely: the events read them for coins only
+        else:
             counts, change = step
             values = sums.update(counts, change, n)
         for e, spec in enumerate(specs):

@@ -225,10 +225,13 @@ class SparseSums:
             terms.append(registry.minus_log_q)
         #: The distinct terms, their v_0, and v − v_0 per category (one row a term).
         self.terms = tuple(dict.fromkeys(terms))
-        self.first, self.table = _term_table(arrays, self.terms)
+        self.first, self.table, self.live, self.by_category = _term_table(arrays, self.terms)
         #: The running Σ c (v − v_0), one row per term, and S = Σ c log c.
         self.sums = np.zeros((len(self.terms), rows))
         self.s = np.zeros(rows) if registry.minus_log_q in self.terms else None
+        #: Each estimator's name, form and term (its row of ``sums``).
+        self.rows = [(s.name, s.form, self.terms.index(_term_of(s))) for s in self.specs]
+        self.first_values = self.first.tolist()  # Python floats: the same products, without numpy scalars
 
     def update(self, counts: np.ndarray | None, change: Change | None, n: int) -> dict[str, np.ndarray]:
         """Bring the sums to ``counts`` and evaluate the estimators.
@@ -241,14 +244,13 @@ class SparseSums:
         else:
             self._add(change)
         out: dict[str, np.ndarray] = {}
-        for spec in self.specs:
-            if spec.form is Form.MEAN:
-                t = self.terms.index(spec.term)
-                out[spec.name] = (n * self.first[t] + self.sums[t]) / n
+        first = self.first_values
+        for name, form, t in self.rows:
+            if form is Form.MEAN:
+                out[name] = (n * first[t] + self.sums[t]) / n
             else:
-                t = self.terms.index(registry.minus_log_q)
-                minus_log_q = n * self.first[t] + self.sums[t]
-                out[spec.name] = np.maximum((self.s + minus_log_q) / n - math.log(n), 0.0)
+                minus_log_q = n * first[t] + self.sums[t]
+                out[name] = np.maximum((self.s + minus_log_q) / n - math.log(n), 0.0)
         return out
 
     def _recount(self, counts: np.ndarray) -> None:
@@ -264,41 +266,62 @@ class SparseSums:
         One bincount for every sum, its bins interleaved (row r, sum t: bin
         r·width + t), so that consecutive additions go to different sums;
         each sum still receives its terms in the cells' order, as it would
-        from a bincount of its own.
+        from a bincount of its own.  A term whose v − v_0 is 0 on every
+        category is left out: its sum would only ever add +0.0 to +0.0.
         """
-        terms = len(self.terms)
-        width = terms + (self.s is not None)
+        live = self.live
+        width = len(live) + (self.s is not None)
         if width == 0:
             return
         weights = np.empty((change.rows.size, width))
         bins = np.empty((change.rows.size, width), dtype=np.int64)
         base = np.multiply(change.rows, width, dtype=np.int64)
-        add = (change.after - change.before).astype(float)
-        for t in range(terms):
-            np.multiply(add, np.take(self.table[t], change.cols), out=weights[:, t])
-            np.add(base, t, out=bins[:, t])
+        add = np.subtract(change.after, change.before, dtype=float)  # exact: counts below 2^53
+        terms = self.by_category.take(change.cols, axis=0)  # one gather: a category's terms side by side
+        for i in range(len(live)):  # columns, not broadcasts: numpy's inner loops then run along cells
+            np.multiply(add, terms[:, i], out=weights[:, i])
+            np.add(base, i, out=bins[:, i])
         if self.s is not None:
-            np.subtract(xlogx(change.after), xlogx(change.before), out=weights[:, terms])
-            np.add(base, terms, out=bins[:, terms])
+            after, before = change.after, change.before
+            if after.size and after.max() >= XLOGX_TABLE:  # before ≤ after: both inside the table otherwise
+                after, before = xlogx(after), xlogx(before)
+            else:
+                after, before = _xlogx_table().take(after), _xlogx_table().take(before)
+            np.subtract(after, before, out=weights[:, -1])
+            np.add(base, width - 1, out=bins[:, -1])
         rows = self.sums.shape[1]
         sums = np.bincount(bins.ravel(), weights=weights.ravel(), minlength=rows * width)
         sums = sums.reshape(rows, width).T
-        self.sums += sums[:terms]
+        for i, t in enumerate(live):
+            self.sums[t] += sums[i]
         if self.s is not None:
-            self.s += sums[terms]
+            self.s += sums[-1]
+
+
+def _term_of(spec: registry.Estimator):
+    """The term whose running sum ``spec`` is evaluated from (the plug-in's is −log q)."""
+    return spec.term if spec.form is Form.MEAN else registry.minus_log_q
 
 
 @functools.lru_cache(maxsize=1)
-def _term_table(arrays: SupportArrays, terms: tuple) -> tuple[np.ndarray, np.ndarray]:
-    """``(v_0 per term, (terms, K') table of v − v_0)``, kept for the case at hand."""
+def _term_table(
+    arrays: SupportArrays, terms: tuple
+) -> tuple[np.ndarray, np.ndarray, tuple[int, ...], np.ndarray]:
+    """``(v_0 per term, (terms, K') table of v − v_0, live, by_category)``, kept for the case at hand.
+
+    ``live`` lists the terms whose v − v_0 is not 0 on every category, and
+    ``by_category`` is their rows of the table transposed, ``(K', live)``.
+    """
     columns = [term(arrays) for term in terms]
     first = np.array([v[0] for v in columns])
     table = np.empty((len(terms), arrays.probs.size))
     for t, values in enumerate(columns):
         table[t] = values - values[0]
-    first.setflags(write=False)
-    table.setflags(write=False)
-    return first, table
+    live = tuple(int(t) for t in np.flatnonzero(table.any(axis=1)))
+    by_category = np.ascontiguousarray(table[list(live)].T)
+    for a in (first, table, by_category):
+        a.setflags(write=False)
+    return first, table, live, by_category
 
 
 def residual(c, n: float, m):
@@ -338,11 +361,12 @@ def _xlogx_table() -> np.ndarray:
 
 def xlogx(counts: np.ndarray) -> np.ndarray:
     """c·log c (0 for c = 0) of integer counts, elementwise: a table lookup for most."""
+    if not counts.size or counts.max() < XLOGX_TABLE:
+        return _xlogx_table().take(counts)
     out = np.take(_xlogx_table(), counts, mode="clip")
-    if counts.size and counts.max() >= XLOGX_TABLE:
-        big = np.flatnonzero(counts >= XLOGX_TABLE)
-        c = counts.reshape(-1)[big].astype(float)
-        out.reshape(-1)[big] = c * np.log(c)
+    big = np.flatnonzero(counts >= XLOGX_TABLE)
+    c = counts.reshape(-1)[big].astype(float)
+    out.reshape(-1)[big] = c * np.log(c)
     return out
 
 

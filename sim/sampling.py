@@ -31,10 +31,11 @@ Three methods draw the increments, all exactly:
     Every increment a numpy Multinomial, whatever its size: the plain method
     the benchmarks compare ``counts`` against.
 
-With ``sparse``, :func:`count_paths` holds a block's counts as their
-non-zero cells while the increments are far below K (nothing of size K is
-allocated or cleared) and says which cells each increment changed; the draws
-are the same.
+With ``sparse``, :func:`count_paths` says which cells each increment
+changed, and borrows its counts from an array the thread reuses from block
+to block, clearing only the cells a block touched: while the increments are
+far below K, nothing of size K is allocated or cleared.  The draws are the
+same.
 
 "Exactly" means up to the rounding of the probabilities themselves (the
 alias table and the CDF are built in double precision), never a normal or
@@ -46,6 +47,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -75,7 +77,7 @@ def count_paths(
     rng: np.random.Generator,
     method: str = "counts",
     sparse: bool = False,
-) -> Iterator[np.ndarray] | Iterator[tuple[np.ndarray | None, Change | None]]:
+) -> Iterator[np.ndarray] | Iterator[tuple[np.ndarray, Change | None]]:
     """Yield the cumulative counts of ``size`` sample paths at each checkpoint.
 
     Parameters
@@ -91,9 +93,8 @@ def count_paths(
     method : {"counts", "per-sample", "multinomial"}
         How increments are drawn (see the module notes).
     sparse : bool
-        Yield what changed at each checkpoint, and hold the counts as their
-        non-zero cells while increments are far below K (see below).  The
-        draws are the same either way.
+        Yield what changed at each checkpoint, with counts lent by the
+        thread (see :class:`_Lease`).  The draws are the same either way.
 
     Yields
     ------
@@ -101,10 +102,9 @@ def count_paths(
         ``(size, K)`` int64 counts of each category among the first N_j
         observations; row sums equal N_j.  The same array object is updated
         in place and yielded each time: copy it to keep it.  With
-        ``sparse``, pairs ``(counts, change)``: ``counts`` is None while the
-        paths are held as their non-zero cells (see :class:`_Paths` for when
-        they stop being), then the dense counts; ``change`` is None when the
-        increment was drawn as whole count vectors, else a :class:`Change`.
+        ``sparse``, pairs ``(counts, change)``, ``change`` None when the
+        increment was drawn as whole count vectors, else a :class:`Change`;
+        the counts are cleared once the steps end (or are dropped).
     """
     sampler = _Sampler.of(probs, method, size, rng)
     if sparse:
@@ -129,10 +129,6 @@ def _increments(checkpoints: Sequence[int]) -> Iterator[int]:
         if m <= 0:
             raise ValueError("checkpoints must be strictly increasing and positive")
         yield m
-
-
-#: What :meth:`_Sampler.draw` returns: None, or the changed cells and their counts before.
-_Delta = tuple[np.ndarray, np.ndarray] | None
 
 
 @dataclass(frozen=True)
@@ -185,17 +181,13 @@ class _Sampler:
         """The cumulative probabilities, for inverse-CDF draws."""
         return _cdf(self.p)
 
-    def draw(self, counts: np.ndarray, m: int) -> _Delta:
-        """Add an increment of m observations to every path's ``counts`` (in place).
-
-        Returns None when whole count vectors were added, else ``(cells, before)``:
-        the sorted flat indices of the cells that changed and their counts before.
-        """
+    def draw(self, counts: np.ndarray, m: int) -> None:
+        """Add an increment of m observations to every path's ``counts`` (in place)."""
         observe = self.observer(m)
         if observe is None:
             self.whole(m)(self, counts, m)
-            return None
-        return _add(counts, observe(self, m))
+        else:
+            _observed(counts, observe(self, m))
 
     def observer(self, m: int) -> Callable[[_Sampler, int], np.ndarray] | None:
         """How an increment of m is drawn as observations (see the module notes), or None.
@@ -281,10 +273,13 @@ def _alias_cells(s: _Sampler, m: int) -> np.ndarray:
     The same draws as :func:`_alias_draws` (numpy draws integers below 2³² from
     the same 32-bit stream whatever the dtype), in 32 bits; the table is read
     as records, one memory access per observation for both of its halves.
+    Flat sizes, reshaped after: the same draws in the same (C) order, without
+    the generator's product of a shape at every call.
     """
-    j = s.rng.integers(0, s.records.size, size=(s.size, m), dtype=np.int32)
+    n = s.size * m
+    j = s.rng.integers(0, s.records.size, size=n, dtype=np.int32)
     drawn = s.records.take(j)
-    return np.where(s.rng.random((s.size, m)) < drawn["threshold"], j, drawn["alias"])
+    return np.where(s.rng.random(n) < drawn["threshold"], j, drawn["alias"]).reshape(s.size, m)
 
 
 #: An alias table entry: both halves side by side.
@@ -318,95 +313,160 @@ def _by_multinomial(s: _Sampler, counts: np.ndarray, m: int) -> None:
 
 
 class _Paths:
-    """The counts of a block's paths, held as their non-zero cells while few, else dense.
+    """The dense counts of a block's paths, lent by this thread (see :class:`_Lease`).
 
-    Sparse, each non-zero cell is held as ``2·(row·K + category)`` in
-    ``tags`` (increasing) and its count in ``values``: an increment of m
-    observations per path then costs one sort of O(size·m) numbers, however
-    large K is, and nothing of size K is allocated or cleared.  Dense
-    counts are made, for good, at the first increment drawn as whole count
-    vectors, at one whose observations could fill more than a quarter of the
-    dense array (which bounds the memory by that of the dense counts), or
-    once held cells sorted again at later increments add up to the dense
-    array's size (many small increments: from there dense counts cost less).
+    Each increment drawn as observations is added where they fell, found by
+    sorting each path's observations (O(size·m log m), however large K is),
+    and the changed cells are recorded; when the paths are done only those
+    cells are cleared again.  So a block whose increments are all far below
+    K costs nothing of size K: it neither allocates nor clears its counts.
     """
 
     def __init__(self, sampler: _Sampler):
         self.sampler = sampler
-        self.cells = sampler.size * sampler.p.size
+        self.lease: _Lease | None = None
         self.counts: np.ndarray | None = None
-        self.tags = np.empty(0, dtype=np.int32 if 2 * self.cells < 2**31 else np.int64)
-        self.values = np.empty(0, dtype=np.int64)
-        self.resorted = 0
 
-    def steps(self, checkpoints: Sequence[int]) -> Iterator[tuple[np.ndarray | None, Change | None]]:
-        """``(counts, change)`` at each checkpoint (see :func:`count_paths`)."""
-        for m in _increments(checkpoints):
-            change = self.step(m)
-            yield self.counts, change
+    def steps(self, checkpoints: Sequence[int]) -> Iterator[tuple[np.ndarray, Change | None]]:
+        """``(counts, change)`` at each checkpoint (see :func:`count_paths`).
+
+        The counts are borrowed at the first step and given back when the
+        steps end, are closed or are dropped.
+        """
+        size, k = self.sampler.size, self.sampler.p.size
+        self.lease = _Lease.lend(size * k)
+        self.counts = self.lease.cells.reshape(size, k)
+        try:
+            for m in _increments(checkpoints):
+                yield self.counts, self.step(m)
+        finally:
+            self.lease.give_back()
 
     def step(self, m: int) -> Change | None:
         """Draw an increment of m observations per path; what it changed, or None (whole vectors)."""
         s = self.sampler
         observe = s.observer(m)
         if observe is None:
-            s.whole(m)(s, self.dense(), m)
+            self.lease.touched(None)
+            s.whole(m)(s, self.counts, m)
             return None
-        cols = observe(s, m)
-        k = s.p.size
-        if self.counts is None and self._stays_sparse(cols.size):
-            return self._merge(cols, k)
-        changed, before = _add(self.dense(), cols)
-        return Change.at(changed, k, before, self.counts.reshape(-1)[changed])
+        try:
+            change, cells = _observed(self.counts, observe(s, m))
+        except BaseException:  # interrupted while adding: any cell may have changed
+            self.lease.touched(None)
+            raise
+        self.lease.touched(cells)
+        return change
 
-    def _stays_sparse(self, observations: int) -> bool:
-        """Whether the next ``observations`` are merged into the sparse cells (see the class notes)."""
-        held = self.tags.size
-        if 4 * (held + observations) > self.cells or self.resorted + held > self.cells:
-            return False
-        self.resorted += held
-        return True
 
-    def dense(self) -> np.ndarray:
-        """The dense ``(size, K)`` counts, made from the sparse cells the first time."""
-        if self.counts is None:
-            self.counts = np.zeros((self.sampler.size, self.sampler.p.size), dtype=np.int64)
-            self.counts.reshape(-1)[self.tags >> 1] = self.values
-            self.tags = self.values = None
-        return self.counts
+#: Most cells (paths × categories) lent from a thread's reusable counts; larger
+#: counts are allocated for their paths alone.
+SHARED_CELLS = 1 << 22
 
-    def _merge(self, cols: np.ndarray, k: int) -> Change:
-        """Add the observations ``cols`` (categories, row by row) to the sparse counts.
 
-        The held cells (tagged 2c) and the new observations (tagged 2c + 1)
-        are sorted together: each cell is then a run of equal c, whose first
-        tag says whether it was held and whose length is its count of new
-        observations (plus one if held).
-        """
-        held = self.tags.size
-        tags = np.empty(held + cols.size, dtype=self.tags.dtype)
-        tags[:held] = self.tags
-        new = tags[held:].reshape(cols.shape)
-        np.multiply(cols, 2, out=new, casting="unsafe")
-        new += (np.arange(cols.shape[0], dtype=tags.dtype) * (2 * k) + 1)[:, None]
-        tags.sort()
-        first = np.empty(tags.size, dtype=bool)  # where a run of one cell begins
-        first[:1] = True
-        np.greater(tags[1:] - tags[:-1], tags[1:] & 1, out=first[1:])  # c changed, not just the tag
-        starts = np.flatnonzero(first)
-        heads = tags[starts]
-        fresh = heads & 1  # 1 where the cell was not held
-        added = np.empty(starts.size, dtype=np.int64)
-        np.subtract(starts[1:], starts[:-1], out=added[:-1])
-        added[-1:] = tags.size - starts[-1:]
-        added += fresh - 1
-        before = np.zeros(starts.size, dtype=np.int64)
-        before[fresh == 0] = self.values
-        after = before + added
-        heads -= fresh
-        self.tags, self.values = heads, after
-        changed = np.flatnonzero(added)
-        return Change.at(heads.take(changed) >> 1, k, before.take(changed), after.take(changed))
+class _Lease:
+    """Zero int64 counts lent from this thread's reusable array, cleared again where touched.
+
+    A block's paths borrow the array's first cells (:meth:`lend`), say which
+    cells they are about to change (:meth:`touched`), and :meth:`give_back`
+    clears just those (or every lent cell, once they add up to more than a
+    quarter of them), so the array is all zero whenever it is not lent.  It
+    keeps its largest size (at most :data:`SHARED_CELLS` int64s) for the
+    thread's lifetime.  While it is lent, another request gets new zeros of
+    its own: paths drawn side by side never share counts.
+    """
+
+    def __init__(self, cells: np.ndarray, slot: _Slot | None):
+        self.cells = cells
+        self.slot = slot  # where the array goes back to; None: not shared
+        self.dirty: list[np.ndarray] | None = []  # None: any cell may be non-zero
+        self.dirty_size = 0
+
+    @classmethod
+    def lend(cls, cells: int) -> _Lease:
+        """``cells`` zero counts: the thread's reusable array if it is free and ``cells`` not too many."""
+        slot = _Slot.of_thread()
+        if cells > SHARED_CELLS or slot.lent:
+            return cls(np.zeros(cells, dtype=np.int64), None)
+        if slot.array.size < cells:
+            slot.array = np.zeros(cells, dtype=np.int64)
+        slot.lent = True
+        return cls(slot.array[:cells], slot)
+
+    def touched(self, cells: np.ndarray | None) -> None:
+        """Note the flat cells about to change (None: possibly all of them)."""
+        if self.dirty is None:
+            return
+        if cells is None or 4 * (self.dirty_size + cells.size) > self.cells.size:
+            self.dirty = None
+        else:
+            self.dirty.append(cells)
+            self.dirty_size += cells.size
+
+    def give_back(self) -> None:
+        """Clear the touched cells and return the array (the first call only)."""
+        if self.slot is None:
+            return
+        if self.dirty is None:
+            self.cells[:] = 0
+        else:
+            for cells in self.dirty:
+                self.cells[cells] = 0
+        self.slot.lent, self.slot, self.dirty = False, None, []
+
+
+@dataclass
+class _Slot:
+    """One thread's reusable counts (``array``) and whether they are ``lent``."""
+
+    array: np.ndarray
+    lent: bool = False
+
+    @classmethod
+    def of_thread(cls) -> _Slot:
+        """The calling thread's slot (made at its first request)."""
+        slot = getattr(_THREADS, "slot", None)
+        if slot is None:
+            slot = _THREADS.slot = cls(np.zeros(0, dtype=np.int64))
+        return slot
+
+
+_THREADS = threading.local()
+
+
+def _observed(counts: np.ndarray, cols: np.ndarray) -> tuple[Change, np.ndarray]:
+    """Add to each row of ``counts`` one observation of each category in that row of ``cols``.
+
+    Returns the :class:`Change` and the flat cells (row·K + category) it
+    changed, both in increasing cell order.  Few observations are sorted, row
+    by row (O(m log m) per path, not O(K)); many are counted densely.
+    ``cols`` is sorted in place.
+    """
+    size, k = counts.shape
+    flat = counts.reshape(-1)
+    if 2 * cols.size >= flat.size:
+        cells = (cols + (np.arange(size, dtype=np.int64) * k)[:, None]).ravel()
+        increment = np.bincount(cells, minlength=flat.size)
+        changed = np.flatnonzero(increment)
+        before = flat[changed]
+        flat += increment
+        return Change.at(changed, k, before, flat[changed]), changed
+    cols.sort(axis=1)
+    m = cols.shape[1]
+    drawn = cols.reshape(-1)
+    first = np.empty(drawn.size + 1, dtype=bool)  # where a run of one category in one path begins
+    np.not_equal(drawn[1:], drawn[:-1], out=first[1:-1])
+    first[::m] = True  # each path's first observation, and the end
+    ends = first.nonzero()[0]  # (methods, not numpy's Python wrappers: this runs per checkpoint)
+    starts = ends[:-1]
+    added = ends[1:] - starts
+    rows = starts // m
+    categories = drawn.take(starts)
+    cells = rows * k + categories
+    before = flat.take(cells)
+    after = before + added
+    flat[cells] = after
+    return Change(rows, categories, before, after), cells
 
 
 def _cdf(p: np.ndarray) -> np.ndarray:
@@ -448,28 +508,6 @@ def _alias_draws(table, rng: np.random.Generator, per_row: np.ndarray) -> np.nda
     j = rng.integers(0, k, size=rows.size)
     keep = rng.random(rows.size) < threshold[j]
     return rows + np.where(keep, j, alias[j])
-
-
-def _add(counts: np.ndarray, cols: np.ndarray):
-    """Add to each row of ``counts`` one observation of each category in that row of ``cols``.
-
-    Returns ``(cells, before)``: the sorted flat indices (row·K + category) of
-    the cells that changed and their counts before.  Few observations are
-    sorted (O(m log m), not O(K)); many are counted densely.
-    """
-    size, k = counts.shape
-    cells = (cols + (np.arange(size, dtype=np.int64) * k)[:, None]).ravel()
-    flat = counts.reshape(-1)
-    if 8 * cells.size >= flat.size:
-        increment = np.bincount(cells, minlength=flat.size)
-        changed = np.flatnonzero(increment)
-        before = flat[changed]
-        flat += increment
-    else:
-        changed, amounts = np.unique(cells, return_counts=True)
-        before = flat[changed]
-        flat[changed] += amounts
-    return changed, before
 
 
 def _poissonised(m: int, p: np.ndarray, table, size: int, rng: np.random.Generator) -> np.ndarray:

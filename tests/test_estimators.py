@@ -126,6 +126,8 @@ def test_xlogx_matches_its_definition_across_the_table_edge():
     expected = np.array([0.0] + [float(x) * math.log(x) for x in c[1:]])
     np.testing.assert_allclose(xlogx(c), expected, rtol=1e-15)
     np.testing.assert_allclose(xlogx(c.reshape(2, 4)), expected.reshape(2, 4), rtol=1e-15)
+    np.testing.assert_allclose(xlogx(c[:5]), expected[:5], rtol=1e-15)  # all below the edge: the table alone
+    assert xlogx(c[:0]).shape == (0,)
 
 
 def test_running_sums_of_large_vocabularies_equal_the_estimators():
@@ -148,3 +150,37 @@ def test_running_sums_of_large_vocabularies_equal_the_estimators():
             # the running form of plugin_kl cancels about log(n)·1e-16 (see SparseSums)
             np.testing.assert_allclose(got[name], ref[name], rtol=1e-12, atol=1e-14 * math.log(n))
     assert kinds == [False, False, False, False, True, True]
+
+
+@pytest.mark.parametrize(
+    "q",
+    [d.uniform(1500), d.zipf(1500, 0.6)],  # with a uniform q, cross_entropy's v − v_0 is 0 everywhere
+)
+def test_running_sums_add_each_change_in_cell_order(q):
+    """Every running sum is, bit for bit, the changes' terms added one by one in the cells' order.
+
+    The reference adds, per row and sum, each changed cell's (after − before)·(v − v_0)
+    (and for S its xlogx(after) − xlogx(before)) to 0.0 in turn, then that total to the sum.
+    """
+    from sim.estimators import SparseSums, xlogx
+    from sim.sampling import count_paths
+
+    arrays = SupportArrays.from_pair(d.Pair(d.zipf(1500, 1.1), q))
+    rows = 9
+    sums = SparseSums(rows, arrays, ESTIMATORS)
+    expected = np.zeros((len(sums.terms) + 1, rows))
+    tables = [*sums.table, None]
+    for _, change in count_paths(arrays.probs, [3, 40, 700], rows, rng=np.random.default_rng(8), sparse=True):
+        sums.update(None, change, 1)
+        for t, table in enumerate(tables):
+            for r in range(rows):
+                total = 0.0
+                for cell in np.flatnonzero(change.rows == r):
+                    c, before, after = change.cols[cell], change.before[cell], change.after[cell]
+                    if table is None:
+                        total += float(xlogx(np.array([after]))[0] - xlogx(np.array([before]))[0])
+                    else:
+                        total += float(after - before) * float(table[c])
+                expected[t, r] += total
+        np.testing.assert_array_equal(sums.sums, expected[:-1])
+        np.testing.assert_array_equal(sums.s, expected[-1])

@@ -188,18 +188,53 @@ def test_sparse_paths_are_the_dense_paths(k, checkpoints, size, method):
         np.testing.assert_array_equal(change.after, after)
 
 
-def test_sparse_paths_turn_dense_when_held_cells_would_cost_more():
-    """Memory: never more cells than a quarter of the dense array; time: re-sorting bounded by its size."""
-    p = _sorted_dirichlet(300, 5)  # 7 paths: 2100 cells
-    # 7 + 14 + 49 + 210 + 7 observations held, then 1113 more would pass 2100 / 4
-    paths = count_paths(p, [1, 3, 10, 40, 41, 200], 7, rng=np.random.default_rng(1), sparse=True)
-    assert [counts is not None for counts, _ in paths] == [False] * 5 + [True]
-    # one observation per path at a time: before step j at most 7j cells are held, so the
-    # re-sorted cells reach 2100 no earlier than j = 24 (7·(0 + 1 + … + 24) = 2100), long
-    # before the held cells could pass a quarter of the array (j ≈ 75)
-    paths = count_paths(p, list(range(1, 60)), 7, rng=np.random.default_rng(1), sparse=True)
-    dense = [counts is not None for counts, _ in paths]
-    assert 24 <= dense.index(True) <= 40 and all(dense[dense.index(True) :])  # few repeats among 300
+def _thread_counts() -> np.ndarray:
+    """This thread's reusable counts (see sampling._Lease)."""
+    return sampling._Slot.of_thread().array
+
+
+@pytest.mark.parametrize(
+    ("checkpoints", "taken"),
+    [
+        ([1, 3, 10, 40], 4),  # few observations: only the cells they touched are cleared
+        ([1, 3, 10, 40, 200], 5),  # touched cells pass a quarter of the array: all cleared
+        ([1, 3, 400, 401], 4),  # whole count vectors: all cleared
+        ([1, 3, 10, 40], 2),  # dropped after two steps
+    ],
+)
+def test_sparse_paths_lend_counts_that_are_all_zero_again_afterwards(checkpoints, taken):
+    p = _sorted_dirichlet(300, 5)
+    paths = count_paths(p, checkpoints, 7, rng=np.random.default_rng(1), sparse=True)
+    counts, _ = list(itertools.islice(paths, taken))[-1]
+    shared = _thread_counts()
+    assert counts.base is shared and counts.sum() == 7 * checkpoints[taken - 1]
+    if taken == len(checkpoints):
+        assert next(paths, None) is None  # the steps end: the counts are given back
+    else:
+        del paths  # a dropped generator gives its counts back too
+    assert _thread_counts() is shared and not shared.any()
+    assert not sampling._Slot.of_thread().lent
+
+
+def test_sparse_paths_side_by_side_do_not_share_counts():
+    """Paths drawn while others hold the thread's counts get counts of their own: both exact."""
+    p = _sorted_dirichlet(300, 5)
+    checkpoints = [1, 3, 10, 40, 41, 200]
+    dense = _dense_changes(p, checkpoints, 7, seed=19, method="counts")
+    one = count_paths(p, checkpoints, 7, rng=np.random.default_rng(19), sparse=True)
+    two = count_paths(p, checkpoints, 7, rng=np.random.default_rng(19), sparse=True)
+    for (_, _, _, counts), (a, _), (b, _) in zip(dense, one, two, strict=True):
+        assert a.base is not b.base
+        np.testing.assert_array_equal(a, counts)
+        np.testing.assert_array_equal(b, counts)
+    assert not _thread_counts().any()
+
+
+def test_sparse_paths_beyond_the_shared_cells_have_counts_of_their_own(monkeypatch):
+    monkeypatch.setattr(sampling, "SHARED_CELLS", 100)
+    before = _thread_counts()
+    test_sparse_paths_are_the_dense_paths(300, [1, 3, 10, 40, 41, 200], 7, "counts")
+    assert _thread_counts() is before
 
 
 def test_sparse_paths_beyond_the_alias_limit(monkeypatch):
@@ -216,3 +251,21 @@ def test_alias_observations_are_the_same_draws_in_32_bits():
         cols = sampling._alias_cells(sampler, 37)
         flat = sampling._alias_draws(sampler.table, np.random.default_rng(k), np.full(6, 37))
         np.testing.assert_array_equal((cols + (np.arange(6) * k)[:, None]).ravel(), flat)
+
+
+def test_sparse_paths_interrupted_while_counting_leave_the_counts_all_zero(monkeypatch):
+    """An increment that fails half-way (some cells already written) still leaves zeros behind."""
+    p = _sorted_dirichlet(300, 5)
+    real = sampling._observed
+
+    def half_way(counts, cols):
+        counts.reshape(-1)[: counts.size // 2] += 1  # some cells written, none of them recorded
+        raise KeyboardInterrupt
+
+    paths = count_paths(p, [1, 3, 10], 7, rng=np.random.default_rng(1), sparse=True)
+    next(paths)
+    monkeypatch.setattr(sampling, "_observed", half_way)
+    with pytest.raises(KeyboardInterrupt):
+        next(paths)
+    monkeypatch.setattr(sampling, "_observed", real)
+    assert not _thread_counts().any() and not sampling._Slot.of_thread().lent
