@@ -114,9 +114,9 @@ def side_by_side_width(experiments: Sequence[Experiment | FitExperiment], execut
 
 
 def heaviest_first(experiments: Sequence[Experiment | FitExperiment]) -> list[int]:
-    """Indices of ``experiments`` from the most work to the least (ties in order), to start side by side."""
-    work = [pipeline_for(e).work(e) for e in experiments]
-    return sorted(range(len(experiments)), key=lambda i: -work[i])
+    """Indices of ``experiments`` from the most effort to the least (ties in order), to start side by side."""
+    effort = [pipeline_for(e).effort(e) for e in experiments]
+    return sorted(range(len(experiments)), key=lambda i: -effort[i])
 
 
 def run_experiment(

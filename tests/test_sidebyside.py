@@ -125,3 +125,15 @@ def test_jobs_start_in_the_order_asked_and_report_in_theirs(capsys, tmp_path):
     started = sorted(tmp_path.iterdir(), key=lambda p: p.stat().st_mtime_ns)
     assert [p.name for p in started] == ["2", "0", "1"]
     assert capsys.readouterr().out == "out 0\nout 1\nout 2\n"
+
+
+def test_the_longest_shipped_experiments_start_first():
+    """Measured on 2 cores: vocabulary (exact sums over 50,000 categories) and coin_sweep (6 cases
+    of figures) take 7.6 s and 5.8 s, every other shipped experiment under 3 s."""
+    from sim.config import load_all, resolve_paths
+    from sim.runner import heaviest_first
+
+    root = Path(__file__).resolve().parents[1]
+    shipped = load_all(resolve_paths([str(p) for p in sorted((root / "configs").glob("*.yaml"))]), ())
+    first = [shipped[i].name for i in heaviest_first(shipped)[:2]]
+    assert first == ["vocabulary", "coin_sweep"]

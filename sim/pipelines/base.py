@@ -52,6 +52,13 @@ class Pipeline(Protocol):
     def work(self, experiment) -> float:
         """The run's cost in replicate × checkpoint × category steps (chooses the default workers)."""
 
+    def effort(self, experiment) -> float:
+        """A relative estimate of the whole run's cost, sampling, references, check and figures.
+
+        Only compared between experiments, to start the heaviest first when
+        several run side by side (:func:`sim.runner.heaviest_first`).
+        """
+
     def analytic(self, experiment) -> pd.DataFrame:
         """``analytic.csv``: the exact quantities the summaries are compared with."""
 

@@ -43,6 +43,13 @@ class ConvergencePipeline:
         steps = sum(min(int(c.pair.support.size), _WORK_K) for c in experiment.cases)
         return experiment.replicates * len(experiment.checkpoints) * steps
 
+    def effort(self, experiment: Experiment) -> float:
+        # summary rows (each checked, most drawn), exact sums over every category at every n
+        # (a thousand categories about one row's cost), and the sampling
+        rows = len(experiment.cases) * len(experiment.checkpoints) * len(experiment.estimators)
+        categories = sum(int(c.pair.support.size) for c in experiment.cases) * len(experiment.checkpoints)
+        return rows + categories / 1000 + self.work(experiment) / 1e6
+
     def analytic(self, experiment: Experiment) -> pd.DataFrame:
         return analytic_table(experiment)
 

@@ -249,6 +249,11 @@ class FitPipeline:
         cells = experiment.truth.inputs * experiment.truth.classes
         return experiment.replicates * len(experiment.checkpoints) * 100 * cells * len(experiment.cases)
 
+    def effort(self, experiment: FitExperiment) -> float:
+        # summary rows (each checked, most drawn) and the fits (see work)
+        rows = len(experiment.cases) * len(experiment.checkpoints) * len(experiment.estimators)
+        return rows + self.work(experiment) / 1e6
+
     def analytic(self, experiment: FitExperiment) -> pd.DataFrame:
         return analytic_table(experiment)
 
