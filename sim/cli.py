@@ -15,13 +15,15 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from . import __version__
 
 if TYPE_CHECKING:  # annotations only: the commands import the library when they run (start-up time)
+    from collections.abc import Callable
+
     from .config import Experiment, FitExperiment
     from .runner import Execution
 
@@ -157,6 +159,7 @@ def run(
       sim run big.yaml --workers 2 --resume
       sim run big.yaml --executor dask --scheduler tcp://127.0.0.1:8786
     """
+
     from .allocator import keep_freed_memory
     from .runner import Execution
 
@@ -175,11 +178,12 @@ def _run_all(experiments, out: str, execution: Execution, *, figures: bool, over
     from .runner import heaviest_first, side_by_side_width
     from .sidebyside import side_by_side
 
-    jobs = [
-        functools.partial(_run_one, e, out, execution, figures=figures, overwrite=overwrite)
-        for e in experiments
-    ]
     width = side_by_side_width(experiments, execution)
+    # side by side, every core already runs an experiment: each draws its figures itself
+    draw = functools.partial(_draw_figures, processes=1 if width > 1 else None) if figures else None
+    jobs = [
+        functools.partial(_run_one, e, out, execution, draw=draw, overwrite=overwrite) for e in experiments
+    ]
     if figures:  # loaded once here, before the runs (side by side) and their figure processes fork
         from .figures import warm_up
 
@@ -206,7 +210,12 @@ def _experiments_to_run(
 
 
 def _run_one(
-    experiment: Experiment | FitExperiment, out: str, execution: Execution, *, figures: bool, overwrite: bool
+    experiment: Experiment | FitExperiment,
+    out: str,
+    execution: Execution,
+    *,
+    draw: Callable[[Any, Path], dict] | None,
+    overwrite: bool,
 ) -> bool:
     """Run one experiment and print its summary lines and notes; True if a figure failed."""
     from .runner import replicates_note, run_experiment
@@ -219,7 +228,7 @@ def _run_one(
         experiment,
         out,
         command=[os.path.basename(sys.argv[0]), *sys.argv[1:]],
-        after=_draw_figures if figures else None,
+        after=draw,
         overwrite=overwrite,
         execution=execution,
     )
@@ -286,11 +295,11 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def _draw_figures(report, folder) -> dict:
+def _draw_figures(report, folder, *, processes: int | None = None) -> dict:
     """Draw a staged results folder's figures; what was skipped or failed, for run.json."""
     from .figures import draw_figures
 
-    return draw_figures(folder).to_dict()
+    return draw_figures(folder, processes=processes).to_dict()
 
 
 def _report_figures(folder: str, figures: dict | None) -> bool:

@@ -145,7 +145,7 @@ def test_runtime_failure_exits_1_and_keeps_previous_results(cli, write_config, t
 def test_interrupt_exits_130_and_leaves_nothing_partial(cli, write_config, tmp_path, monkeypatch):
     cfg = write_config(TINY)
 
-    def interrupted(report, folder):
+    def interrupted(report, folder, **_options):
         assert (folder / "summary.csv").exists()  # tables staged, not yet published
         raise KeyboardInterrupt
 

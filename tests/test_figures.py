@@ -303,7 +303,7 @@ def test_a_failing_figure_never_costs_the_tables(cli, write_config, tmp_path, mo
 def test_a_failing_figure_stage_still_publishes_the_tables(cli, write_config, tmp_path, monkeypatch):
     import sim.cli
 
-    def broken(report, folder):
+    def broken(report, folder, **_options):
         raise RuntimeError("no display\nand a second line")
 
     monkeypatch.setattr(sim.cli, "_draw_figures", broken)

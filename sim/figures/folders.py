@@ -290,9 +290,9 @@ def _draw_one(kind: str) -> str | None:
 
 
 def _draw_all(
-    drawers: Mapping[str, Callable[[], Figure]], paths: Mapping[str, Path]
+    drawers: Mapping[str, Callable[[], Figure]], paths: Mapping[str, Path], processes: int
 ) -> dict[str, str | None]:
-    """Draw every figure, on one forked process per core when there are several; each kind's failure or None.
+    """Draw every figure, on up to ``processes`` forked processes; each kind's failure or None.
 
     A figure's drawing is independent of the others' and gives the same
     bytes in any process, so the figures are drawn side by side (layout and
@@ -301,7 +301,7 @@ def _draw_all(
     """
     _JOB.update(drawers=drawers, paths=paths)
     try:
-        workers = min(len(drawers), os.cpu_count() or 1)
+        workers = min(len(drawers), processes)
         if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
             return {kind: _draw_one(kind) for kind in drawers}
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
@@ -319,10 +319,14 @@ def _outcome(future: Future) -> str | None:
         return one_line(exc)
 
 
-def draw_figures(folder: str | Path, *, fmt: str = "png", into: str | Path | None = None) -> FigureReport:
+def draw_figures(
+    folder: str | Path, *, fmt: str = "png", into: str | Path | None = None, processes: int | None = None
+) -> FigureReport:
     """Draw every figure of a results folder into ``into`` (default ``folder/figures``).
 
-    Reads only the folder's CSVs and ``config.yaml``.  Each figure file is
+    Figures are drawn on up to ``processes`` forked processes (default: one
+    per core; 1: in this process), with the same files either way.  Reads
+    only the folder's CSVs and ``config.yaml``.  Each figure file is
     written to a temporary file and renamed into place, replacing only the
     file of that name; files of other formats are kept.  Files of this
     format for figures that are not drawn this time (skipped or failed) are
@@ -352,7 +356,7 @@ def draw_figures(folder: str | Path, *, fmt: str = "png", into: str | Path | Non
     report.skipped, report.partial = figure_notes(tables)
     drawers = _drawers(tables)
     paths = {kind: target / f"{kind}.{fmt}" for kind in drawers}
-    for kind, failure in _draw_all(drawers, paths).items():
+    for kind, failure in _draw_all(drawers, paths, processes or os.cpu_count() or 1).items():
         if failure is None:
             report.written.append(paths[kind])
         else:
