@@ -18,6 +18,7 @@ reported in order before the exception is raised.
 
 from __future__ import annotations
 
+import gc
 import io
 import multiprocessing
 import os
@@ -97,6 +98,7 @@ def side_by_side(
         that finished; the jobs after it are stopped (see the module notes).
     """
     context = multiprocessing.get_context("fork")
+    gc.freeze()  # what exists now is shared with every child: no collection of theirs writes to it
     pending = [(i, jobs[i]) for i in (range(len(jobs)) if start is None else start)][::-1]
     running: dict[Connection, tuple[int, multiprocessing.process.BaseProcess]] = {}
     done: dict[int, _Outcome] = {}
