@@ -20,6 +20,7 @@ from .. import results as res
 from ..config import FitExperiment, experiment_type
 from ..errors import ResultsError, one_line
 from ..registry import CROSS_ENTROPY, ENTROPY, LLR
+from ..sidebyside import can_fork
 from .convergence import clt_figure, convergence_figure, decomposition_figure, error_figure, paths_figure
 from .decision import testing_figure
 from .fit import fit_convergence_figure, fit_trajectory_figure
@@ -302,7 +303,7 @@ def _draw_all(
     _JOB.update(drawers=drawers, paths=paths)
     try:
         workers = min(len(drawers), processes)
-        if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        if workers < 2 or not can_fork():
             return {kind: _draw_one(kind) for kind in drawers}
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
             futures = {kind: pool.submit(_draw_one, kind) for kind in drawers}
