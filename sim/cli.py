@@ -9,10 +9,12 @@ so that ``sim --help`` answers at once.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -167,9 +169,10 @@ def run(
     if scheduler and executor != "dask":
         raise click.UsageError("--scheduler goes with --executor dask")
     execution = Execution(executor, workers, scheduler, resume, quiet)
-    signal.signal(signal.SIGTERM, _interrupt)
     keep_freed_memory()
-    if _run_all(experiments, out, execution, figures=not no_figures, overwrite=not no_overwrite):
+    with _sigterm_interrupts():
+        failed = _run_all(experiments, out, execution, figures=not no_figures, overwrite=not no_overwrite)
+    if failed:
         sys.exit(1)
 
 
@@ -293,6 +296,24 @@ def check(results: tuple[str, ...], alpha: float, as_json: bool) -> None:
 def _interrupt(signum, frame) -> None:
     """SIGTERM ends a run as Ctrl-C does: cleanly, keeping the previous results."""
     raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """While a run lasts, SIGTERM interrupts it as Ctrl-C does; then the previous handler is back.
+
+    Restored, because ``sim run`` may be invoked inside a longer-lived
+    process (a test runner, a notebook) whose own processes must still die
+    on SIGTERM.
+    """
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 def _draw_figures(report, folder, *, processes: int | None = None) -> dict:

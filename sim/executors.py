@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 
 from .errors import RunError
+from .sidebyside import release_signals, signals_held
 from .tasks import Task
 
 #: A worker process's function and experiment, set once by the pool's initializer,
@@ -26,7 +27,14 @@ _WORKER_STATE: dict = {}
 
 
 def _init_worker(fn, experiment) -> None:
+    release_signals()  # born with them held: see sim.sidebyside
     _WORKER_STATE["fn"], _WORKER_STATE["experiment"] = fn, experiment
+
+
+def _submit_held(pool: ProcessPoolExecutor, task: Task):
+    """Submit ``task``; a submit may fork workers, which must be born with signals held."""
+    with signals_held():
+        return pool.submit(_call_in_worker, task)
 
 
 def _call_in_worker(task: Task):
@@ -61,7 +69,7 @@ def execute(
         with ProcessPoolExecutor(
             max_workers=workers, initializer=_init_worker, initargs=(fn, experiment)
         ) as pool:
-            yield from _windowed(lambda t: pool.submit(_call_in_worker, t), tasks, 4 * workers, on_done)
+            yield from _windowed(lambda t: _submit_held(pool, t), tasks, 4 * workers, on_done)
         return
     if executor == "dask":
         yield from _execute_dask(fn, experiment, tasks, scheduler, workers, on_done)

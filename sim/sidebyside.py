@@ -14,6 +14,16 @@ never have started them: those still running are terminated (SIGTERM, which
 ``sim run`` turns into a clean interruption that leaves earlier results
 untouched), and none is started; the jobs that had already finished are
 reported in order before the exception is raised.
+
+Every process sim forks is born with SIGINT and SIGTERM held
+(:func:`signals_held` around the fork, :func:`release_signals` first thing
+in the child).  Were a signal that raises ``KeyboardInterrupt`` delivered
+between ``fork()`` and the start of the child's own code, the exception
+would unwind through the stack the child inherited, and the child would
+carry on running its parent's code (seen as a second ``sim run``, or a
+second pytest worker sharing its parent's channel, after a terminate()
+that hit a process just forked).  Held, the signal waits until the child
+runs its job, where it interrupts the job.
 """
 
 from __future__ import annotations
@@ -22,8 +32,10 @@ import gc
 import io
 import multiprocessing
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from multiprocessing.connection import Connection, wait
 from typing import Any, NamedTuple
 
@@ -62,6 +74,35 @@ class _Capture(io.TextIOBase):
         if text:
             self._record.append((self.name, text))
         return len(text)
+
+
+#: The signals a child is born with held: those that raise ``KeyboardInterrupt`` in sim.
+HELD = frozenset({signal.SIGINT, signal.SIGTERM})
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM in this thread for the duration: fork inside it.
+
+    A child forked inside is born with both held, until it calls
+    :func:`release_signals`; in this process they are delivered when the
+    block ends.  Keep the block short (the forks only): while it lasts,
+    Ctrl-C waits.
+    """
+    if not hasattr(signal, "pthread_sigmask"):  # not on Windows, which does not fork
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, HELD)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
+def release_signals() -> None:
+    """In a child forked inside :func:`signals_held`: let SIGINT and SIGTERM in (any pending arrive now)."""
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD)
 
 
 def can_fork() -> bool:
@@ -135,7 +176,8 @@ def _start(context, index: int, job: Callable[[], Any]) -> tuple[Connection, tup
     """Fork a child running ``job``; the end of its pipe to read from, and (index, process)."""
     reader, writer = context.Pipe(duplex=False)
     process = context.Process(target=_child, args=(job, writer), daemon=False)
-    process.start()
+    with signals_held():
+        process.start()
     writer.close()
     return reader, (index, process)
 
@@ -145,6 +187,7 @@ def _child(job: Callable[[], Any], writer: Connection) -> None:
     output: list[tuple[str, str]] = []
     sys.stdout, sys.stderr = _Capture("stdout", output), _Capture("stderr", output)
     try:
+        release_signals()  # inside the try: a signal pending since the fork interrupts the job
         outcome = _Outcome(output, True, job())
     except BaseException as exc:  # everything goes back to the parent, as raised
         outcome = _Outcome(output, False, exc)

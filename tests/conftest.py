@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import faulthandler
+import os
 import textwrap
 from pathlib import Path
 
@@ -9,6 +11,17 @@ import pytest
 from click.testing import CliRunner
 
 from sim.cli import main
+
+#: A suite still running after this long is stuck (it takes 2-5 minutes on 2 cores, loaded or
+#: not): each process prints every thread's stack and exits, so a hang costs minutes of CI, not
+#: its whole time limit, and says where it was.
+STUCK_AFTER_S = 20 * 60
+
+
+def pytest_configure(config):
+    """Arm the watchdog, in the main process and in every xdist worker."""
+    # fd 2 here is the terminal (capture is suspended between tests): keep a copy, as tests capture it
+    faulthandler.dump_traceback_later(STUCK_AFTER_S, exit=True, file=os.dup(2))
 
 
 @pytest.fixture

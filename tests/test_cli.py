@@ -239,3 +239,33 @@ def test_python_dash_m_sim_runs_the_cli():
         check=False,
     )
     assert r.returncode == 0 and "0.1241" in r.stdout
+
+
+@pytest.mark.parametrize("outcome", ["finished", "interrupted"])
+def test_run_leaves_the_sigterm_handler_as_it_found_it(cli, write_config, tmp_path, monkeypatch, outcome):
+    """SIGTERM interrupts a run cleanly, but only while it runs: a process that invoked ``sim run``
+    (a test runner, a notebook) must still die on SIGTERM afterwards. Left installed, the handler
+    passed to the processes this one forks later, hanging a ``multiprocessing.Pool``'s terminate()."""
+    import signal
+
+    def mine(signum, frame):
+        pass
+
+    previous = signal.signal(signal.SIGTERM, mine)
+    try:
+        seen = []
+        real = sim.runner.run_experiment
+
+        def run(*args, **kwargs):
+            seen.append(signal.getsignal(signal.SIGTERM))
+            if outcome == "interrupted":
+                raise KeyboardInterrupt
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(sim.runner, "run_experiment", run)
+        r = cli("run", str(write_config(TINY)), "--out", str(tmp_path / "out"), "--no-figures")
+        assert r.exit_code == (0 if outcome == "finished" else 130), r.output
+        assert seen == [sim.cli._interrupt]  # during the run
+        assert signal.getsignal(signal.SIGTERM) is mine  # after it
+    finally:
+        signal.signal(signal.SIGTERM, previous)

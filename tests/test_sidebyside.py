@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -14,7 +15,7 @@ from sim.config import parse_config
 from sim.executors import default_workers
 from sim.pipelines import pipeline_for
 from sim.runner import Execution, replicates_note, side_by_side_width
-from sim.sidebyside import can_fork, side_by_side
+from sim.sidebyside import HELD, can_fork, release_signals, side_by_side, signals_held
 
 pytestmark = pytest.mark.skipif(not can_fork(), reason="needs fork")
 
@@ -137,3 +138,74 @@ def test_the_longest_shipped_experiments_start_first():
     shipped = load_all(resolve_paths([str(p) for p in sorted((root / "configs").glob("*.yaml"))]), ())
     first = [shipped[i].name for i in heaviest_first(shipped)[:2]]
     assert first == ["vocabulary", "coin_sweep"]
+
+
+# --------------------------------------------------------------------------
+# Signals across a fork
+
+
+def _mask() -> set[int]:
+    return set(signal.pthread_sigmask(signal.SIG_BLOCK, []))
+
+
+def test_a_child_forked_with_signals_held_is_born_holding_them():
+    before = _mask()
+    with signals_held():
+        pid = os.fork()
+        if pid == 0:  # the child: held until it releases them; then let in
+            born = _mask()
+            release_signals()
+            os._exit(0 if born >= HELD and not HELD & _mask() else 1)
+    assert os.waitpid(pid, 0)[1] == 0
+    assert _mask() == before  # the parent's mask is back as it was
+
+
+def _interrupted_where() -> None:
+    """A forked child: exit 7 if SIGTERM interrupts it after it released signals, 5 if before."""
+    code, stage = 9, "held"
+    try:
+        try:
+            time.sleep(0.3)  # SIGTERM is sent meanwhile; held, it waits
+            stage = "released"
+            release_signals()
+            time.sleep(10)
+            code = 3  # never interrupted
+        except KeyboardInterrupt:
+            code = 7 if stage == "released" else 5
+    finally:
+        os._exit(code)
+
+
+def test_a_signal_sent_just_after_the_fork_interrupts_the_child_s_own_code_only():
+    """The race behind a hung test suite: SIGTERM, raising KeyboardInterrupt, reaching a child
+    between fork() and its own code unwound into the parent's code, in the child. Held, it
+    waits for the child's code, and interrupts it there."""
+    previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    try:
+        with signals_held():
+            pid = os.fork()
+            if pid == 0:
+                _interrupted_where()
+            os.kill(pid, signal.SIGTERM)  # at once: the child has not reached its code yet
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 7
+
+
+def _job_mask():
+    return _mask()
+
+
+def _worker_mask(_experiment, _task):
+    return _mask()
+
+
+def test_jobs_and_executor_workers_run_with_signals_let_in():
+    from sim.executors import execute
+    from sim.tasks import Task
+
+    with signals_held():  # even forked from a thread that holds them
+        masks = list(side_by_side([_job_mask, _job_mask], workers=2))
+        tasks = [Task(0, b, 1) for b in range(4)]
+        masks += [mask for _, mask in execute(_worker_mask, None, tasks, executor="processes", workers=2)]
+    assert len(masks) == 6 and all(not HELD & mask for mask in masks)

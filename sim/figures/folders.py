@@ -20,7 +20,7 @@ from .. import results as res
 from ..config import FitExperiment, experiment_type
 from ..errors import ResultsError, one_line
 from ..registry import CROSS_ENTROPY, ENTROPY, LLR
-from ..sidebyside import can_fork
+from ..sidebyside import can_fork, release_signals, signals_held
 from .convergence import clt_figure, convergence_figure, decomposition_figure, error_figure, paths_figure
 from .decision import testing_figure
 from .fit import fit_convergence_figure, fit_trajectory_figure
@@ -305,8 +305,10 @@ def _draw_all(
         workers = min(len(drawers), processes)
         if workers < 2 or not can_fork():
             return {kind: _draw_one(kind) for kind in drawers}
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            futures = {kind: pool.submit(_draw_one, kind) for kind in drawers}
+        fork = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(workers, mp_context=fork, initializer=release_signals) as pool:
+            with signals_held():  # the first submit forks every process
+                futures = {kind: pool.submit(_draw_one, kind) for kind in drawers}
             return {kind: _outcome(future) for kind, future in futures.items()}
     finally:
         _JOB.clear()
