@@ -87,6 +87,52 @@ def minus_log_p(logs: Logs) -> np.ndarray:
     return -logs.log_p
 
 
+def half_square_log_ratio(logs: Logs) -> np.ndarray:
+    """½(log r)², r = q/p, per category: one observation's term of ``k2``."""
+    return 0.5 * logs.log_ratio**2
+
+
+def k3_term(logs: Logs) -> np.ndarray:
+    """r − 1 − log r, r = q/p, per category: one observation's term of ``k3`` (≥ 0)."""
+    return exp_excess(-logs.log_ratio)
+
+
+#: Below this |x|, e^x − 1 − x is summed as its series: expm1(x) − x would cancel.
+_SERIES_BELOW = 1.0
+#: Terms of that series: x^k/k! for k = 2 … 25, the last < 10⁻²⁴ of the first for |x| < 1.
+_SERIES_TERMS = 25
+
+
+def exp_excess(x: np.ndarray) -> np.ndarray:
+    """e^x − 1 − x, elementwise, to full relative precision at every scale (≥ 0; inf past e^709).
+
+    Near 0 it is x²/2 + x³/6 + …, which ``expm1(x) − x`` would get with
+    relative error about 2ε/|x|; there the series is summed (Horner), and
+    elsewhere ``expm1(x) − x`` loses at most a few units in the last place.
+    """
+    x = np.asarray(x, dtype=float)
+    with np.errstate(over="ignore"):
+        out = np.expm1(x) - x
+    near = np.abs(x) < _SERIES_BELOW
+    if near.any():
+        xs = x[near]
+        h = np.ones_like(xs)
+        for k in range(_SERIES_TERMS, 2, -1):  # 1 + x/3 (1 + x/4 (1 + … (1 + x/25)))
+            h = 1.0 + xs * h / k
+        out[near] = 0.5 * xs * xs * h
+    return out
+
+
+def _mean_term(term: Callable[[Logs], np.ndarray]) -> Callable[[Pair], float]:
+    """The exact mean E_p[term(X)] of a term with no closed form: Σ p term, summed exactly (fsum)."""
+
+    def limit(pair: Pair) -> float:
+        with np.errstate(over="ignore", invalid="ignore"):
+            return math.fsum(pair.p.probs[pair.support] * term(support_logs(pair)))
+
+    return limit
+
+
 @dataclass(frozen=True)
 class Estimator:
     """One estimator: what it is, what theory knows of it, how it is drawn.
@@ -240,6 +286,39 @@ ENTROPY = Estimator(
     marker="^",
     order=1,
 )
+K1 = Estimator(
+    name="k1",
+    form=Form.MEAN,
+    target="kl_pq",
+    term=log_ratio,
+    limit=lambda pair: pair.kl_pq,
+    label="k1 = llr",
+    colour=7,
+    marker="x",
+    order=0,
+)
+K2 = Estimator(
+    name="k2",
+    form=Form.MEAN,
+    target="kl_pq",
+    term=half_square_log_ratio,
+    limit=_mean_term(half_square_log_ratio),
+    label="k2 = ½(log r)²",
+    colour=3,
+    marker="v",
+    order=0,
+)
+K3 = Estimator(
+    name="k3",
+    form=Form.MEAN,
+    target="kl_pq",
+    term=k3_term,
+    limit=_mean_term(k3_term),
+    label="k3 = r − 1 − log r",
+    colour=5,
+    marker="P",
+    order=0,
+)
 PLUGIN_KL = Estimator(
     name="plugin_kl", form=Form.PLUGIN, target="kl_pq", label="plug-in KL(p̂‖q)", colour=4, marker="D", order=0
 )
@@ -277,7 +356,9 @@ TEST_CROSS_ENTROPY = Estimator(
 #: A convergence experiment's estimators by default, in table order.
 CONVERGENCE = (LLR, CROSS_ENTROPY, ENTROPY, PLUGIN_KL)
 #: Estimators a convergence experiment may ask for beyond the default ones.
-OPTIONAL = (P_WRONG, P_WRONG_TILTED)
+OPTIONAL = (K1, K2, K3, P_WRONG, P_WRONG_TILTED)
+#: The mean estimators whose exact mean defines their target's ``analytic.csv`` column.
+DEFINING = (LLR, CROSS_ENTROPY, ENTROPY)
 #: A fit experiment's estimators, in table order.
 FIT = (KL_FITTED, TRAIN_CROSS_ENTROPY, TEST_CROSS_ENTROPY)
 #: Every estimator.

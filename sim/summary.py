@@ -148,7 +148,7 @@ def _targets(analytic: dict, estimators) -> np.ndarray:
 
 #: ``analytic.csv`` columns that are a mean estimator's limit, computed as its registry entry says;
 #: the others are :class:`sim.distributions.Pair` attributes of the same name.
-_LIMITS = {spec.target: spec.limit for spec in registry.ALL if spec.limit is not None}
+_LIMITS = {spec.target: spec.limit for spec in registry.DEFINING}
 
 
 def analytic_row(case: Case, units: str) -> dict:

@@ -1,7 +1,7 @@
 """`sim check` catches a tampered results folder, whatever column or row was touched.
 
-Six small folders (coin, categorical, large K, streamed, likelihood-ratio
-test, fit) are written once.  Each test copies one, changes one column of
+Seven small folders (coin, categorical, large K, the k estimators, streamed,
+likelihood-ratio test, fit) are written once.  Each test copies one, changes one column of
 one table (or the row set), and asserts that `sim check` exits 1 naming that
 column.  Changes are either the ones an independent audit found passing the
 old check, or just beyond the column's stated tolerance:
@@ -57,6 +57,17 @@ replicates: 200
 n: [10, 1000, 100000]
 cases:
   - {name: zipf, p: {zipf: {k: 3000, s: 1.1}}, q: {uniform: 3000}}
+""",
+    "k": """
+name: k
+seed: 9
+replicates: 400
+n: [1, 10, 1000]
+estimators: [llr, k1, k2, k3]
+cases:
+  - {name: coin, p: 0.7, q: 0.5}
+  - {name: outside, p: [0.5, 0.5, 0.0], q: [0.3, 0.3, 0.4]}
+  - {name: huge_r, p: [0.98, 0.01, 0.01], q: [0.01, 0.01, 0.98]}
 """,
     "streamed": """
 name: streamed
@@ -352,7 +363,7 @@ def _just_beyond(report, case, n, estimator, column, value):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("key", ["coin", "categorical", "large", "testing", "streamed", "fit"])
+@pytest.mark.parametrize("key", ["coin", "categorical", "large", "k", "testing", "streamed", "fit"])
 def test_each_column_just_beyond_its_tolerance(reports, copy_of, key):
     """Every column, each in a row of its own, moved by 3× the tolerance its check
     states: each change is caught and named, so the stated tolerance is the one
