@@ -133,7 +133,7 @@ def estimate(
     def kl_to_q() -> np.ndarray:
         return _kl_to(arrays.q_probs, arrays.q_total, c, rows, cols, n, size)
 
-    return _by_name(names, n, arrays, dot, kl_to_q)
+    return _by_name(names, n, arrays, dot, kl_to_q, lambda: np.bincount(rows, minlength=size))
 
 
 #: Up to this many categories the estimators use dense matrix products; beyond
@@ -157,7 +157,10 @@ def _estimate_dense(counts: np.ndarray, n: int, arrays: SupportArrays, names) ->
             arrays.q_outside
         )
 
-    return _by_name(names, n, arrays, lambda v: n * v[0] + row_dot(c, v - v[0]), kl_to_q)
+    def observed() -> np.ndarray:
+        return np.count_nonzero(counts, axis=1)
+
+    return _by_name(names, n, arrays, lambda v: n * v[0] + row_dot(c, v - v[0]), kl_to_q, observed)
 
 
 def _estimate_two(first: np.ndarray, n: int, arrays: SupportArrays, names) -> dict[str, np.ndarray]:
@@ -182,15 +185,29 @@ def _estimate_two(first: np.ndarray, n: int, arrays: SupportArrays, names) -> di
     # based on the more probable category (first on the support), as every sum here is:
     # a path that never saw the rare one is then exactly n·v_0, not n·v_1 + n·(v_0 − v_1),
     # whose rounding would swamp a v_0 of 1e-10 (p = 1e-10: entropy off by 2e-5)
-    return _by_name(names, n, arrays, lambda v: n * v[0] + (n - first) * (v[1] - v[0]), kl_to_q)
+    def observed() -> np.ndarray:
+        return (first > 0) + (first < n).astype(float)
+
+    return _by_name(names, n, arrays, lambda v: n * v[0] + (n - first) * (v[1] - v[0]), kl_to_q, observed)
 
 
-def _by_name(names, n: int, arrays: SupportArrays, dot, kl_to_q) -> dict[str, np.ndarray]:
-    """The requested estimators from ``dot(v)`` = Σ_k c_k v_k per row and KL(f‖q) per row."""
+def _by_name(names, n: int, arrays: SupportArrays, dot, kl_to_q, observed) -> dict[str, np.ndarray]:
+    """The requested estimators from ``dot(v)`` = Σ_k c_k v_k, KL(f‖q) and ``observed()`` = K̂, per row."""
     out: dict[str, np.ndarray] = {}
+    plugin = functools.cache(kl_to_q)
     for spec in _from_counts(names):
-        out[spec.name] = dot(spec.term(arrays)) / n if spec.form is Form.MEAN else kl_to_q()
+        if spec.form is Form.MEAN:
+            out[spec.name] = dot(spec.term(arrays)) / n
+        else:
+            out[spec.name] = corrected(plugin(), spec.observed_penalty, observed, n)
     return out
+
+
+def corrected(plugin: np.ndarray, weight: float, observed, n: int) -> np.ndarray:
+    """The plug-in less ``weight``·(K̂ − 1)/n, K̂ = ``observed()`` (not called for weight 0)."""
+    if not weight:
+        return plugin
+    return plugin - weight * (observed() - 1.0) / n
 
 
 def _from_counts(names) -> tuple[registry.Estimator, ...]:
@@ -231,7 +248,10 @@ class SparseSums:
         self.s = np.zeros(rows) if registry.minus_log_q in self.terms else None
         #: Each estimator's name, form and term (its row of ``sums``).
         self.rows = [(s.name, s.form, self.terms.index(_term_of(s))) for s in self.specs]
+        self.penalty = {s.name: s.observed_penalty for s in self.specs}
         self.first_values = self.first.tolist()  # Python floats: the same products, without numpy scalars
+        #: K̂ per row, the categories observed, where an estimator asks for it.
+        self.observed = np.zeros(rows) if any(s.observed_penalty for s in self.specs) else None
 
     def update(self, counts: np.ndarray | None, change: Change | None, n: int) -> dict[str, np.ndarray]:
         """Bring the sums to ``counts`` and evaluate the estimators.
@@ -250,7 +270,8 @@ class SparseSums:
                 out[name] = (n * first[t] + self.sums[t]) / n
             else:
                 minus_log_q = n * first[t] + self.sums[t]
-                out[name] = np.maximum((self.s + minus_log_q) / n - math.log(n), 0.0)
+                plugin = np.maximum((self.s + minus_log_q) / n - math.log(n), 0.0)
+                out[name] = corrected(plugin, self.penalty[name], lambda: self.observed, n)
         return out
 
     def _recount(self, counts: np.ndarray) -> None:
@@ -259,6 +280,8 @@ class SparseSums:
             self.sums[t] = row_dot(c, self.table[t])
         if self.s is not None:
             self.s = xlogx(counts).sum(axis=1)
+        if self.observed is not None:
+            self.observed = np.count_nonzero(counts, axis=1).astype(float)
 
     def _add(self, change: Change) -> None:
         """Add what changed at the cells of ``change``, per row in the order of its cells.
@@ -269,6 +292,9 @@ class SparseSums:
         from a bincount of its own.  A term whose v − v_0 is 0 on every
         category is left out: its sum would only ever add +0.0 to +0.0.
         """
+        if self.observed is not None:  # a cell going from 0 to a count is a category newly observed
+            new = (change.before == 0) & (change.after > 0)
+            self.observed += np.bincount(change.rows, weights=new, minlength=self.observed.size)
         live = self.live
         width = len(live) + (self.s is not None)
         if width == 0:

@@ -247,18 +247,77 @@ def coin_plugin_moments(pair: Pair, n: int) -> Moments:
     p = pair.p.heads
     if p in (0.0, 1.0):
         return Moments(pair.kl_pq, 0.0, 0.0)
-    lh, lt = pair.log_ratio  # support is both categories when 0 < p < 1
     mean = pair.kl_pq + plugin_bias(pair, n)
+    value = coin_plugin_values(pair, n)
 
     def deviation(c, _k):
-        f = c / n
-        to_p = p * xlog1px_minus_x((f - p) / p) + (1.0 - p) * xlog1px_minus_x((p - f) / (1.0 - p))
-        value = f * lh + (1.0 - f) * lt + to_p
-        return snap_rounding(value - mean, np.maximum(np.abs(value), abs(mean)))
+        v = value(c)
+        return snap_rounding(v - mean, np.maximum(np.abs(v), abs(mean)))
 
     var = float(expect(n, np.array([p]), lambda c, k: deviation(c, k) ** 2)[0])
     mu4 = float(expect(n, np.array([p]), lambda c, k: deviation(c, k) ** 4)[0])
     return Moments(mean, math.sqrt(var), mu4)
+
+
+def expected_observed(pair: Pair, n: int) -> float:
+    """E[K̂_n], the expected number of categories observed among n draws: Σ_k 1 − (1 − p_k)^n."""
+    probs = pair.p.probs[pair.support]
+    with np.errstate(divide="ignore"):  # p_k = 1: log1p(−1) = −inf, seen surely
+        return math.fsum(-np.expm1(n * np.log1p(-probs)))
+
+
+def observed_sd_upper(pair: Pair, n: int) -> float:
+    """An upper bound on sd(K̂_n): √Σ_k P_k(1 − P_k), P_k = P(category k observed).
+
+    The indicators of observed categories are negatively associated (the
+    counts of a Multinomial are), so their covariances are ≤ 0 and the
+    variance of their sum is at most the sum of their variances.
+    """
+    probs = pair.p.probs[pair.support]
+    with np.errstate(divide="ignore"):
+        unseen = np.exp(n * np.log1p(-probs))  # 1 − P_k
+    return math.sqrt(math.fsum(unseen * -np.expm1(n * np.log1p(-probs))))
+
+
+@functools.lru_cache(maxsize=4096)
+def corrected_plugin_moments(pair: Pair, n: int, weight: float) -> Moments:
+    """Exact moments of KL(p̂_n‖q) − weight·(K̂_n − 1)/n (Miller–Madow for weight ½); nats.
+
+    The mean is the plug-in's minus weight·(E[K̂_n] − 1)/n.  For a coin the
+    sd and μ4 are sums over the heads (K̂ = 1 when every draw is alike,
+    else 2); for other families they are not known exactly (nan).
+    """
+    if n == 1 or pair.support.size == 1:  # K̂ = 1 surely: the plain plug-in
+        return plugin_moments(pair, n)
+    mean = plugin_moments(pair, n).mean - weight * (expected_observed(pair, n) - 1.0) / n
+    if pair.family != "coin":
+        return Moments(mean, math.nan, math.nan)
+    p = pair.p.heads
+    if p in (0.0, 1.0):
+        return Moments(mean, 0.0, 0.0)
+    value = coin_plugin_values(pair, n, weight)
+
+    def deviation(c, _k):
+        v = value(c)
+        return snap_rounding(v - mean, np.maximum(np.abs(v), abs(mean)))
+
+    var = float(expect(n, np.array([p]), lambda c, k: deviation(c, k) ** 2)[0])
+    mu4 = float(expect(n, np.array([p]), lambda c, k: deviation(c, k) ** 4)[0])
+    return Moments(mean, math.sqrt(var), mu4)
+
+
+def coin_plugin_values(pair: Pair, n: int, weight: float = 0.0):
+    """A coin's plug-in KL(p̂_n‖q) − weight·(K̂_n − 1)/n as a function of the heads c (vectorised)."""
+    p = pair.p.heads
+    lh, lt = pair.log_ratio
+
+    def value(c):
+        f = c / n
+        to_p = p * xlog1px_minus_x((f - p) / p) + (1.0 - p) * xlog1px_minus_x((p - f) / (1.0 - p))
+        seen_both = (c > 0) & (c < n)
+        return f * lh + (1.0 - f) * lt + to_p - weight * seen_both / n
+
+    return value
 
 
 # ---------------------------------------------------------------------------

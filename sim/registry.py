@@ -164,6 +164,10 @@ class Estimator:
         interval; only for an estimator whose value is the llr).
     kl : bool
         A :attr:`Form.FITTED` estimator that is a KL (cross-entropy − H(p)).
+    observed_penalty : float
+        A :attr:`Form.PLUGIN` estimator's Miller–Madow weight w: its value
+        is KL(f‖q) − w·(K̂ − 1)/N in nats, K̂ the number of categories
+        observed among the N (0: the plain plug-in).
     """
 
     name: str
@@ -177,6 +181,7 @@ class Estimator:
     limit: Callable[[Pair], float] | None = None
     coverage: bool = False
     kl: bool = False
+    observed_penalty: float = 0.0
 
     @property
     def probability(self) -> bool:
@@ -208,8 +213,9 @@ class Estimator:
         if self.form is Form.MEAN:
             v = self.terms(pair)
             return v.min(), v.max()
-        if self.form is Form.PLUGIN:  # Σ f log(f/q) ≤ Σ f log(1/q)
-            return 0.0, max(minus_log_q(support_logs(pair)).max(), 0.0)
+        if self.form is Form.PLUGIN:  # Σ f log(f/q) ≤ Σ f log(1/q); K̂ ≤ N
+            low = -self.observed_penalty  # (K̂ − 1)/N < 1
+            return low, max(minus_log_q(support_logs(pair)).max(), 0.0)
         if self.form in (Form.WRONG, Form.TILTED):
             return 0.0, 1.0
         raise ValueError(f"no a-priori bounds known for {self.name}")
@@ -240,6 +246,8 @@ def _moments(spec: Estimator, pair: Pair, n: int) -> Moments:
 
     if spec.form is Form.MEAN:
         return exact.mean_of(spec.summand(pair), n)
+    if spec.form is Form.PLUGIN and spec.observed_penalty:
+        return exact.corrected_plugin_moments(pair, n, spec.observed_penalty)
     if spec.form is Form.PLUGIN:
         return exact.plugin_moments(pair, n)
     if spec.form is Form.WRONG:
@@ -322,6 +330,16 @@ K3 = Estimator(
 PLUGIN_KL = Estimator(
     name="plugin_kl", form=Form.PLUGIN, target="kl_pq", label="plug-in KL(p̂‖q)", colour=4, marker="D", order=0
 )
+PLUGIN_KL_MM = Estimator(
+    name="plugin_kl_mm",
+    form=Form.PLUGIN,
+    target="kl_pq",
+    observed_penalty=0.5,
+    label="Miller–Madow plug-in",
+    colour=6,
+    marker="d",
+    order=0,
+)
 P_WRONG = Estimator(
     name="p_wrong", form=Form.WRONG, target=None, label="plain Monte Carlo", colour=0, marker="o"
 )
@@ -356,7 +374,7 @@ TEST_CROSS_ENTROPY = Estimator(
 #: A convergence experiment's estimators by default, in table order.
 CONVERGENCE = (LLR, CROSS_ENTROPY, ENTROPY, PLUGIN_KL)
 #: Estimators a convergence experiment may ask for beyond the default ones.
-OPTIONAL = (K1, K2, K3, P_WRONG, P_WRONG_TILTED)
+OPTIONAL = (K1, K2, K3, PLUGIN_KL_MM, P_WRONG, P_WRONG_TILTED)
 #: The mean estimators whose exact mean defines their target's ``analytic.csv`` column.
 DEFINING = (LLR, CROSS_ENTROPY, ENTROPY)
 #: A fit experiment's estimators, in table order.

@@ -163,13 +163,19 @@ def _plugin_law(pair: Pair, spec: Estimator, n: int, k: float) -> Law:
     m = spec.moments(pair, n)
     log_q = -pair.q.log_probs[pair.support]
     high = float(np.max(log_q)) / k
+    weight = spec.observed_penalty  # the value is KL(f‖q) − weight·(K̂ − 1)/n
     sd, sd_bound, mu4, note = m.sd, m.sd, m.mu4, "exact"
     if pair.family == "coin":
-        skew, kurt = _coin_plugin_standardised(pair, n, m)
+        skew, kurt = _coin_plugin_standardised(pair, n, m, weight)
     else:
-        if math.isnan(sd):
-            sd_bound = exact.plugin_sd_upper(pair, n)[0]
-        if pair.support.size <= CUMULANT_MAX_K:
+        if math.isnan(sd):  # sd(A − B) ≤ sd(A) + sd(B) (Minkowski), for B = weight·K̂/n
+            plugin = exact.plugin_moments(pair, n).sd if weight else math.nan
+            plugin = exact.plugin_sd_upper(pair, n)[0] if math.isnan(plugin) else plugin
+            sd_bound = plugin + weight * exact.observed_sd_upper(pair, n) / n
+        if weight:  # K̂'s share in the skewness is not known: the mean gets the Bernstein test
+            skew = kurt = NAN
+            note = "not computed for a corrected plug-in beyond a coin"
+        elif pair.support.size <= CUMULANT_MAX_K:
             skew, kurt = _plugin_cumulants(pair, n)
             note = "approximate (category counts taken as independent)"
         else:  # not computed (cost grows with K): the mean gets the Bernstein test
@@ -182,7 +188,7 @@ def _plugin_law(pair: Pair, spec: Estimator, n: int, k: float) -> Law:
         sd_bound=sd_bound / k,
         skew=skew,
         kurtosis=kurt,
-        low=0.0,
+        low=-weight * (min(n, pair.support.size) - 1) / n / k,
         high=high,
         two_values=_coin_two_values(pair, n, k),
         scale=max(abs(m.mean), float(np.max(np.abs(pair.log_ratio)))) / k,
@@ -198,16 +204,14 @@ def _coin_two_values(pair: Pair, n: int, k: float) -> tuple[float, float] | None
     return tuple(sorted(float(v) / k for v in values))
 
 
-def _coin_plugin_standardised(pair: Pair, n: int, m) -> tuple[float, float]:
+def _coin_plugin_standardised(pair: Pair, n: int, m, weight: float = 0.0) -> tuple[float, float]:
     if not m.sd > 0.0:
         return 0.0, 0.0
     p = pair.p.heads
-    lh, lt = pair.log_ratio
+    values = exact.coin_plugin_values(pair, n, weight)
 
     def value(c, _k):
-        f = c / n
-        to_p = p * xlog1px_minus_x((f - p) / p) + (1.0 - p) * xlog1px_minus_x((p - f) / (1.0 - p))
-        v = f * lh + (1.0 - f) * lt + to_p
+        v = values(c)
         return snap_rounding(v - m.mean, np.maximum(np.abs(v), abs(m.mean)))
 
     mu3 = float(exact.expect(n, np.array([p]), lambda c, k: value(c, k) ** 3)[0])
