@@ -247,15 +247,20 @@ def coin_plugin_moments(pair: Pair, n: int) -> Moments:
     p = pair.p.heads
     if p in (0.0, 1.0):
         return Moments(pair.kl_pq, 0.0, 0.0)
-    mean = pair.kl_pq + plugin_bias(pair, n)
-    value = coin_plugin_values(pair, n)
+    return _coin_moments(pair, n, pair.kl_pq + plugin_bias(pair, n))
+
+
+def _coin_moments(pair: Pair, n: int, mean: float, weight: float = 0.0) -> Moments:
+    """A coin's (corrected) plug-in moments about its exact ``mean``: sums over the heads."""
+    value = coin_plugin_values(pair, n, weight)
 
     def deviation(c, _k):
         v = value(c)
         return snap_rounding(v - mean, np.maximum(np.abs(v), abs(mean)))
 
-    var = float(expect(n, np.array([p]), lambda c, k: deviation(c, k) ** 2)[0])
-    mu4 = float(expect(n, np.array([p]), lambda c, k: deviation(c, k) ** 4)[0])
+    p = np.array([pair.p.heads])
+    var = float(expect(n, p, lambda c, k: deviation(c, k) ** 2)[0])
+    mu4 = float(expect(n, p, lambda c, k: deviation(c, k) ** 4)[0])
     return Moments(mean, math.sqrt(var), mu4)
 
 
@@ -292,18 +297,9 @@ def corrected_plugin_moments(pair: Pair, n: int, weight: float) -> Moments:
     mean = plugin_moments(pair, n).mean - weight * (expected_observed(pair, n) - 1.0) / n
     if pair.family != "coin":
         return Moments(mean, math.nan, math.nan)
-    p = pair.p.heads
-    if p in (0.0, 1.0):
+    if pair.p.heads in (0.0, 1.0):
         return Moments(mean, 0.0, 0.0)
-    value = coin_plugin_values(pair, n, weight)
-
-    def deviation(c, _k):
-        v = value(c)
-        return snap_rounding(v - mean, np.maximum(np.abs(v), abs(mean)))
-
-    var = float(expect(n, np.array([p]), lambda c, k: deviation(c, k) ** 2)[0])
-    mu4 = float(expect(n, np.array([p]), lambda c, k: deviation(c, k) ** 4)[0])
-    return Moments(mean, math.sqrt(var), mu4)
+    return _coin_moments(pair, n, mean, weight)
 
 
 def coin_plugin_values(pair: Pair, n: int, weight: float = 0.0):
