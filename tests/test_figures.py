@@ -420,3 +420,56 @@ def test_warm_up_changes_no_figure_byte(tmp_path):
     assert cold and cold == sorted(p.name for p in (tmp_path / "warm").iterdir())
     for name in cold:
         assert (tmp_path / "cold" / name).read_bytes() == (tmp_path / "warm" / name).read_bytes(), name
+
+
+ESTIMATORS = """
+name: which
+seed: 5
+replicates: 300
+n: [1, 10, 100, 1000]
+estimators: [llr, plugin_kl, k2, k3, plugin_kl_mm]
+cases:
+  - {name: coin, p: 0.6, q: 0.5}
+  - {name: die, p: [0.1, 0.2, 0.3, 0.4], q: {uniform: 4}}
+"""
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory):
+    out = tmp_path_factory.mktemp("which")
+    return figures.load_tables(run_experiment(parse_config(ESTIMATORS), out).path)
+
+
+def test_the_estimators_figure_is_drawn_when_more_estimators_of_kl_are_asked(tables, compared):
+    assert "estimators" in figures.figure_kinds(compared)
+    assert "estimators" not in figures.figure_kinds(tables)  # llr and plugin_kl only: the error figure
+
+
+def test_plot_estimators_draws_each_rmse_and_exact_bias_from_the_summary(compared):
+    s = compared["summary"]
+    case = s[s.case == "die"]
+    row = compared["analytic"].set_index("case").loc["die"].to_dict() | {"case": "die"}
+    ax = figures.plot_estimators(case, row)
+    lines = [line for line in ax.get_lines() if len(line.get_xdata())]
+    solid = {line.get_label(): line for line in lines if line.get_linestyle() == "-"}
+    dashed = [line for line in lines if line.get_linestyle() == "--"]
+    expected = ["plugin_kl", "plugin_kl_mm", "k2", "k3", "llr"]
+    assert sorted(solid) == sorted(figures.LABELS[e] for e in expected)
+    for est in expected:
+        rows = case[case.estimator == est].sort_values("n")
+        assert list(solid[figures.LABELS[est]].get_ydata()) == list(rows.rmse)
+    # exact |bias| of the biased ones (plug-in, Miller–Madow, k2); llr and k3 are unbiased, named instead
+    biases = sorted(tuple(line.get_ydata()) for line in dashed)
+    want = sorted(
+        tuple((r.exact_mean - r.target).abs())
+        for e in ("plugin_kl", "plugin_kl_mm", "k2")
+        for r in [case[case.estimator == e].sort_values("n")]
+    )
+    assert biases == want
+    assert [t.get_text() for t in ax.texts] == ["unbiased: k3 = r − 1 − log r, llr"]
+    assert {"RMSE over the replicates", "exact |bias|"} <= set(ax.get_legend_handles_labels()[1])
+
+
+def test_estimators_figure_has_a_panel_per_case(compared):
+    fig = figures.estimators_figure(compared["summary"], compared["analytic"], config=compared["config"])
+    assert len(_visible(fig)) == 2 and len(fig.legends) == 1

@@ -18,6 +18,7 @@ kind                axes level                        figure level
 ``error``           :func:`plot_error`                :func:`error_figure`
 ``clt``             :func:`plot_clt`                  :func:`clt_figure`
 ``decomposition``   :func:`plot_decomposition`        :func:`decomposition_figure`
+``estimators``      :func:`plot_estimators`           :func:`estimators_figure`
 ``testing``         :func:`plot_p_wrong`,             :func:`testing_figure`
                     :func:`plot_stein`
 ==================  ================================  =======================
@@ -28,8 +29,8 @@ A fit experiment has ``fit_trajectory`` (:func:`plot_fit_trajectory`,
 
 Every estimator keeps one colour in every figure (seaborn's colourblind
 palette, from :mod:`sim.registry`); exact theory is drawn in black, dashed.
-Modules: :mod:`.style`, :mod:`.convergence`, :mod:`.decision` (the testing
-figure), :mod:`.fit`, :mod:`.layout` (margins measured once, so that each
+Modules: :mod:`.style`, :mod:`.convergence`, :mod:`.estimators` (which
+estimator of KL), :mod:`.decision` (the testing figure), :mod:`.fit`, :mod:`.layout` (margins measured once, so that each
 figure is drawn once) and :mod:`.folders` (reading results, building and
 saving figures).
 """
@@ -47,6 +48,7 @@ from .convergence import (
     plot_paths,
 )
 from .decision import plot_p_wrong, plot_stein, testing_figure
+from .estimators import estimators_figure, plot_estimators
 from .fit import fit_convergence_figure, fit_trajectory_figure, plot_fit_convergence, plot_fit_trajectory
 from .folders import (
     FigureReport,
@@ -87,6 +89,7 @@ __all__ = [
     "describe_distribution",
     "draw_figures",
     "error_figure",
+    "estimators_figure",
     "figure_kinds",
     "figure_notes",
     "fit_convergence_figure",
@@ -97,6 +100,7 @@ __all__ = [
     "plot_convergence",
     "plot_decomposition",
     "plot_error",
+    "plot_estimators",
     "plot_fit_convergence",
     "plot_fit_trajectory",
     "plot_p_wrong",

@@ -23,11 +23,12 @@ from ..registry import CROSS_ENTROPY, ENTROPY, LLR
 from ..sidebyside import can_fork, release_signals, signals_held
 from .convergence import clt_figure, convergence_figure, decomposition_figure, error_figure, paths_figure
 from .decision import testing_figure
+from .estimators import compares_estimators, estimators_figure
 from .fit import fit_convergence_figure, fit_trajectory_figure
 from .style import DPI, FIT_KINDS, FORMATS, KINDS
 
 #: Every figure kind, in drawing order.
-ALL_KINDS = (*KINDS, "testing", *FIT_KINDS)
+ALL_KINDS = (*KINDS, "estimators", "testing", *FIT_KINDS)
 
 #: Why a figure needs the replicates that ``save_replicates: false`` does not keep.
 NEEDS_REPLICATES = {
@@ -133,7 +134,9 @@ def figure_kinds(tables: Mapping[str, Any]) -> list[str]:
     convergence experiment has ``error`` always, ``convergence`` with
     ``llr``, ``paths`` and ``clt`` with llr replicates (not kept by
     ``save_replicates: false``), ``decomposition`` with llr, cross-entropy
-    and entropy, and ``testing`` with ``p_wrong`` or ``p_wrong_tilted``.
+    and entropy, ``estimators`` with an estimator of KL beyond ``llr`` and
+    ``plugin_kl`` (``k1``, ``k2``, ``k3``, ``plugin_kl_mm``), and ``testing``
+    with ``p_wrong`` or ``p_wrong_tilted``.
     """
     if _is_fit(tables):
         return list(FIT_KINDS)
@@ -150,7 +153,9 @@ def figure_kinds(tables: Mapping[str, Any]) -> list[str]:
         and "chernoff" in tables["analytic"].columns
     ):
         wanted |= {"testing"}
-    return [k for k in (*KINDS, "testing") if k in wanted]
+    if compares_estimators(tables["summary"]):
+        wanted |= {"estimators"}
+    return [k for k in (*KINDS, "estimators", "testing") if k in wanted]
 
 
 def figure_notes(tables: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
@@ -185,6 +190,7 @@ def _drawers(tables: Mapping[str, Any]) -> dict[str, Callable[[], Figure]]:
         "clt": lambda: clt_figure(replicates, analytic, config=config),
         "error": lambda: error_figure(summary, analytic, config=config),
         "decomposition": lambda: decomposition_figure(summary, analytic, config=config),
+        "estimators": lambda: estimators_figure(summary, analytic, config=config),
         "testing": lambda: testing_figure(summary, analytic, replicates=replicates, config=config),
         "fit_trajectory": lambda: fit_trajectory_figure(tables.get("trajectory"), config=config, units=units),
         "fit_convergence": lambda: fit_convergence_figure(summary, analytic, config=config),
