@@ -121,6 +121,23 @@ def _series(r: np.ndarray, top: float) -> np.ndarray:
     return _horner(r, _SERIES[: _terms(top)])
 
 
+def smoothed_kl_terms(c, n: int, q, alpha: float, k: int) -> np.ndarray:
+    """q·h(f̃/q − 1) per category, f̃ = (c + α)/(n + kα) (see :func:`xlog1px_minus_x`).
+
+    Summed over all ``k`` categories of the alphabet they are KL(f̃‖q), each
+    term ≥ 0.  The relative difference is formed as
+    ((c − nq) + α(1 − kq)) / ((n + kα) q), each difference with the rounding
+    of its product put back (:func:`two_product`), so that a KL far below 1
+    keeps its relative precision.  ``c``, ``q`` broadcast against each other.
+    """
+    q = np.asarray(q, dtype=float)
+    hi, lo = two_product(float(n), q)
+    counts_off = (np.asarray(c, dtype=float) - hi) - lo  # c − nq
+    khi, klo = two_product(float(k), q)
+    alpha_off = alpha * ((1.0 - khi) - klo)  # α(1 − kq)
+    return q * xlog1px_minus_x((counts_off + alpha_off) / ((n + k * alpha) * q))
+
+
 def kl_two(d: np.ndarray, a: float, b: float) -> np.ndarray:
     """KL((a + d, b − d) ‖ (a, b)) for two categories, accurate for small ``d``.
 

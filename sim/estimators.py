@@ -25,13 +25,13 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import registry
-from .distributions import Pair, kl_two, two_product, xlog1px_minus_x
+from .distributions import Pair, kl_two, smoothed_kl_terms, two_product, xlog1px_minus_x
 from .registry import Form
 
 if TYPE_CHECKING:
@@ -56,6 +56,8 @@ class SupportArrays:
     q_probs: np.ndarray
     q_outside: float = 0.0
     q_total: float = 1.0
+    #: q on the categories p lacks, one by one (add-α smoothing gives each of them mass).
+    q_outside_probs: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @classmethod
     def from_pair(cls, pair: Pair) -> SupportArrays:
@@ -79,11 +81,25 @@ class SupportArrays:
             a.setflags(write=False)  # shared by every task of the case
         outside = np.ones(pair.q.k, dtype=bool)
         outside[idx] = False
+        q_outside_probs = pair.q.probs[outside]
+        q_outside_probs.setflags(write=False)
         return cls(
             **arrays,
-            q_outside=math.fsum(pair.q.probs[outside]),
+            q_outside=math.fsum(q_outside_probs),
             q_total=math.fsum(pair.q.probs),
+            q_outside_probs=q_outside_probs,
         )
+
+    @property
+    def k(self) -> int:
+        """The alphabet's size: the support and the categories p lacks."""
+        return self.probs.size + self.q_outside_probs.size
+
+    def smoothed_unseen(self, n: int, alpha: float) -> tuple[np.ndarray, float]:
+        """The smoothed terms of a category with count 0: per support category, and summed off the support."""
+        unseen = smoothed_kl_terms(0.0, n, self.q_probs, alpha, self.k)
+        off = smoothed_kl_terms(0.0, n, self.q_outside_probs, alpha, self.k)
+        return unseen, math.fsum(off)
 
 
 @functools.lru_cache(maxsize=4)
@@ -133,7 +149,10 @@ def estimate(
     def kl_to_q() -> np.ndarray:
         return _kl_to(arrays.q_probs, arrays.q_total, c, rows, cols, n, size)
 
-    return _by_name(names, n, arrays, dot, kl_to_q, lambda: np.bincount(rows, minlength=size))
+    def smoothed(alpha: float) -> np.ndarray:
+        return _smoothed_from_seen(arrays, n, alpha, rows, cols, c, size)
+
+    return _by_name(names, n, arrays, dot, kl_to_q, lambda: np.bincount(rows, minlength=size), smoothed)
 
 
 #: Up to this many categories the estimators use dense matrix products; beyond
@@ -160,7 +179,12 @@ def _estimate_dense(counts: np.ndarray, n: int, arrays: SupportArrays, names) ->
     def observed() -> np.ndarray:
         return np.count_nonzero(counts, axis=1)
 
-    return _by_name(names, n, arrays, lambda v: n * v[0] + row_dot(c, v - v[0]), kl_to_q, observed)
+    def smoothed(alpha: float) -> np.ndarray:
+        off = arrays.smoothed_unseen(n, alpha)[1]
+        return smoothed_kl_terms(c, n, arrays.q_probs, alpha, arrays.k).sum(axis=1) + off
+
+    dot = lambda v: n * v[0] + row_dot(c, v - v[0])  # noqa: E731
+    return _by_name(names, n, arrays, dot, kl_to_q, observed, smoothed)
 
 
 def _estimate_two(first: np.ndarray, n: int, arrays: SupportArrays, names) -> dict[str, np.ndarray]:
@@ -188,19 +212,42 @@ def _estimate_two(first: np.ndarray, n: int, arrays: SupportArrays, names) -> di
     def observed() -> np.ndarray:
         return (first > 0) + (first < n).astype(float)
 
-    return _by_name(names, n, arrays, lambda v: n * v[0] + (n - first) * (v[1] - v[0]), kl_to_q, observed)
+    def smoothed(alpha: float) -> np.ndarray:
+        t = smoothed_kl_terms(np.stack([first, n - first], axis=1), n, arrays.q_probs, alpha, arrays.k)
+        return (t[:, 0] + t[:, 1]) + arrays.smoothed_unseen(n, alpha)[1]
+
+    dot = lambda v: n * v[0] + (n - first) * (v[1] - v[0])  # noqa: E731
+    return _by_name(names, n, arrays, dot, kl_to_q, observed, smoothed)
 
 
-def _by_name(names, n: int, arrays: SupportArrays, dot, kl_to_q, observed) -> dict[str, np.ndarray]:
-    """The requested estimators from ``dot(v)`` = Σ_k c_k v_k, KL(f‖q) and ``observed()`` = K̂, per row."""
+def _by_name(names, n: int, arrays: SupportArrays, dot, kl_to_q, observed, smoothed) -> dict[str, np.ndarray]:
+    """The requested estimators per row, from the path's own kernels.
+
+    ``dot(v)`` = Σ_k c_k v_k, ``kl_to_q()`` = KL(f‖q), ``observed()`` = K̂
+    and ``smoothed(α)`` = KL(f̃‖q) with add-α frequencies.
+    """
     out: dict[str, np.ndarray] = {}
     plugin = functools.cache(kl_to_q)
     for spec in _from_counts(names):
         if spec.form is Form.MEAN:
             out[spec.name] = dot(spec.term(arrays)) / n
+        elif spec.form is Form.SMOOTHED:
+            out[spec.name] = smoothed(spec.smoothing.value(arrays.k, n))
         else:
             out[spec.name] = corrected(plugin(), spec.observed_penalty, observed, n)
     return out
+
+
+def _smoothed_from_seen(arrays: SupportArrays, n: int, alpha: float, rows, cols, c, size: int) -> np.ndarray:
+    """KL(f̃‖q) per row from the non-zero counts ``c`` at (rows, cols): the unseen terms, corrected where seen.
+
+    Σ over the alphabet = Σ_seen [t(c) − t(0)] + Σ_all t(0): the second sum is
+    about q's mass, so a KL far below 1 loses relative precision here (as the
+    plug-in's running form does); large K keep it well above that.
+    """
+    unseen, off = arrays.smoothed_unseen(n, alpha)
+    seen = smoothed_kl_terms(c, n, arrays.q_probs[cols], alpha, arrays.k) - unseen[cols]
+    return np.bincount(rows, weights=seen, minlength=size) + (math.fsum(unseen) + off)
 
 
 def corrected(plugin: np.ndarray, weight: float, observed, n: int) -> np.ndarray:
@@ -214,7 +261,7 @@ def _from_counts(names) -> tuple[registry.Estimator, ...]:
     """The registry's entries for ``names``, each one computed from counts alone."""
     specs = registry.specs(names)
     for spec in specs:
-        if spec.form not in (Form.MEAN, Form.PLUGIN):
+        if spec.form not in (Form.MEAN, Form.PLUGIN, Form.SMOOTHED):
             raise ValueError(f"{spec.name} is not computed from a path's counts alone")
     return specs
 
@@ -238,7 +285,7 @@ class SparseSums:
     def __init__(self, rows: int, arrays: SupportArrays, names: Sequence[str]):
         self.specs = _from_counts(names)
         terms = [spec.term for spec in self.specs if spec.form is Form.MEAN]
-        if any(spec.form is Form.PLUGIN for spec in self.specs):
+        if any(spec.form in (Form.PLUGIN, Form.SMOOTHED) for spec in self.specs):
             terms.append(registry.minus_log_q)
         #: The distinct terms, their v_0, and v − v_0 per category (one row a term).
         self.terms = tuple(dict.fromkeys(terms))
@@ -249,9 +296,13 @@ class SparseSums:
         #: Each estimator's name, form and term (its row of ``sums``).
         self.rows = [(s.name, s.form, self.terms.index(_term_of(s))) for s in self.specs]
         self.penalty = {s.name: s.observed_penalty for s in self.specs}
+        self.smoothing = {s.name: s.smoothing for s in self.specs}
         self.first_values = self.first.tolist()  # Python floats: the same products, without numpy scalars
         #: K̂ per row, the categories observed, where an estimator asks for it.
         self.observed = np.zeros(rows) if any(s.observed_penalty for s in self.specs) else None
+        #: The flat cells (row·K' + category) observed so far, in the order first seen, for add-α smoothing.
+        self.seen = np.zeros(0, dtype=np.int64) if any(s.smoothing for s in self.specs) else None
+        self.arrays = arrays
 
     def update(self, counts: np.ndarray | None, change: Change | None, n: int) -> dict[str, np.ndarray]:
         """Bring the sums to ``counts`` and evaluate the estimators.
@@ -268,11 +319,30 @@ class SparseSums:
         for name, form, t in self.rows:
             if form is Form.MEAN:
                 out[name] = (n * first[t] + self.sums[t]) / n
+            elif form is Form.SMOOTHED:
+                out[name] = self._smoothed(counts, self.smoothing[name], n)
             else:
                 minus_log_q = n * first[t] + self.sums[t]
                 plugin = np.maximum((self.s + minus_log_q) / n - math.log(n), 0.0)
                 out[name] = corrected(plugin, self.penalty[name], lambda: self.observed, n)
         return out
+
+    def _note_seen(self, change: Change) -> None:
+        """Count and list the categories newly observed in each row (a cell going from 0 to a count)."""
+        new = (change.before == 0) & (change.after > 0)
+        if self.observed is not None:
+            self.observed += np.bincount(change.rows, weights=new, minlength=self.observed.size)
+        if self.seen is not None:
+            cells = change.rows[new] * self.arrays.probs.size + change.cols[new]
+            self.seen = np.concatenate([self.seen, cells])
+
+    def _smoothed(self, counts: np.ndarray, smoothing, n: int) -> np.ndarray:
+        """KL(f̃‖q) per row from the cells seen so far (their counts read from ``counts``)."""
+        width = self.arrays.probs.size
+        rows, cols = np.divmod(self.seen, width)
+        c = counts.reshape(-1)[self.seen]
+        alpha = smoothing.value(self.arrays.k, n)
+        return _smoothed_from_seen(self.arrays, n, alpha, rows, cols, c, self.sums.shape[1])
 
     def _recount(self, counts: np.ndarray) -> None:
         c = counts.astype(float)
@@ -282,6 +352,8 @@ class SparseSums:
             self.s = xlogx(counts).sum(axis=1)
         if self.observed is not None:
             self.observed = np.count_nonzero(counts, axis=1).astype(float)
+        if self.seen is not None:
+            self.seen = np.flatnonzero(counts)
 
     def _add(self, change: Change) -> None:
         """Add what changed at the cells of ``change``, per row in the order of its cells.
@@ -292,9 +364,8 @@ class SparseSums:
         from a bincount of its own.  A term whose v − v_0 is 0 on every
         category is left out: its sum would only ever add +0.0 to +0.0.
         """
-        if self.observed is not None:  # a cell going from 0 to a count is a category newly observed
-            new = (change.before == 0) & (change.after > 0)
-            self.observed += np.bincount(change.rows, weights=new, minlength=self.observed.size)
+        if self.observed is not None or self.seen is not None:
+            self._note_seen(change)
         live = self.live
         width = len(live) + (self.s is not None)
         if width == 0:

@@ -54,7 +54,7 @@ from scipy import stats
 
 from .binomial import _HALF_LOG_2PI, _stirlerr
 from .decision import coin_p_wrong
-from .distributions import Pair, snap_rounding, two_product, xlog1px_minus_x
+from .distributions import Pair, smoothed_kl_terms, snap_rounding, two_product, xlog1px_minus_x
 
 WINDOW_SD = 12.0
 WINDOW_PAD = 15
@@ -247,12 +247,11 @@ def coin_plugin_moments(pair: Pair, n: int) -> Moments:
     p = pair.p.heads
     if p in (0.0, 1.0):
         return Moments(pair.kl_pq, 0.0, 0.0)
-    return _coin_moments(pair, n, pair.kl_pq + plugin_bias(pair, n))
+    return _coin_moments(pair, n, pair.kl_pq + plugin_bias(pair, n), coin_plugin_values(pair, n))
 
 
-def _coin_moments(pair: Pair, n: int, mean: float, weight: float = 0.0) -> Moments:
-    """A coin's (corrected) plug-in moments about its exact ``mean``: sums over the heads."""
-    value = coin_plugin_values(pair, n, weight)
+def _coin_moments(pair: Pair, n: int, mean: float, value) -> Moments:
+    """Moments about its exact ``mean`` of a coin's estimator ``value(heads)``: sums over the heads."""
 
     def deviation(c, _k):
         v = value(c)
@@ -299,7 +298,65 @@ def corrected_plugin_moments(pair: Pair, n: int, weight: float) -> Moments:
         return Moments(mean, math.nan, math.nan)
     if pair.p.heads in (0.0, 1.0):
         return Moments(mean, 0.0, 0.0)
-    return _coin_moments(pair, n, mean, weight)
+    return _coin_moments(pair, n, mean, coin_plugin_values(pair, n, weight))
+
+
+@functools.lru_cache(maxsize=4096)
+def smoothed_moments(pair: Pair, n: int, smoothing) -> Moments:
+    """Exact moments of KL(f̃_n‖q), f̃ = (c + α)/(n + Kα) over the K categories of the alphabet; nats.
+
+    The mean is Σ_k E[t_k(C_k)] with C_k ~ Binomial(n, p_k) and t_k the
+    non-negative term of :func:`sim.distributions.smoothed_kl_terms` (C_k = 0
+    surely off p's support).  The sd and μ4 are exact for a coin (sums over
+    the heads) and at n = 1 (one observation: K' outcomes); nan otherwise.
+    """
+    k = pair.q.k
+    alpha = smoothing.value(k, n)
+    terms = _smoothed_terms(pair, n, alpha)
+    probs = pair.p.probs[pair.support]
+    unseen = smoothed_kl_terms(0.0, n, pair.q.probs, alpha, k)
+    off = math.fsum(np.delete(unseen, pair.support))
+    sure = probs == 1.0  # C = n surely
+    means = np.zeros(probs.size)
+    means[sure] = terms(np.full(int(sure.sum()), float(n)), np.flatnonzero(sure))
+    rest = np.flatnonzero(~sure)
+    if rest.size:
+        means[rest] = expect(n, probs[rest], lambda c, i: terms(c, rest[i]))
+    mean = math.fsum(means) + off
+    if n == 1:  # the value when category j is the one observed: every other count 0
+        values = math.fsum(unseen) + (
+            terms(np.ones(probs.size), np.arange(probs.size)) - unseen[pair.support]
+        )
+        dev = snap_rounding(values - mean, np.maximum(np.abs(values), abs(mean)))  # equal but for rounding: 0
+        return Moments(mean, math.sqrt(math.fsum(probs * dev**2)), math.fsum(probs * dev**4))
+    if pair.family != "coin" or pair.p.heads in (0.0, 1.0):
+        return Moments(mean, math.nan, math.nan) if pair.family != "coin" else Moments(mean, 0.0, 0.0)
+    return _coin_moments(pair, n, mean, lambda c: terms(c, 0) + terms(n - c, 1))
+
+
+def _smoothed_terms(pair: Pair, n: int, alpha: float):
+    """t(c, j): the smoothed term of support category j with count c (vectorised)."""
+    q = pair.q.probs[pair.support]
+    k = pair.q.k
+    return lambda c, j: smoothed_kl_terms(c, n, q[j], alpha, k)
+
+
+def smoothed_sd_upper(pair: Pair, n: int, smoothing) -> float:
+    """A rigorous upper bound on sd KL(f̃_n‖q) (Efron–Stein with bounded differences).
+
+    Replacing one of the n observations moves one count down and one up, so
+    the value changes by at most Δ = 2·max_k max_c |t_k(c + 1) − t_k(c)|
+    over the support; each t_k is convex in c, so its steps are largest at
+    c = 0 or c = n − 1.  Then Var ≤ ½·n·Δ².
+    """
+    alpha = smoothing.value(pair.q.k, n)
+    terms = _smoothed_terms(pair, n, alpha)
+    j = np.arange(pair.support.size)
+    steps = [
+        np.abs(terms(np.full(j.size, c + 1.0), j) - terms(np.full(j.size, float(c)), j)) for c in (0, n - 1)
+    ]
+    delta = 2.0 * float(max(np.max(s) for s in steps))
+    return delta * math.sqrt(n / 2.0) * (1.0 + BOUND_MARGIN)
 
 
 def coin_plugin_values(pair: Pair, n: int, weight: float = 0.0):

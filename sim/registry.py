@@ -12,10 +12,16 @@ entry here plus its tests; a new form also needs its kernel in
 
 Values are computed in nats; :meth:`Estimator.divisor` converts them to the
 experiment's units (probabilities are never converted).
+
+Estimators with parameters (:data:`PARAMETERISED`) are built on demand from
+their parameters or their label, ``smoothed_kl[alpha=0.5]``, which is their
+name in configs' resolved form and in every table; :func:`get` accepts both
+kinds of name.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import math
@@ -44,6 +50,8 @@ class Form(enum.Enum):
     TILTED = enum.auto()
     #: A cross-entropy of a model fitted to the sample (fit experiments).
     FITTED = enum.auto()
+    #: KL(f̃‖q) of add-α smoothed frequencies f̃_k = (c_k + α)/(N + Kα), K the alphabet's size.
+    SMOOTHED = enum.auto()
 
 
 class Logs(Protocol):
@@ -133,6 +141,53 @@ def _mean_term(term: Callable[[Logs], np.ndarray]) -> Callable[[Pair], float]:
     return limit
 
 
+#: Named add-α rules: α from the alphabet's size K and the sample size N.
+ALPHA_RULES: dict[str, Callable[[int, int], float]] = {
+    "laplace": lambda k, n: 1.0,
+    "jeffreys": lambda k, n: 0.5,
+    "perks": lambda k, n: 1.0 / k,
+    "minimax": lambda k, n: math.sqrt(n) / k,
+}
+
+
+@dataclass(frozen=True)
+class Smoothing:
+    """Add-α pseudo-counts: ``alpha`` a positive number, or a rule of :data:`ALPHA_RULES` by name."""
+
+    alpha: float | str
+
+    def value(self, k: int, n: int) -> float:
+        """α for an alphabet of ``k`` categories and ``n`` observations."""
+        return ALPHA_RULES[self.alpha](k, n) if isinstance(self.alpha, str) else self.alpha
+
+    @property
+    def text(self) -> str:
+        """α as labels show it: the rule's name, or the number's shortest form (``1``, ``0.5``, ``1e-05``)."""
+        if isinstance(self.alpha, str):
+            return self.alpha
+        text = repr(self.alpha)
+        return text[:-2] if text.endswith(".0") else text
+
+
+def smoothing(alpha: object) -> Smoothing:
+    """A :class:`Smoothing` from a config's ``alpha`` (a positive finite number or a rule's name).
+
+    Raises
+    ------
+    ValueError
+        With a sentence saying what ``alpha`` may be.
+    """
+    if isinstance(alpha, str) and alpha.strip().lower() in ALPHA_RULES:
+        return Smoothing(alpha.strip().lower())
+    if isinstance(alpha, str):
+        with contextlib.suppress(ValueError):
+            alpha = float(alpha)
+    if isinstance(alpha, int | float) and not isinstance(alpha, bool) and math.isfinite(alpha) and alpha > 0:
+        return Smoothing(float(alpha))
+    rules = ", ".join(ALPHA_RULES)
+    raise ValueError(f"alpha must be a positive number or one of {rules}, got {alpha!r}")
+
+
 @dataclass(frozen=True)
 class Estimator:
     """One estimator: what it is, what theory knows of it, how it is drawn.
@@ -168,6 +223,8 @@ class Estimator:
         A :attr:`Form.PLUGIN` estimator's Miller–Madow weight w: its value
         is KL(f‖q) − w·(K̂ − 1)/N in nats, K̂ the number of categories
         observed among the N (0: the plain plug-in).
+    smoothing : Smoothing or None
+        A :attr:`Form.SMOOTHED` estimator's pseudo-counts.
     """
 
     name: str
@@ -182,6 +239,7 @@ class Estimator:
     coverage: bool = False
     kl: bool = False
     observed_penalty: float = 0.0
+    smoothing: Smoothing | None = None
 
     @property
     def probability(self) -> bool:
@@ -216,6 +274,8 @@ class Estimator:
         if self.form is Form.PLUGIN:  # Σ f log(f/q) ≤ Σ f log(1/q); K̂ ≤ N
             low = -self.observed_penalty  # (K̂ − 1)/N < 1
             return low, max(minus_log_q(support_logs(pair)).max(), 0.0)
+        if self.form is Form.SMOOTHED:  # Σ f̃ log(f̃/q) ≤ Σ f̃ log(1/q)
+            return 0.0, float(np.max(-pair.q.log_probs))
         if self.form in (Form.WRONG, Form.TILTED):
             return 0.0, 1.0
         raise ValueError(f"no a-priori bounds known for {self.name}")
@@ -252,6 +312,8 @@ def _moments(spec: Estimator, pair: Pair, n: int) -> Moments:
         return exact.plugin_moments(pair, n)
     if spec.form is Form.WRONG:
         return exact.p_wrong_moments(pair, n)
+    if spec.form is Form.SMOOTHED:
+        return exact.smoothed_moments(pair, n, spec.smoothing)
     if spec.form is Form.TILTED:
         if pair.family != "coin" or not 0.0 < pair.p.heads < 1.0:
             return exact.Moments(math.nan, math.nan, math.nan)
@@ -387,6 +449,51 @@ DRAWN = tuple(sorted((e for e in (*CONVERGENCE, *OPTIONAL) if not e.probability)
 _BY_NAME = {e.name: e for e in ALL}
 
 
+def _smoothed_kl(params: dict) -> Estimator:
+    alpha = smoothing(params["alpha"])
+    return Estimator(
+        name=f"smoothed_kl[alpha={alpha.text}]",
+        form=Form.SMOOTHED,
+        target="kl_pq",
+        smoothing=alpha,
+        label=f"add-α plug-in, α = {alpha.text}",
+        colour=9,
+        marker=_SMOOTHING_MARKERS.get(alpha.text, "h"),
+        order=0,
+    )
+
+
+#: Markers telling apart smoothed_kl with different α (the same colour).
+_SMOOTHING_MARKERS = {"laplace": "^", "jeffreys": "v", "perks": "<", "minimax": ">"}
+
+#: Estimators with parameters, by name: the parameters each requires, and how it is built.
+#: In configs ``{smoothed_kl: {alpha: 0.5}}``; in tables ``smoothed_kl[alpha=0.5]``.
+PARAMETERISED: dict[str, tuple[tuple[str, ...], Callable[[dict], Estimator]]] = {
+    "smoothed_kl": (("alpha",), _smoothed_kl),
+}
+
+
+def parameterised(name: str, params: dict) -> Estimator:
+    """The estimator ``name`` with parameters ``params`` (named ``name[key=value]`` in tables).
+
+    Raises
+    ------
+    ValueError
+        If ``name`` takes no parameters, a parameter is missing or unknown,
+        or a value is not allowed (one sentence).
+    """
+    if name not in PARAMETERISED:
+        raise ValueError(f"{name!r} takes no parameters")
+    keys, build = PARAMETERISED[name]
+    missing = [k for k in keys if k not in params]
+    unknown = [k for k in params if k not in keys]
+    if unknown:
+        raise ValueError(f"{name} has no parameter {unknown[0]!r} (it takes {', '.join(keys)})")
+    if missing:
+        raise ValueError(f"{name} needs {', '.join(missing)}, e.g. {{{name}: {{{keys[0]}: 0.5}}}}")
+    return build(params)
+
+
 def names(estimators: Iterable[Estimator]) -> tuple[str, ...]:
     """The names of ``estimators``, in order."""
     return tuple(e.name for e in estimators)
@@ -400,10 +507,27 @@ def get(name: str) -> Estimator:
     ValueError
         If no estimator has that name.
     """
-    try:
+    if name in _BY_NAME:
         return _BY_NAME[name]
-    except KeyError:
-        raise ValueError(f"unknown estimator {name!r}") from None
+    return _labelled(name)
+
+
+@functools.lru_cache(maxsize=256)
+def _labelled(label: str) -> Estimator:
+    """A parameterised estimator from its label ``name[key=value, …]``."""
+    head, bracket, rest = label.partition("[")
+    if not bracket or not rest.endswith("]") or head not in PARAMETERISED:
+        raise ValueError(f"unknown estimator {label!r}")
+    params = {}
+    for item in rest[:-1].split(","):
+        key, equals, value = item.partition("=")
+        if not equals:
+            raise ValueError(f"unknown estimator {label!r}: parameters are written key=value")
+        params[key.strip()] = value.strip()
+    spec = parameterised(head, params)
+    if spec.name != label:  # one label per estimator: e.g. alpha=1.0 is written alpha=1
+        raise ValueError(f"unknown estimator {label!r}; did you mean {spec.name!r}?")
+    return spec
 
 
 def specs(estimator_names: Iterable[str]) -> tuple[Estimator, ...]:

@@ -20,7 +20,7 @@ from scipy import stats
 
 from .. import exact, fitting, registry
 from ..decision import chernoff, coin_wrong_bound, log_tilted_bound, sees_every_event, tilted, tilted_bound
-from ..distributions import Pair, snap_rounding, xlog1px_minus_x
+from ..distributions import Pair, smoothed_kl_terms, snap_rounding, xlog1px_minus_x
 from ..registry import Estimator, Form
 
 NAN = math.nan
@@ -196,6 +196,49 @@ def _plugin_law(pair: Pair, spec: Estimator, n: int, k: float) -> Law:
     )
 
 
+def _smoothed_law(pair: Pair, spec: Estimator, n: int, k: float) -> Law:
+    """KL(f̃‖q) of add-α frequencies: exact mean; sd exact for coins and n = 1, else bounded."""
+    m = spec.moments(pair, n)
+    sd_bound, note = m.sd, "exact"
+    skew = kurt = NAN
+    if math.isnan(m.sd):
+        sd_bound = exact.smoothed_sd_upper(pair, n, spec.smoothing)
+        note = "not computed beyond a coin"
+    elif m.sd > 0.0 and pair.family == "coin":
+        alpha = spec.smoothing.value(pair.q.k, n)
+        skew = _coin_skewness(pair, n, m, lambda c: _smoothed_coin(pair, n, alpha, c))
+        kurt = m.mu4 / m.sd**4 - 3.0
+    elif m.sd == 0.0:
+        skew = kurt = 0.0
+    return Law(
+        mean=m.mean / k,
+        sd=m.sd / k,
+        mu4=m.mu4 / k**4,
+        sd_bound=sd_bound / k,
+        skew=skew,
+        kurtosis=kurt,
+        low=0.0,
+        high=float(np.max(-pair.q.log_probs)) / k,
+        scale=max(abs(m.mean), float(np.max(-pair.q.log_probs))) / k,
+        moments_note=note,
+    )
+
+
+def _smoothed_coin(pair: Pair, n: int, alpha: float, heads):
+    q = pair.q.probs
+    return smoothed_kl_terms(heads, n, q[0], alpha, 2) + smoothed_kl_terms(n - heads, n, q[1], alpha, 2)
+
+
+def _coin_skewness(pair: Pair, n: int, m, values) -> float:
+    """E[(X − mean)³]/sd³ of a coin's estimator X = ``values(heads)``, by a sum over the heads."""
+
+    def cubed(c, _k):
+        v = values(c)
+        return snap_rounding(v - m.mean, np.maximum(np.abs(v), abs(m.mean))) ** 3
+
+    return float(exact.expect(n, np.array([pair.p.heads]), cubed)[0]) / m.sd**3
+
+
 def _coin_two_values(pair: Pair, n: int, k: float) -> tuple[float, float] | None:
     if n != 1 or pair.support.size != 2:
         return None
@@ -207,15 +250,8 @@ def _coin_two_values(pair: Pair, n: int, k: float) -> tuple[float, float] | None
 def _coin_plugin_standardised(pair: Pair, n: int, m, weight: float = 0.0) -> tuple[float, float]:
     if not m.sd > 0.0:
         return 0.0, 0.0
-    p = pair.p.heads
-    values = exact.coin_plugin_values(pair, n, weight)
-
-    def value(c, _k):
-        v = values(c)
-        return snap_rounding(v - m.mean, np.maximum(np.abs(v), abs(m.mean)))
-
-    mu3 = float(exact.expect(n, np.array([p]), lambda c, k: value(c, k) ** 3)[0])
-    return mu3 / m.sd**3, m.mu4 / m.sd**4 - 3.0
+    skew = _coin_skewness(pair, n, m, exact.coin_plugin_values(pair, n, weight))
+    return skew, m.mu4 / m.sd**4 - 3.0
 
 
 def _p_wrong_law(pair: Pair, spec: Estimator, n: int, k: float) -> Law:
@@ -295,7 +331,13 @@ def convergence_law(pair: Pair, estimator: str, n: int, units: str) -> Law:
 
 
 #: The law of one replicate, by the estimator's form (probabilities: k = 1 always).
-_LAWS = {Form.MEAN: _mean_law, Form.PLUGIN: _plugin_law, Form.WRONG: _p_wrong_law, Form.TILTED: _tilted_law}
+_LAWS = {
+    Form.MEAN: _mean_law,
+    Form.PLUGIN: _plugin_law,
+    Form.SMOOTHED: _smoothed_law,
+    Form.WRONG: _p_wrong_law,
+    Form.TILTED: _tilted_law,
+}
 
 
 def fit_law(experiment, case, estimator: str, n: int) -> Law:

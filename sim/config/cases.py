@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .. import distributions as dist
+from .. import registry
 from .checker import _as_number, _Checker, _describe
 from .model import (
     _CASE_KEYS,
@@ -218,19 +219,69 @@ def _case(value: Any, path: KeyPath, checker: _Checker) -> Case | None:
     return Case(name, p_raw, q_raw, dist.Pair(p_dist, q_dist), desc)
 
 
-def _estimators(value: Any, checker: _Checker, names: Sequence[str] = ESTIMATORS) -> tuple[str, ...] | None:
+def _estimators(
+    value: Any, checker: _Checker, names: Sequence[str] = ESTIMATORS, parameterised: Sequence[str] = ()
+) -> tuple[str, ...] | None:
+    """The estimators asked for, by their names in tables (``smoothed_kl[alpha=0.5]`` for parameters)."""
     path: KeyPath = ("estimators",)
     if not isinstance(value, list) or not value:
         checker.error(path, f"must be a non-empty list of {', '.join(names)}, got {_describe(value)}")
         return None
     out = []
     for i, v in enumerate(value):
-        e = checker.choice(v, path + (i,), names)
+        e = _estimator(v, path + (i,), checker, names, parameterised)
         if e is not None and e in out:
             checker.error(path + (i,), f"'{e}' is listed twice")
         elif e is not None:
             out.append(e)
     return tuple(out) if len(out) == len(value) else None
+
+
+def _estimator(v: Any, path: KeyPath, checker: _Checker, names, parameterised) -> str | None:
+    """One item of ``estimators``: a name, a label ``name[key=value]``, or ``{name: {key: value}}``."""
+    if isinstance(v, dict) and len(v) == 1 and next(iter(v)) in parameterised:
+        name, params = next(iter(v.items()))
+        if not isinstance(params, dict):
+            checker.error(
+                path + (name,),
+                f"must be a mapping of parameters, e.g. {{alpha: 0.5}}, got {_describe(params)}",
+            )
+            return None
+        return _built(lambda: registry.parameterised(name, params), path + (name,), checker)
+    if isinstance(v, str) and (v in parameterised or v.partition("[")[0] in parameterised):
+        build = registry.get if "[" in v else (lambda label: registry.parameterised(label, {}))
+        return _built(lambda: build(v), path, checker)
+    if parameterised and not (isinstance(v, str) and v in names):
+        forms = ", ".join(f"{{{p}: {{{registry.PARAMETERISED[p][0][0]}: …}}}}" for p in parameterised)
+        hint = difflib.get_close_matches(str(v), [*names, *parameterised], n=1) if isinstance(v, str) else []
+        tip = f"; did you mean '{hint[0]}'?" if hint else ""
+        checker.error(path, f"must be one of {', '.join(names)} or {forms}, got {_describe(v)}{tip}")
+        return None
+    return checker.choice(v, path, names)
+
+
+def _built(build, path: KeyPath, checker: _Checker) -> str | None:
+    """The label of a parameterised estimator, or None after reporting why it cannot be built."""
+    try:
+        return build().name
+    except ValueError as exc:
+        checker.error(path, str(exc))
+        return None
+
+
+def _check_smoothed(estimators: Sequence[str], cases: Sequence[Case], checker: _Checker) -> None:
+    """An add-α estimator gives every category mass: each case's q must too, or its KL is infinite."""
+    for i, label in enumerate(estimators):
+        if registry.get(label).smoothing is None:
+            continue
+        for case in cases:
+            zeros = int(np.count_nonzero(case.pair.q.probs == 0.0))
+            if zeros:
+                checker.error(
+                    ("estimators", i),
+                    f"{label} gives every category mass, so q must too, but case '{case.name}' "
+                    f"has q = 0 on {zeros:,} of its {case.pair.q.k:,} categories (its value would be infinite)",
+                )
 
 
 def _cases(value: Any, checker: _Checker) -> tuple[Case, ...] | None:

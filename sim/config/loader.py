@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, ConfigIssue
-from .cases import _cases, _checkpoints, _estimators
+from .cases import _cases, _check_smoothed, _checkpoints, _estimators
 from .checker import _Checker, _describe
 from .common import _build, _check_sampler, _common_keys
 from .fit import _fit_experiment
@@ -18,6 +18,7 @@ from .model import (
     FIT_ESTIMATORS,
     KINDS,
     OPTIONAL_ESTIMATORS,
+    PARAMETERISED_ESTIMATORS,
     Experiment,
     FitExperiment,
     KeyPath,
@@ -44,7 +45,8 @@ def _experiment(data: Any, checker: _Checker) -> Experiment | FitExperiment | No
     grid = _checkpoints(top["n"], ("n",), checker) if "n" in top else None
     names = FIT_ESTIMATORS if fit else (*ESTIMATORS, *OPTIONAL_ESTIMATORS)
     default = FIT_ESTIMATORS if fit else ESTIMATORS
-    estimators = _estimators(top.get("estimators", list(default)), checker, names)
+    parameterised = () if fit else PARAMETERISED_ESTIMATORS
+    estimators = _estimators(top.get("estimators", list(default)), checker, names, parameterised)
     _check_sampler(common["sampler"], grid, checker)
     save = top.get("save_replicates", True)
     if not isinstance(save, bool):
@@ -52,6 +54,8 @@ def _experiment(data: Any, checker: _Checker) -> Experiment | FitExperiment | No
     if fit:
         return _fit_experiment(top, checker, common, grid, estimators)
     cases = _cases(top["cases"], checker) if "cases" in top else None
+    if cases and estimators:
+        _check_smoothed(estimators, cases, checker)
     return _build(
         Experiment, checker, common, grid, cases=cases, estimators=estimators, kind=kind, save_replicates=save
     )

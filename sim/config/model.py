@@ -16,6 +16,8 @@ from .. import registry
 ESTIMATORS = registry.names(registry.CONVERGENCE)
 #: Estimators a convergence experiment may ask for beyond the default ones.
 OPTIONAL_ESTIMATORS = registry.names(registry.OPTIONAL)
+#: Estimators taking parameters (``{smoothed_kl: {alpha: 0.5}}``), a convergence experiment's option too.
+PARAMETERISED_ESTIMATORS = tuple(registry.PARAMETERISED)
 UNITS = ("nats", "bits")
 SAMPLERS = ("counts", "per-sample")
 KINDS = ("convergence", "fit")

@@ -20,7 +20,6 @@ from .style import (
     COLOURS,
     LABELS,
     MARKERS,
-    ORDER,
     TARGET_OF,
     THEORY,
     Config,
@@ -33,6 +32,7 @@ from .style import (
     _title,
     _units,
     case_titles,
+    in_order,
 )
 
 
@@ -102,7 +102,7 @@ def plot_error(summary: pd.DataFrame, analytic: Mapping, *, ax: Axes | None = No
     """
     ax = _ax(ax)
     exact = []
-    present = [e for e in ORDER if e in set(summary.estimator)]
+    present = in_order(summary.estimator)
     for est in present:
         s = summary[summary.estimator == est].sort_values("n")
         if not _rmse_layer(ax, s, est):

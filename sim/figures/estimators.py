@@ -10,7 +10,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from .. import registry
-from .style import COLOURS, LABELS, MARKERS, ORDER, TARGET_OF, Config, _ax, _per_case, _title, _units
+from .style import COLOURS, LABELS, MARKERS, TARGET_OF, Config, _ax, _per_case, _title, _units, in_order
 
 #: The analytic column the estimators compared here estimate.
 KL = registry.LLR.target
@@ -18,8 +18,7 @@ KL = registry.LLR.target
 
 def kl_estimators(summary: pd.DataFrame) -> list[str]:
     """The estimators of KL(p‖q) in ``summary``, in drawing order."""
-    present = set(summary.estimator)
-    return [e for e in ORDER if e in present and TARGET_OF.get(e) == KL]
+    return [e for e in in_order(summary.estimator) if TARGET_OF[e] == KL]
 
 
 def compares_estimators(summary: pd.DataFrame) -> bool:

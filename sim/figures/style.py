@@ -29,15 +29,46 @@ def colour(spec: registry.Estimator) -> tuple[float, float, float]:
     return _PALETTE[spec.colour]
 
 
+class _ByEstimator(dict):
+    """One attribute of each information estimator, by name; parameterised ones
+    (``smoothed_kl[alpha=0.5]``) are looked up in the registry when first asked for."""
+
+    def __init__(self, attribute: Callable[[registry.Estimator], Any]):
+        super().__init__({e.name: attribute(e) for e in registry.DRAWN})
+        self._attribute = attribute
+
+    def __missing__(self, name: str) -> Any:
+        return self._attribute(registry.get(name))  # not stored: the mapping lists the fixed ones
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The attribute of ``name``, or ``default`` if no estimator has that name."""
+        try:
+            return self[name]
+        except ValueError:
+            return default
+
+
 #: One colour per information estimator of a convergence experiment, the same in every figure.
-COLOURS = {e.name: colour(e) for e in registry.DRAWN}
+COLOURS = _ByEstimator(colour)
 #: Markers tell apart estimators whose curves coincide (llr and cross-entropy when H(p) is constant).
-MARKERS = {e.name: e.marker for e in registry.DRAWN}
+MARKERS = _ByEstimator(lambda e: e.marker)
 #: Drawing order: llr last, on top.
 ORDER = registry.names(registry.DRAWN)
 THEORY = {"color": "black", "linestyle": "--", "linewidth": 1.1}
-LABELS = {e.name: e.label for e in registry.DRAWN}
-TARGET_OF = {e.name: e.target for e in registry.DRAWN}
+LABELS = _ByEstimator(lambda e: e.label)
+TARGET_OF = _ByEstimator(lambda e: e.target)
+
+
+def in_order(names) -> list[str]:
+    """The information estimators among ``names``, in drawing order (llr last, on top)."""
+    drawn = []
+    for name in dict.fromkeys(names):
+        spec = registry.get(name)
+        if not spec.probability and spec.form is not registry.Form.FITTED:
+            rank = ORDER.index(name) if name in ORDER else len(ORDER)
+            drawn.append((spec.order, rank, name))
+    return [name for *_, name in sorted(drawn)]
+
 
 Config = Mapping[str, Any]
 
