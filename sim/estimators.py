@@ -31,7 +31,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import registry
-from .distributions import Pair, kl_two, smoothed_kl_terms, two_product, xlog1px_minus_x
+from .distributions import (
+    Pair,
+    digamma_excess,
+    kl_two,
+    posterior_kl_terms,
+    smoothed_kl_terms,
+    two_product,
+    xlog1px_minus_x,
+)
 from .registry import Form
 
 if TYPE_CHECKING:
@@ -95,12 +103,6 @@ class SupportArrays:
         """The alphabet's size: the support and the categories p lacks."""
         return self.probs.size + self.q_outside_probs.size
 
-    def smoothed_unseen(self, n: int, alpha: float) -> tuple[np.ndarray, float]:
-        """The smoothed terms of a category with count 0: per support category, and summed off the support."""
-        unseen = smoothed_kl_terms(0.0, n, self.q_probs, alpha, self.k)
-        off = smoothed_kl_terms(0.0, n, self.q_outside_probs, alpha, self.k)
-        return unseen, math.fsum(off)
-
 
 @functools.lru_cache(maxsize=4)
 def _support_arrays(pair: Pair) -> SupportArrays:
@@ -149,10 +151,10 @@ def estimate(
     def kl_to_q() -> np.ndarray:
         return _kl_to(arrays.q_probs, arrays.q_total, c, rows, cols, n, size)
 
-    def smoothed(alpha: float) -> np.ndarray:
-        return _smoothed_from_seen(arrays, n, alpha, rows, cols, c, size)
+    def per_category(term) -> np.ndarray:
+        return _sum_from_seen(term, arrays.probs.size, rows, cols, c, size)
 
-    return _by_name(names, n, arrays, dot, kl_to_q, lambda: np.bincount(rows, minlength=size), smoothed)
+    return _by_name(names, n, arrays, dot, kl_to_q, lambda: np.bincount(rows, minlength=size), per_category)
 
 
 #: Up to this many categories the estimators use dense matrix products; beyond
@@ -179,12 +181,11 @@ def _estimate_dense(counts: np.ndarray, n: int, arrays: SupportArrays, names) ->
     def observed() -> np.ndarray:
         return np.count_nonzero(counts, axis=1)
 
-    def smoothed(alpha: float) -> np.ndarray:
-        off = arrays.smoothed_unseen(n, alpha)[1]
-        return smoothed_kl_terms(c, n, arrays.q_probs, alpha, arrays.k).sum(axis=1) + off
+    def per_category(term) -> np.ndarray:
+        return term(c, np.arange(c.shape[1])).sum(axis=1)
 
     dot = lambda v: n * v[0] + row_dot(c, v - v[0])  # noqa: E731
-    return _by_name(names, n, arrays, dot, kl_to_q, observed, smoothed)
+    return _by_name(names, n, arrays, dot, kl_to_q, observed, per_category)
 
 
 def _estimate_two(first: np.ndarray, n: int, arrays: SupportArrays, names) -> dict[str, np.ndarray]:
@@ -212,19 +213,22 @@ def _estimate_two(first: np.ndarray, n: int, arrays: SupportArrays, names) -> di
     def observed() -> np.ndarray:
         return (first > 0) + (first < n).astype(float)
 
-    def smoothed(alpha: float) -> np.ndarray:
-        t = smoothed_kl_terms(np.stack([first, n - first], axis=1), n, arrays.q_probs, alpha, arrays.k)
-        return (t[:, 0] + t[:, 1]) + arrays.smoothed_unseen(n, alpha)[1]
+    def per_category(term) -> np.ndarray:
+        t = term(np.stack([first, n - first], axis=1), np.arange(2))
+        return t[:, 0] + t[:, 1]
 
     dot = lambda v: n * v[0] + (n - first) * (v[1] - v[0])  # noqa: E731
-    return _by_name(names, n, arrays, dot, kl_to_q, observed, smoothed)
+    return _by_name(names, n, arrays, dot, kl_to_q, observed, per_category)
 
 
-def _by_name(names, n: int, arrays: SupportArrays, dot, kl_to_q, observed, smoothed) -> dict[str, np.ndarray]:
+def _by_name(
+    names, n: int, arrays: SupportArrays, dot, kl_to_q, observed, per_category
+) -> dict[str, np.ndarray]:
     """The requested estimators per row, from the path's own kernels.
 
     ``dot(v)`` = Σ_k c_k v_k, ``kl_to_q()`` = KL(f‖q), ``observed()`` = K̂
-    and ``smoothed(α)`` = KL(f̃‖q) with add-α frequencies.
+    and ``per_category(term)`` = Σ_k term(c_k, k) over p's support, ``term``
+    taking counts and support indices.
     """
     out: dict[str, np.ndarray] = {}
     plugin = functools.cache(kl_to_q)
@@ -232,22 +236,44 @@ def _by_name(names, n: int, arrays: SupportArrays, dot, kl_to_q, observed, smoot
         if spec.form is Form.MEAN:
             out[spec.name] = dot(spec.term(arrays)) / n
         elif spec.form is Form.SMOOTHED:
-            out[spec.name] = smoothed(spec.smoothing.value(arrays.k, n))
+            out[spec.name] = smoothed(arrays, n, spec, per_category)
         else:
             out[spec.name] = corrected(plugin(), spec.observed_penalty, observed, n)
     return out
 
 
-def _smoothed_from_seen(arrays: SupportArrays, n: int, alpha: float, rows, cols, c, size: int) -> np.ndarray:
-    """KL(f̃‖q) per row from the non-zero counts ``c`` at (rows, cols): the unseen terms, corrected where seen.
+def smoothed(arrays: SupportArrays, n: int, spec: registry.Estimator, per_category) -> np.ndarray:
+    """KL(f̃‖q) of add-α frequencies, or for a posterior mean E[KL(θ‖q)] under Dirichlet(c + α).
 
-    Σ over the alphabet = Σ_seen [t(c) − t(0)] + Σ_all t(0): the second sum is
-    about q's mass, so a KL far below 1 loses relative precision here (as the
-    plug-in's running form does); large K keep it well above that.
+    Over the whole alphabet: the support's terms from the counts, and the
+    categories p lacks (count 0) as constants.  The posterior mean adds
+    Σ_k (a_k/A)(ψ(a_k + 1) − log a_k) − (ψ(A + 1) − log A), a = c + α,
+    A = n + Kα (each part positive, see :func:`sim.distributions.digamma_excess`).
     """
-    unseen, off = arrays.smoothed_unseen(n, alpha)
-    seen = smoothed_kl_terms(c, n, arrays.q_probs[cols], alpha, arrays.k) - unseen[cols]
-    return np.bincount(rows, weights=seen, minlength=size) + (math.fsum(unseen) + off)
+    k, alpha = arrays.k, spec.smoothing.value(arrays.k, n)
+    q = arrays.q_probs
+    value = per_category(lambda c, j: smoothed_kl_terms(c, n, q[j], alpha, k))
+    value = value + math.fsum(smoothed_kl_terms(0.0, n, arrays.q_outside_probs, alpha, k))
+    if spec.posterior:
+        unseen = float(posterior_kl_terms(0.0, n, alpha, k))
+        extra = per_category(lambda c, _j: posterior_kl_terms(c, n, alpha, k))
+        value = value + (
+            extra + (arrays.q_outside_probs.size * unseen - float(digamma_excess(n + k * alpha)))
+        )
+    return value
+
+
+def _sum_from_seen(term, width: int, rows, cols, c, size: int) -> np.ndarray:
+    """Σ over the support of term(c_k, k) per row, from the non-zero counts ``c`` at (rows, cols).
+
+    = Σ_seen [term(c) − term(0)] + Σ_all term(0): the second sum is about q's
+    mass for the smoothed KL, so a KL far below 1 loses relative precision
+    here (as the plug-in's running form does); large K keep it well above that.
+    """
+    every = np.arange(width)
+    unseen = term(np.zeros(width), every)
+    seen = term(c, cols) - unseen[cols]
+    return np.bincount(rows, weights=seen, minlength=size) + math.fsum(unseen)
 
 
 def corrected(plugin: np.ndarray, weight: float, observed, n: int) -> np.ndarray:
@@ -296,7 +322,7 @@ class SparseSums:
         #: Each estimator's name, form and term (its row of ``sums``).
         self.rows = [(s.name, s.form, self.terms.index(_term_of(s))) for s in self.specs]
         self.penalty = {s.name: s.observed_penalty for s in self.specs}
-        self.smoothing = {s.name: s.smoothing for s in self.specs}
+        self.smoothing = {s.name: s for s in self.specs}
         self.first_values = self.first.tolist()  # Python floats: the same products, without numpy scalars
         #: K̂ per row, the categories observed, where an estimator asks for it.
         self.observed = np.zeros(rows) if any(s.observed_penalty for s in self.specs) else None
@@ -336,13 +362,13 @@ class SparseSums:
             cells = change.rows[new] * self.arrays.probs.size + change.cols[new]
             self.seen = np.concatenate([self.seen, cells])
 
-    def _smoothed(self, counts: np.ndarray, smoothing, n: int) -> np.ndarray:
-        """KL(f̃‖q) per row from the cells seen so far (their counts read from ``counts``)."""
+    def _smoothed(self, counts: np.ndarray, spec: registry.Estimator, n: int) -> np.ndarray:
+        """An add-α estimator per row from the cells seen so far (their counts read from ``counts``)."""
         width = self.arrays.probs.size
         rows, cols = np.divmod(self.seen, width)
         c = counts.reshape(-1)[self.seen]
-        alpha = smoothing.value(self.arrays.k, n)
-        return _smoothed_from_seen(self.arrays, n, alpha, rows, cols, c, self.sums.shape[1])
+        size = self.sums.shape[1]
+        return smoothed(self.arrays, n, spec, lambda term: _sum_from_seen(term, width, rows, cols, c, size))
 
     def _recount(self, counts: np.ndarray) -> None:
         c = counts.astype(float)

@@ -54,7 +54,15 @@ from scipy import stats
 
 from .binomial import _HALF_LOG_2PI, _stirlerr
 from .decision import coin_p_wrong
-from .distributions import Pair, smoothed_kl_terms, snap_rounding, two_product, xlog1px_minus_x
+from .distributions import (
+    Pair,
+    digamma_excess,
+    posterior_kl_terms,
+    smoothed_kl_terms,
+    snap_rounding,
+    two_product,
+    xlog1px_minus_x,
+)
 
 WINDOW_SD = 12.0
 WINDOW_PAD = 15
@@ -302,7 +310,7 @@ def corrected_plugin_moments(pair: Pair, n: int, weight: float) -> Moments:
 
 
 @functools.lru_cache(maxsize=4096)
-def smoothed_moments(pair: Pair, n: int, smoothing) -> Moments:
+def smoothed_moments(pair: Pair, n: int, smoothing, posterior: bool = False) -> Moments:
     """Exact moments of KL(f̃_n‖q), f̃ = (c + α)/(n + Kα) over the K categories of the alphabet; nats.
 
     The mean is Σ_k E[t_k(C_k)] with C_k ~ Binomial(n, p_k) and t_k the
@@ -312,10 +320,10 @@ def smoothed_moments(pair: Pair, n: int, smoothing) -> Moments:
     """
     k = pair.q.k
     alpha = smoothing.value(k, n)
-    terms = _smoothed_terms(pair, n, alpha)
+    terms = smoothed_terms(pair, n, alpha, posterior)
     probs = pair.p.probs[pair.support]
-    unseen = smoothed_kl_terms(0.0, n, pair.q.probs, alpha, k)
-    off = math.fsum(np.delete(unseen, pair.support))
+    unseen = terms.everywhere(0.0)
+    off = math.fsum(np.delete(unseen, pair.support)) - terms.constant
     sure = probs == 1.0  # C = n surely
     means = np.zeros(probs.size)
     means[sure] = terms(np.full(int(sure.sum()), float(n)), np.flatnonzero(sure))
@@ -324,24 +332,52 @@ def smoothed_moments(pair: Pair, n: int, smoothing) -> Moments:
         means[rest] = expect(n, probs[rest], lambda c, i: terms(c, rest[i]))
     mean = math.fsum(means) + off
     if n == 1:  # the value when category j is the one observed: every other count 0
-        values = math.fsum(unseen) + (
+        values = (math.fsum(unseen) - terms.constant) + (
             terms(np.ones(probs.size), np.arange(probs.size)) - unseen[pair.support]
         )
         dev = snap_rounding(values - mean, np.maximum(np.abs(values), abs(mean)))  # equal but for rounding: 0
         return Moments(mean, math.sqrt(math.fsum(probs * dev**2)), math.fsum(probs * dev**4))
     if pair.family != "coin" or pair.p.heads in (0.0, 1.0):
         return Moments(mean, math.nan, math.nan) if pair.family != "coin" else Moments(mean, 0.0, 0.0)
-    return _coin_moments(pair, n, mean, lambda c: terms(c, 0) + terms(n - c, 1))
+    return _coin_moments(pair, n, mean, terms.coin)
 
 
-def _smoothed_terms(pair: Pair, n: int, alpha: float):
-    """t(c, j): the smoothed term of support category j with count c (vectorised)."""
-    q = pair.q.probs[pair.support]
-    k = pair.q.k
-    return lambda c, j: smoothed_kl_terms(c, n, q[j], alpha, k)
+class _SmoothedTerms:
+    """t(c, j): the term of support category j with count c (vectorised), its value at every
+    category of the alphabet (``everywhere``), and the constant the value subtracts."""
+
+    def __init__(self, pair: Pair, n: int, alpha: float, posterior: bool):
+        self.q_support, self.q, self.k, self.n, self.alpha = (
+            pair.q.probs[pair.support],
+            pair.q.probs,
+            pair.q.k,
+            n,
+            alpha,
+        )
+        self.posterior = posterior
+        self.constant = float(digamma_excess(np.array([n + self.k * alpha]))[0]) if posterior else 0.0
+
+    def _term(self, c, q) -> np.ndarray:
+        t = smoothed_kl_terms(c, self.n, q, self.alpha, self.k)
+        return t + posterior_kl_terms(c, self.n, self.alpha, self.k) if self.posterior else t
+
+    def __call__(self, c, j) -> np.ndarray:
+        return self._term(c, self.q_support[j])
+
+    def everywhere(self, c) -> np.ndarray:
+        return self._term(c, self.q)
+
+    def coin(self, heads) -> np.ndarray:
+        """A coin's value with ``heads`` heads among n."""
+        return self(heads, 0) + self(self.n - heads, 1) - self.constant
 
 
-def smoothed_sd_upper(pair: Pair, n: int, smoothing) -> float:
+def smoothed_terms(pair: Pair, n: int, alpha: float, posterior: bool = False) -> _SmoothedTerms:
+    """The per-category terms of an add-α estimator (:class:`_SmoothedTerms`)."""
+    return _SmoothedTerms(pair, n, alpha, posterior)
+
+
+def smoothed_sd_upper(pair: Pair, n: int, smoothing, posterior: bool = False) -> float:
     """A rigorous upper bound on sd KL(f̃_n‖q) (Efron–Stein with bounded differences).
 
     Replacing one of the n observations moves one count down and one up, so
@@ -350,7 +386,7 @@ def smoothed_sd_upper(pair: Pair, n: int, smoothing) -> float:
     c = 0 or c = n − 1.  Then Var ≤ ½·n·Δ².
     """
     alpha = smoothing.value(pair.q.k, n)
-    terms = _smoothed_terms(pair, n, alpha)
+    terms = smoothed_terms(pair, n, alpha, posterior)
     j = np.arange(pair.support.size)
     steps = [
         np.abs(terms(np.full(j.size, c + 1.0), j) - terms(np.full(j.size, float(c)), j)) for c in (0, n - 1)

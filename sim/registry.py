@@ -225,6 +225,9 @@ class Estimator:
         observed among the N (0: the plain plug-in).
     smoothing : Smoothing or None
         A :attr:`Form.SMOOTHED` estimator's pseudo-counts.
+    posterior : bool
+        A :attr:`Form.SMOOTHED` estimator that is the posterior mean of
+        KL(θ‖q) under Dirichlet(c + α), not KL of the smoothed frequencies.
     """
 
     name: str
@@ -240,6 +243,7 @@ class Estimator:
     kl: bool = False
     observed_penalty: float = 0.0
     smoothing: Smoothing | None = None
+    posterior: bool = False
 
     @property
     def probability(self) -> bool:
@@ -274,11 +278,20 @@ class Estimator:
         if self.form is Form.PLUGIN:  # Σ f log(f/q) ≤ Σ f log(1/q); K̂ ≤ N
             low = -self.observed_penalty  # (K̂ − 1)/N < 1
             return low, max(minus_log_q(support_logs(pair)).max(), 0.0)
-        if self.form is Form.SMOOTHED:  # Σ f̃ log(f̃/q) ≤ Σ f̃ log(1/q)
-            return 0.0, float(np.max(-pair.q.log_probs))
+        if self.form is Form.SMOOTHED:  # Σ f̃ log(f̃/q) ≤ Σ f̃ log(1/q); the posterior adds < ψ(α + 1) − log α
+            return 0.0, float(np.max(-pair.q.log_probs)) + (
+                self._posterior_bound(pair) if self.posterior else 0.0
+            )
         if self.form in (Form.WRONG, Form.TILTED):
             return 0.0, 1.0
         raise ValueError(f"no a-priori bounds known for {self.name}")
+
+    def _posterior_bound(self, pair: Pair) -> float:
+        """What the posterior mean adds to KL(f̃‖q), at most: max over a ≥ α of ψ(a + 1) − log a, whatever n."""
+        from .distributions import digamma_excess
+
+        smallest = self.smoothing.value(pair.q.k, 1)  # the rules' α grow with n, or stay
+        return float(digamma_excess(np.array([smallest]))[0])
 
     def summand(self, pair: Pair) -> Summand:
         """A :attr:`Form.MEAN` estimator's exact per-observation moments (nats; cached, the same at every n)."""
@@ -313,7 +326,7 @@ def _moments(spec: Estimator, pair: Pair, n: int) -> Moments:
     if spec.form is Form.WRONG:
         return exact.p_wrong_moments(pair, n)
     if spec.form is Form.SMOOTHED:
-        return exact.smoothed_moments(pair, n, spec.smoothing)
+        return exact.smoothed_moments(pair, n, spec.smoothing, spec.posterior)
     if spec.form is Form.TILTED:
         if pair.family != "coin" or not 0.0 < pair.p.heads < 1.0:
             return exact.Moments(math.nan, math.nan, math.nan)
@@ -449,18 +462,24 @@ DRAWN = tuple(sorted((e for e in (*CONVERGENCE, *OPTIONAL) if not e.probability)
 _BY_NAME = {e.name: e for e in ALL}
 
 
-def _smoothed_kl(params: dict) -> Estimator:
-    alpha = smoothing(params["alpha"])
-    return Estimator(
-        name=f"smoothed_kl[alpha={alpha.text}]",
-        form=Form.SMOOTHED,
-        target="kl_pq",
-        smoothing=alpha,
-        label=f"add-α plug-in, α = {alpha.text}",
-        colour=9,
-        marker=_SMOOTHING_MARKERS.get(alpha.text, "h"),
-        order=0,
-    )
+def _add_alpha(family: str, label: str, colour: int, *, posterior: bool = False):
+    """The builder of an add-α estimator family: KL of the smoothed frequencies, or the posterior mean."""
+
+    def build(params: dict) -> Estimator:
+        alpha = smoothing(params["alpha"])
+        return Estimator(
+            name=f"{family}[alpha={alpha.text}]",
+            form=Form.SMOOTHED,
+            target="kl_pq",
+            smoothing=alpha,
+            posterior=posterior,
+            label=f"{label}, α = {alpha.text}",
+            colour=colour,
+            marker=_SMOOTHING_MARKERS.get(alpha.text, "h"),
+            order=0,
+        )
+
+    return build
 
 
 #: Markers telling apart smoothed_kl with different α (the same colour).
@@ -469,7 +488,8 @@ _SMOOTHING_MARKERS = {"laplace": "^", "jeffreys": "v", "perks": "<", "minimax": 
 #: Estimators with parameters, by name: the parameters each requires, and how it is built.
 #: In configs ``{smoothed_kl: {alpha: 0.5}}``; in tables ``smoothed_kl[alpha=0.5]``.
 PARAMETERISED: dict[str, tuple[tuple[str, ...], Callable[[dict], Estimator]]] = {
-    "smoothed_kl": (("alpha",), _smoothed_kl),
+    "smoothed_kl": (("alpha",), _add_alpha("smoothed_kl", "add-α plug-in", 9)),
+    "bayes_kl": (("alpha",), _add_alpha("bayes_kl", "Bayes posterior mean", 8, posterior=True)),
 }
 
 

@@ -111,24 +111,28 @@ def test_exact_mean_agrees_with_a_plain_binomial_sum_at_large_n(n):
 @pytest.mark.parametrize("case", ["coin", "die", "gap", "near", "zipf"])
 @pytest.mark.parametrize("n", [1, 7, 1000])
 @pytest.mark.parametrize("rule", ["jeffreys", "minimax"])
-def test_every_kernel_gives_the_definition(case, n, rule):
+@pytest.mark.parametrize("family", ["smoothed_kl", "bayes_kl"])
+def test_every_kernel_gives_the_definition(case, n, rule, family):
+    """smoothed_kl against KL(f̃‖q), bayes_kl against the digamma closed form, both in Decimal."""
     pair = PAIRS.get(case) or d.Pair(d.zipf(100, 1.1), d.uniform(100))  # 100 > DENSE_K: sparse kernel
     arrays = SupportArrays.from_pair(pair)
     counts = np.random.default_rng(n).multinomial(n, arrays.probs, size=12)
-    got = estimate(counts, n, arrays, [_spec(rule).name])[_spec(rule).name]
+    name = registry.parameterised(family, {"alpha": rule}).name
+    got = estimate(counts, n, arrays, [name])[name]
     qs = [Decimal(float(v)) for v in pair.q.probs]
+    definition = _decimal_value if family == "smoothed_kl" else _decimal_bayes
     with localcontext() as ctx:
         ctx.prec = 50
         for row, value in zip(counts, got, strict=True):
             full = np.zeros(pair.q.k, dtype=np.int64)
             full[arrays.index] = row
-            ref = float(_decimal_value([int(c) for c in full], qs, rule))
+            ref = float(definition([int(c) for c in full], qs, rule))
             assert value == pytest.approx(ref, rel=1e-12, abs=0.0)
 
 
-def test_running_sums_give_the_same_smoothed_kl_as_a_recount():
+@pytest.mark.parametrize("name", ["smoothed_kl[alpha=jeffreys]", "bayes_kl[alpha=perks]"])
+def test_running_sums_give_the_same_add_alpha_estimators_as_a_recount(name):
     arrays = SupportArrays.from_pair(d.Pair(d.zipf(1500, 1.1), d.uniform(1500)))
-    name = _spec("jeffreys").name
     ckpts = [3, 40, 700, 1499, 5000, 10**6]
     sums = SparseSums(30, arrays, [name])
     paths = count_paths(arrays.probs, ckpts, 30, rng=np.random.default_rng(5), sparse=True)
@@ -231,7 +235,7 @@ seed: 4
 replicates: 2000
 units: {units}
 n: [1, 2, 10, 1000]
-estimators: [llr, plugin_kl, {{smoothed_kl: {{alpha: jeffreys}}}}, {{smoothed_kl: {{alpha: minimax}}}}]
+estimators: [llr, plugin_kl, {{smoothed_kl: {{alpha: jeffreys}}}}, {{smoothed_kl: {{alpha: minimax}}}}, {{bayes_kl: {{alpha: perks}}}}]
 cases:
   - {{name: coin, p: 0.7, q: 0.5}}
   - {{name: gap, p: [0.5, 0.5, 0.0], q: [0.3, 0.3, 0.4]}}
@@ -251,7 +255,100 @@ def test_simulated_smoothed_kl_passes_sim_check_in_either_units(run):
     scale = math.log(2) if summary.units.iloc[0] == "bits" else 1.0
     experiment = parse_config(RUN.format(units=summary.units.iloc[0]))
     pairs = {case.name: case.pair for case in experiment.cases}
-    for row in summary[summary.estimator.str.startswith("smoothed_kl")].itertuples():
+    for row in summary[summary.estimator.str.contains(r"_kl\[")].itertuples():
         nats = registry.get(row.estimator).moments(pairs[row.case], int(row.n)).mean
         assert row.exact_mean == pytest.approx(nats / scale, rel=1e-15, abs=0.0)
     assert exact.smoothed_moments.cache_info().currsize > 0
+
+
+# --------------------------------------------------------------------------
+# bayes_kl: the posterior mean of KL(θ‖q) under Dirichlet(c + α)
+
+_BERNOULLI = [Decimal(1) / 6, Decimal(-1) / 30, Decimal(1) / 42, Decimal(-1) / 30, Decimal(5) / 66]
+_BERNOULLI += [Decimal(-691) / 2730, Decimal(7) / 6, Decimal(-3617) / 510, Decimal(43867) / 798]
+
+
+def _decimal_digamma(x: Decimal) -> Decimal:
+    """ψ(x) at 50 digits: the recurrence up to x ≥ 60, then the asymptotic series (error < 1e-35)."""
+    shift = Decimal(0)
+    while x < 60:
+        shift += 1 / x
+        x += 1
+    series = x.ln() - 1 / (2 * x)
+    for j, b in enumerate(_BERNOULLI, start=1):
+        series -= b / (2 * j * x ** (2 * j))
+    return series - shift
+
+
+def _decimal_bayes(counts, qs, rule: str) -> Decimal:
+    """Σ_k (a_k/A)(ψ(a_k + 1) − ψ(A + 1) − log q_k), a = c + α, A = n + Kα, at 50 digits."""
+    k, n = len(counts), sum(counts)
+    alpha = _alpha(rule, k, n)
+    total = n + k * alpha
+    psi_total = _decimal_digamma(total + 1)
+    return sum(
+        ((c + alpha) / total) * (_decimal_digamma(c + alpha + 1) - psi_total - q.ln())
+        for c, q in zip(counts, qs, strict=True)
+    )
+
+
+def test_digamma_excess_keeps_relative_precision_from_tiny_to_huge_x():
+    """ψ(x + 1) − log x within 1e-13 of 50-digit Decimal: below x = 10 scipy's digamma (a few ε
+    of ψ, amplified by at most 2x·log x < 50 by the subtraction), above the asymptotic series."""
+    from sim.distributions import digamma_excess
+
+    x = np.logspace(-6, 12, 90)
+    with localcontext() as ctx:
+        ctx.prec = 50
+        ref = np.array([float(_decimal_digamma(Decimal(float(v)) + 1) - Decimal(float(v)).ln()) for v in x])
+    np.testing.assert_allclose(digamma_excess(x), ref, rtol=1e-13, atol=0.0)
+
+
+def _bayes(rule) -> registry.Estimator:
+    return registry.parameterised("bayes_kl", {"alpha": rule})
+
+
+@pytest.mark.parametrize("rule", ["jeffreys", "perks", "0.01"])
+@pytest.mark.parametrize("case", ["coin", "die", "gap"])
+@pytest.mark.parametrize("n", [1, 3, 8])
+def test_bayes_exact_mean_agrees_with_enumeration_to_1e_12(case, n, rule):
+    pair, spec = PAIRS[case], _bayes(rule)
+    ps = [Decimal(float(v)) for v in pair.p.probs]
+    qs = [Decimal(float(v)) for v in pair.q.probs]
+    with localcontext() as ctx:
+        ctx.prec = 50
+        mean = Decimal(0)
+        for counts in itertools.product(range(n + 1), repeat=len(ps)):
+            if sum(counts) != n or any(c and not p for c, p in zip(counts, ps, strict=True)):
+                continue
+            prob = Decimal(math.factorial(n))
+            for c, p in zip(counts, ps, strict=True):
+                prob = prob / math.factorial(c) * (p**c if c else 1)
+            mean += prob * _decimal_bayes(counts, qs, rule)
+    assert spec.moments(pair, n).mean == pytest.approx(float(mean), rel=1e-12, abs=0.0)
+
+
+def test_the_digamma_closed_form_is_the_posterior_mean_of_kl():
+    """For two categories θ ~ Beta(c₁ + α, c₂ + α): E[KL(θ‖q)] by numerical integration."""
+    from scipy import integrate
+
+    pair = PAIRS["coin"]
+    q1, q2 = pair.q.probs
+    for heads, n, alpha in [(3, 10, 0.5), (0, 4, 1.0), (70, 100, 0.25)]:
+        a, b = heads + alpha, n - heads + alpha
+        density = stats.beta(a, b).pdf
+
+        def kl(t, density=density):
+            return (t * math.log(t / q1) + (1 - t) * math.log((1 - t) / q2)) * density(t)
+
+        expected = integrate.quad(kl, 0, 1, epsabs=0, epsrel=1e-12, limit=200)[0]
+        arrays = SupportArrays.from_pair(pair)
+        name = _bayes(alpha).name
+        got = estimate(np.array([[heads, n - heads]]), n, arrays, [name])[name][0]
+        assert got == pytest.approx(expected, rel=1e-9)
+
+
+def test_bayes_labels_and_config():
+    e = _config("[{bayes_kl: {alpha: jeffreys}}, 'bayes_kl[alpha=0.5]', {smoothed_kl: {alpha: 0.5}}]")
+    assert e.estimators == ("bayes_kl[alpha=jeffreys]", "bayes_kl[alpha=0.5]", "smoothed_kl[alpha=0.5]")
+    assert "needs alpha" in _issues("[bayes_kl]")[0]

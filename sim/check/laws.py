@@ -20,7 +20,11 @@ from scipy import stats
 
 from .. import exact, fitting, registry
 from ..decision import chernoff, coin_wrong_bound, log_tilted_bound, sees_every_event, tilted, tilted_bound
-from ..distributions import Pair, smoothed_kl_terms, snap_rounding, xlog1px_minus_x
+from ..distributions import (
+    Pair,
+    snap_rounding,
+    xlog1px_minus_x,
+)
 from ..registry import Estimator, Form
 
 NAN = math.nan
@@ -202,11 +206,11 @@ def _smoothed_law(pair: Pair, spec: Estimator, n: int, k: float) -> Law:
     sd_bound, note = m.sd, "exact"
     skew = kurt = NAN
     if math.isnan(m.sd):
-        sd_bound = exact.smoothed_sd_upper(pair, n, spec.smoothing)
+        sd_bound = exact.smoothed_sd_upper(pair, n, spec.smoothing, spec.posterior)
         note = "not computed beyond a coin"
     elif m.sd > 0.0 and pair.family == "coin":
         alpha = spec.smoothing.value(pair.q.k, n)
-        skew = _coin_skewness(pair, n, m, lambda c: _smoothed_coin(pair, n, alpha, c))
+        skew = _coin_skewness(pair, n, m, exact.smoothed_terms(pair, n, alpha, spec.posterior).coin)
         kurt = m.mu4 / m.sd**4 - 3.0
     elif m.sd == 0.0:
         skew = kurt = 0.0
@@ -222,11 +226,6 @@ def _smoothed_law(pair: Pair, spec: Estimator, n: int, k: float) -> Law:
         scale=max(abs(m.mean), float(np.max(-pair.q.log_probs))) / k,
         moments_note=note,
     )
-
-
-def _smoothed_coin(pair: Pair, n: int, alpha: float, heads):
-    q = pair.q.probs
-    return smoothed_kl_terms(heads, n, q[0], alpha, 2) + smoothed_kl_terms(n - heads, n, q[1], alpha, 2)
 
 
 def _coin_skewness(pair: Pair, n: int, m, values) -> float:
