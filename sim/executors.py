@@ -12,6 +12,7 @@ so every executor writes the same bytes.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -26,15 +27,15 @@ from .tasks import Task
 _WORKER_STATE: dict = {}
 
 
+def _submit(pool: ProcessPoolExecutor, task: Task):
+    """Submit ``task``; a submit may fork workers, which must be born with signals held (see sim.sidebyside)."""
+    with signals_held():
+        return pool.submit(_call_in_worker, task)
+
+
 def _init_worker(fn, experiment) -> None:
     release_signals()  # born with them held: see sim.sidebyside
     _WORKER_STATE["fn"], _WORKER_STATE["experiment"] = fn, experiment
-
-
-def _submit_held(pool: ProcessPoolExecutor, task: Task):
-    """Submit ``task``; a submit may fork workers, which must be born with signals held."""
-    with signals_held():
-        return pool.submit(_call_in_worker, task)
 
 
 def _call_in_worker(task: Task):
@@ -69,7 +70,11 @@ def execute(
         with ProcessPoolExecutor(
             max_workers=workers, initializer=_init_worker, initargs=(fn, experiment)
         ) as pool:
-            yield from _windowed(lambda t: _submit_held(pool, t), tasks, 4 * workers, on_done)
+            try:
+                yield from _windowed(functools.partial(_submit, pool), tasks, 4 * workers, on_done)
+            except BaseException:  # interrupted, failed or closed: what is queued never starts
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
         return
     if executor == "dask":
         yield from _execute_dask(fn, experiment, tasks, scheduler, workers, on_done)

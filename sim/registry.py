@@ -169,6 +169,11 @@ class Smoothing:
         return text[:-2] if text.endswith(".0") else text
 
 
+#: The largest α accepted: beyond it f̃ is q's own uniform limit to every digit, and N + Kα would
+#: leave the range where the terms are computed exactly.
+MAX_ALPHA = 1e15
+
+
 def smoothing(alpha: object) -> Smoothing:
     """A :class:`Smoothing` from a config's ``alpha`` (a positive finite number or a rule's name).
 
@@ -182,10 +187,10 @@ def smoothing(alpha: object) -> Smoothing:
     if isinstance(alpha, str):
         with contextlib.suppress(ValueError):
             alpha = float(alpha)
-    if isinstance(alpha, int | float) and not isinstance(alpha, bool) and math.isfinite(alpha) and alpha > 0:
+    if isinstance(alpha, int | float) and not isinstance(alpha, bool) and 0 < alpha <= MAX_ALPHA:
         return Smoothing(float(alpha))
     rules = ", ".join(ALPHA_RULES)
-    raise ValueError(f"alpha must be a positive number or one of {rules}, got {alpha!r}")
+    raise ValueError(f"alpha must be a positive number up to {MAX_ALPHA:g} or one of {rules}, got {alpha!r}")
 
 
 @dataclass(frozen=True)

@@ -165,21 +165,27 @@ def side_by_side(
 def _advance(context, pending: list, running: dict, done: dict, workers: int) -> None:
     """Start what may start (the last of ``pending`` first), then collect every child that has finished."""
     while pending and len(running) < max(1, workers):
-        reader, started = _start(context, *pending.pop())
-        running[reader] = started
+        _start(context, *pending.pop(), running)
     for reader in wait(list(running)):
         index, process = running.pop(reader)
         done[index] = _receive(reader, process)
 
 
-def _start(context, index: int, job: Callable[[], Any]) -> tuple[Connection, tuple[int, Any]]:
-    """Fork a child running ``job``; the end of its pipe to read from, and (index, process)."""
+def _start(context, index: int, job: Callable[[], Any], running: dict) -> None:
+    """Fork a child running ``job``, born with signals held (:func:`signals_held`).
+
+    It is entered in ``running`` (its pipe's reading end → (index, process))
+    before it starts: an interruption at any moment after finds it there,
+    and :func:`_stop` terminates it.
+    """
     reader, writer = context.Pipe(duplex=False)
     process = context.Process(target=_child, args=(job, writer), daemon=False)
-    with signals_held():
-        process.start()
-    writer.close()
-    return reader, (index, process)
+    running[reader] = (index, process)
+    try:
+        with signals_held():
+            process.start()
+    finally:
+        writer.close()
 
 
 def _child(job: Callable[[], Any], writer: Connection) -> None:
@@ -222,9 +228,10 @@ def _stop(running: dict[Connection, tuple[int, Any]]) -> None:
     """Terminate and reap every child still running."""
     for reader, (_index, process) in list(running.items()):
         reader.close()  # first: a child blocked sending its outcome then fails instead of waiting
-        if process.is_alive():
-            process.terminate()
-        process.join()
+        if process.pid is not None:  # not interrupted before it started
+            if process.is_alive():
+                process.terminate()
+            process.join()
         del running[reader]
 
 

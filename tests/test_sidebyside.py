@@ -209,3 +209,30 @@ def test_jobs_and_executor_workers_run_with_signals_let_in():
         tasks = [Task(0, b, 1) for b in range(4)]
         masks += [mask for _, mask in execute(_worker_mask, None, tasks, executor="processes", workers=2)]
     assert len(masks) == 6 and all(not HELD & mask for mask in masks)
+
+
+def _sleep_then_mark(folder: Path) -> None:
+    time.sleep(1)
+    (folder / "finished").touch()
+
+
+def test_a_signal_arriving_while_a_child_is_forked_stops_that_child_too(tmp_path, monkeypatch):
+    """The signal, held during the fork, arrives as the hold ends: the child must be known by then,
+    so that the interruption terminates it (it would otherwise run its whole job, unseen)."""
+    import multiprocessing
+
+    from sim.cli import _sigterm_interrupts
+
+    fork = multiprocessing.get_context("fork").Process
+    start = fork.start
+
+    def start_then_signal(self):
+        start(self)
+        os.kill(os.getpid(), signal.SIGTERM)  # held now: delivered when the hold ends
+
+    monkeypatch.setattr(fork, "start", start_then_signal)
+    with pytest.raises(KeyboardInterrupt), _sigterm_interrupts():
+        list(side_by_side([lambda: _sleep_then_mark(tmp_path)], workers=1))
+    assert multiprocessing.active_children() == []  # terminated and reaped, not left to finish
+    time.sleep(1.5)
+    assert not (tmp_path / "finished").exists()

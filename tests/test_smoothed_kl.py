@@ -190,7 +190,7 @@ def test_configs_write_parameters_as_mappings_or_labels():
         ("[llr, smoothed_kl]", "needs alpha", "s.yaml:4: estimators[1]"),
         (
             "[{smoothed_kl: {alpha: -1}}]",
-            "positive number or one of laplace",
+            "up to 1e+15 or one of laplace",
             "s.yaml:4: estimators[0].smoothed_kl",
         ),
         ("[{smoothed_kl: {alpha: 0}}]", "positive number", "s.yaml:4: estimators[0].smoothed_kl"),
@@ -352,3 +352,33 @@ def test_bayes_labels_and_config():
     e = _config("[{bayes_kl: {alpha: jeffreys}}, 'bayes_kl[alpha=0.5]', {smoothed_kl: {alpha: 0.5}}]")
     assert e.estimators == ("bayes_kl[alpha=jeffreys]", "bayes_kl[alpha=0.5]", "smoothed_kl[alpha=0.5]")
     assert "needs alpha" in _issues("[bayes_kl]")[0]
+
+
+def test_every_problem_is_reported_at_once_with_the_q_that_has_zeros():
+    text = """
+name: s
+n: [10]
+estimators: [llr, {smoothed_kl: {alpha: -2}}, {bayes_kl: {alpha: 0.5}}, zipff]
+cases:
+  - {name: c, p: [0.5, 0.5, 0.0], q: [0.5, 0.5, 0.0]}
+  - {name: bad, p: [0.5, 0.6], q: [0.5, 0.5]}
+"""
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "s.yaml")
+    issues = [str(i) for i in info.value.issues]
+    assert any(i.startswith("s.yaml:4: estimators[1].smoothed_kl") for i in issues)
+    assert any(i.startswith("s.yaml:4: estimators[3]") for i in issues)
+    assert any(i.startswith("s.yaml:7: cases[1].p") for i in issues)
+    zeros = [i for i in issues if "q = 0 on 1 of its 3 categories" in i]
+    assert len(zeros) == 1 and zeros[0].startswith("s.yaml:4: estimators[2]")
+
+
+def test_alpha_is_bounded_where_its_terms_stay_exact():
+    assert registry.MAX_ALPHA == 1e15 and _spec(1e15).smoothing.alpha == 1e15
+    assert "up to 1e+15" in _issues("[{smoothed_kl: {alpha: 1.0e+16}}]")[0]
+    # the largest α gives q's own uniform limit KL((½, ½)‖q), not an overflow
+    pair = d.Pair(d.coin(0.5), d.coin(0.25))
+    limit = 0.5 * math.log(0.5 / 0.25) + 0.5 * math.log(0.5 / 0.75)
+    for family in ("smoothed_kl", "bayes_kl"):
+        spec = registry.parameterised(family, {"alpha": 1e15})
+        assert spec.moments(pair, 10).mean == pytest.approx(limit, rel=1e-12)

@@ -220,9 +220,16 @@ def _case(value: Any, path: KeyPath, checker: _Checker) -> Case | None:
 
 
 def _estimators(
-    value: Any, checker: _Checker, names: Sequence[str] = ESTIMATORS, parameterised: Sequence[str] = ()
+    value: Any,
+    checker: _Checker,
+    names: Sequence[str] = ESTIMATORS,
+    parameterised: Sequence[str] = (),
+    parsed: dict[int, str] | None = None,
 ) -> tuple[str, ...] | None:
-    """The estimators asked for, by their names in tables (``smoothed_kl[alpha=0.5]`` for parameters)."""
+    """The estimators asked for, by their names in tables (``smoothed_kl[alpha=0.5]`` for parameters).
+
+    ``parsed`` receives those that validated, by position, even when others did not.
+    """
     path: KeyPath = ("estimators",)
     if not isinstance(value, list) or not value:
         checker.error(path, f"must be a non-empty list of {', '.join(names)}, got {_describe(value)}")
@@ -234,6 +241,8 @@ def _estimators(
             checker.error(path + (i,), f"'{e}' is listed twice")
         elif e is not None:
             out.append(e)
+            if parsed is not None:
+                parsed[i] = e
     return tuple(out) if len(out) == len(value) else None
 
 
@@ -269,9 +278,13 @@ def _built(build, path: KeyPath, checker: _Checker) -> str | None:
         return None
 
 
-def _check_smoothed(estimators: Sequence[str], cases: Sequence[Case], checker: _Checker) -> None:
-    """An add-α estimator gives every category mass: each case's q must too, or its KL is infinite."""
-    for i, label in enumerate(estimators):
+def _check_smoothed(estimators: dict[int, str], cases: Sequence[Case], checker: _Checker) -> None:
+    """An add-α estimator gives every category mass: each case's q must too, or its KL is infinite.
+
+    Run on the estimators and cases that validated, so that it is reported
+    with every other problem of the file.
+    """
+    for i, label in estimators.items():
         if registry.get(label).smoothing is None:
             continue
         for case in cases:
@@ -284,11 +297,14 @@ def _check_smoothed(estimators: Sequence[str], cases: Sequence[Case], checker: _
                 )
 
 
-def _cases(value: Any, checker: _Checker) -> tuple[Case, ...] | None:
+def _cases(value: Any, checker: _Checker, parsed: list[Case] | None = None) -> tuple[Case, ...] | None:
+    """The cases; ``parsed`` receives those that validated, even when others did not."""
     if not isinstance(value, list) or not value:
         checker.error(("cases",), f"must be a non-empty list of cases, got {_describe(value)}")
         return None
     cases = [_case(v, ("cases", i), checker) for i, v in enumerate(value)]
+    if parsed is not None:
+        parsed.extend(c for c in cases if c is not None)
     seen: dict[str, int] = {}
     for i, v in enumerate(value):
         name = v.get("name") if isinstance(v, dict) else None

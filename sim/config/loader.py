@@ -46,16 +46,17 @@ def _experiment(data: Any, checker: _Checker) -> Experiment | FitExperiment | No
     names = FIT_ESTIMATORS if fit else (*ESTIMATORS, *OPTIONAL_ESTIMATORS)
     default = FIT_ESTIMATORS if fit else ESTIMATORS
     parameterised = () if fit else PARAMETERISED_ESTIMATORS
-    estimators = _estimators(top.get("estimators", list(default)), checker, names, parameterised)
+    parsed: dict[int, str] = {}
+    estimators = _estimators(top.get("estimators", list(default)), checker, names, parameterised, parsed)
     _check_sampler(common["sampler"], grid, checker)
     save = top.get("save_replicates", True)
     if not isinstance(save, bool):
         checker.error(("save_replicates",), f"must be true or false, got {_describe(save)}")
     if fit:
         return _fit_experiment(top, checker, common, grid, estimators)
-    cases = _cases(top["cases"], checker) if "cases" in top else None
-    if cases and estimators:
-        _check_smoothed(estimators, cases, checker)
+    valid_cases: list = []
+    cases = _cases(top["cases"], checker, valid_cases) if "cases" in top else None
+    _check_smoothed(parsed, valid_cases, checker)
     return _build(
         Experiment, checker, common, grid, cases=cases, estimators=estimators, kind=kind, save_replicates=save
     )

@@ -52,7 +52,7 @@ def plot_estimators(
     unbiased, exact = [], []
     for est in kl_estimators(summary):
         s = summary[summary.estimator == est].sort_values("n")
-        short = LABELS[est].split(" (")[0]
+        short = est
         if not _positive_line(ax, s.n, s.rmse, est, s.target, marker=MARKERS[est], label=LABELS[est]):
             exact.append(short)
         bias = (s.exact_mean - s.target).abs()
@@ -74,9 +74,11 @@ def plot_estimators(
 
 
 def _positive_line(ax: Axes, n, values, est: str, target, **style) -> bool:
-    """Draw ``values`` against n where they are above rounding of the target; False if none is."""
-    scale = max(1.0, float(np.abs(target).max()))
-    keep = (values > 1e-12 * scale).to_numpy()
+    """Draw ``values`` against n where they are above rounding of the target; False if none is.
+
+    The floor is relative to the target (KL), so a bias of 1e-27 against a KL of 2e-18 is drawn.
+    """
+    keep = (values > 1e-12 * np.abs(target)).to_numpy()
     if not keep.any():
         return False
     ax.plot(
