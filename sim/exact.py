@@ -297,13 +297,19 @@ def corrected_plugin_moments(pair: Pair, n: int, weight: float) -> Moments:
 
     The mean is the plug-in's minus weight·(E[K̂_n] − 1)/n.  For a coin the
     sd and μ4 are sums over the heads (K̂ = 1 when every draw is alike,
-    else 2); for other families they are not known exactly (nan).
+    else 2); for other families the sd by pairwise sums where they fit
+    :data:`PAIRWISE_BUDGET`, else nan (μ4 nan).
     """
     if n == 1 or pair.support.size == 1:  # K̂ = 1 surely: the plain plug-in
         return plugin_moments(pair, n)
     mean = plugin_moments(pair, n).mean - weight * (expected_observed(pair, n) - 1.0) / n
     if pair.family != "coin":
-        return Moments(mean, math.nan, math.nan)
+        q = pair.q.probs[pair.support]
+
+        def term(c, j):  # the plug-in's term q·h(c/(nq) − 1), less the correction's share
+            return q[j] * xlog1px_minus_x((c - n * q[j]) / (n * q[j])) - weight * (c > 0) / n
+
+        return Moments(mean, pairwise_sd(n, pair.p.probs[pair.support], term), math.nan)
     if pair.p.heads in (0.0, 1.0):
         return Moments(mean, 0.0, 0.0)
     return _coin_moments(pair, n, mean, coin_plugin_values(pair, n, weight))
@@ -316,7 +322,8 @@ def smoothed_moments(pair: Pair, n: int, smoothing, posterior: bool = False) -> 
     The mean is Σ_k E[t_k(C_k)] with C_k ~ Binomial(n, p_k) and t_k the
     non-negative term of :func:`sim.distributions.smoothed_kl_terms` (C_k = 0
     surely off p's support).  The sd and μ4 are exact for a coin (sums over
-    the heads) and at n = 1 (one observation: K' outcomes); nan otherwise.
+    the heads) and at n = 1 (one observation: K' outcomes); elsewhere the sd
+    by pairwise sums where they fit :data:`PAIRWISE_BUDGET` (μ4 nan), else nan.
     """
     k = pair.q.k
     alpha = smoothing.value(k, n)
@@ -337,9 +344,55 @@ def smoothed_moments(pair: Pair, n: int, smoothing, posterior: bool = False) -> 
         )
         dev = snap_rounding(values - mean, np.maximum(np.abs(values), abs(mean)))  # equal but for rounding: 0
         return Moments(mean, math.sqrt(math.fsum(probs * dev**2)), math.fsum(probs * dev**4))
-    if pair.family != "coin" or pair.p.heads in (0.0, 1.0):
-        return Moments(mean, math.nan, math.nan) if pair.family != "coin" else Moments(mean, 0.0, 0.0)
+    if pair.family != "coin":
+        return Moments(mean, pairwise_sd(n, probs, terms), math.nan)
+    if pair.p.heads in (0.0, 1.0):
+        return Moments(mean, 0.0, 0.0)
     return _coin_moments(pair, n, mean, terms.coin)
+
+
+#: Most lattice points (one window per category, one grid per pair) an exact pairwise variance evaluates.
+PAIRWISE_BUDGET = 1 << 23
+#: Most categories for pairwise sums (one numpy grid per pair: K(K − 1)/2 of them).
+PAIRWISE_MAX_K = 64
+
+
+def pairwise_sd(n: int, probs: np.ndarray, term) -> float:
+    """sd of Σ_k term(C_k, k) for counts (C_k) ~ Multinomial(n, probs), by exact pairwise sums; nan beyond budget.
+
+    Var = Σ_k Var t_k(C_k) + 2 Σ_{j<k} Cov(t_j(C_j), t_k(C_k)): each
+    variance from the Binomial law of one count, each covariance from the
+    trinomial law of two, every term centred on its own exact mean.  Counts
+    run over each category's window (mean ± 12 sd, as in :func:`expect`;
+    what lies outside weighs below 1e-30), so the cost is about
+    Σ_j w_j + Σ_{j<k} w_j·w_k evaluations for windows of w points.
+    """
+    from scipy import special
+
+    k = probs.size
+    if k < 2:
+        return 0.0
+    _sd, lo, hi = _window(n, probs)
+    width = hi - lo + 1
+    if k > PAIRWISE_MAX_K or width.sum() + (width.sum() ** 2 - (width**2).sum()) / 2 > PAIRWISE_BUDGET:
+        return math.nan
+    counts = [np.arange(lo[j], hi[j] + 1.0) for j in range(k)]
+    pmfs = [stats.binom.pmf(c, n, probs[j]) for j, c in enumerate(counts)]
+    values = [term(c, np.full(c.size, j)) for j, c in enumerate(counts)]
+    devs = [v - np.sum(w * v) for v, w in zip(values, pmfs, strict=True)]
+    parts = [float(np.sum(w * d * d)) for w, d in zip(pmfs, devs, strict=True)]
+    log_n = special.gammaln(n + 1.0)
+    for i in range(k):
+        a = counts[i][:, None]
+        for j in range(i + 1, k):
+            b = counts[j][None, :]
+            rest = np.maximum(n - a - b, 0.0)
+            log_p = log_n - special.gammaln(a + 1) - special.gammaln(b + 1) - special.gammaln(rest + 1)
+            log_p = log_p + special.xlogy(a, probs[i]) + special.xlogy(b, probs[j])
+            log_p = log_p + special.xlogy(rest, max(1.0 - probs[i] - probs[j], 0.0))
+            joint = np.where(a + b <= n, np.exp(log_p), 0.0)
+            parts.append(2.0 * float(np.sum(joint * devs[i][:, None] * devs[j][None, :])))
+    return math.sqrt(max(math.fsum(parts), 0.0))
 
 
 class _SmoothedTerms:

@@ -17,7 +17,6 @@ import pytest
 
 from sim import distributions as d
 from sim import exact, registry
-from sim.check.laws import convergence_law
 from sim.config import parse_config
 from sim.estimators import SparseSums, SupportArrays, estimate
 from sim.runner import Execution, run_experiment
@@ -71,12 +70,9 @@ def test_exact_mean_agrees_with_enumeration_to_1e_12(case, n):
     mean, sd = _enumerated(pair, n)
     m = MM.moments(pair, n)
     assert m.mean == pytest.approx(mean, rel=1e-12, abs=0.0)
-    if pair.family == "coin" or n == 1:  # the sd is exact for a coin (and at n = 1), else unknown
-        assert m.sd == pytest.approx(sd, rel=1e-10, abs=1e-15)
-    else:
-        assert math.isnan(m.sd)
-        bound = convergence_law(pair, MM.name, n, "nats").sd_bound
-        assert sd <= bound  # the check's bound is one
+    # exact for a coin, at n = 1, and elsewhere by pairwise (trinomial) sums within their budget
+    assert m.sd == pytest.approx(sd, rel=1e-10, abs=1e-15)
+    assert sd <= exact.plugin_sd_upper(pair, n)[0] + 0.5 * exact.observed_sd_upper(pair, n) / n or n == 1
 
 
 @pytest.mark.parametrize("n", [10, 1000, 10**6, 10**9, 10**12])
@@ -149,3 +145,21 @@ def test_the_correction_is_in_the_experiment_s_units(run):
     for (case, n), row in wide.iterrows():
         gap = (exact.expected_observed(pairs[case], int(n)) - 1) / (2 * n) / scale
         assert row.plugin_kl - row.plugin_kl_mm == pytest.approx(gap, rel=1e-9, abs=1e-300)
+
+
+def test_pairwise_sd_agrees_with_a_float_enumeration_at_moderate_n():
+    """Die at n = 60: all 39,711 count vectors, scipy's multinomial pmf (an independent route)."""
+    from scipy import stats
+
+    pair, n = PAIRS["skewed"], 60
+    p, q = pair.p.probs, pair.q.probs
+    counts = np.array(list(_compositions(n, 4)), dtype=float)
+    weights = stats.multinomial.pmf(counts, n, p)
+    f = counts / n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kl = np.where(f > 0, f * np.log(f / q), 0.0).sum(axis=1)
+    values = kl - ((counts > 0).sum(axis=1) - 1) / (2 * n)
+    mean = np.sum(weights * values)
+    sd = math.sqrt(np.sum(weights * (values - mean) ** 2))
+    m = MM.moments(pair, n)
+    assert m.mean == pytest.approx(mean, rel=1e-10) and m.sd == pytest.approx(sd, rel=1e-9)

@@ -18,7 +18,6 @@ from scipy import stats
 
 from sim import distributions as d
 from sim import exact, registry
-from sim.check.laws import convergence_law
 from sim.config import parse_config
 from sim.errors import ConfigError
 from sim.estimators import SparseSums, SupportArrays, estimate
@@ -87,11 +86,9 @@ def test_exact_mean_agrees_with_enumeration_to_1e_12(case, n, rule):
     mean, sd = _enumerated(pair, n, rule)
     m = spec.moments(pair, n)
     assert m.mean == pytest.approx(mean, rel=1e-12, abs=0.0)
-    if pair.family == "coin" or n == 1:  # exact sd: sums over the heads, or the K' outcomes of one draw
-        assert m.sd == pytest.approx(sd, rel=1e-9, abs=1e-15)
-    else:
-        assert math.isnan(m.sd)
-        assert sd <= convergence_law(pair, spec.name, n, "nats").sd_bound  # the check's bound is one
+    # exact: sums over a coin's heads, the K' outcomes of one draw, or pairwise (trinomial) sums
+    assert m.sd == pytest.approx(sd, rel=1e-9, abs=1e-15)
+    assert sd <= exact.smoothed_sd_upper(pair, n, spec.smoothing) * (1 + 1e-12)  # the check's fallback bound
 
 
 @pytest.mark.parametrize("n", [1000, 10**5])
