@@ -175,6 +175,23 @@ def posterior_kl_terms(c, n: int, alpha: float, k: int) -> np.ndarray:
     return a / (n + k * alpha) * digamma_excess(a)
 
 
+def jackknife_kl_terms(c, n: int, q, k: int) -> np.ndarray:
+    """The jackknifed plug-in KL's term of one category with count c among n (n ≥ 2), q its model probability.
+
+    The jackknife n·KL(f_n‖q) − ((n − 1)/n)·Σ_i KL(f_(−i)‖q), f_(−i) the
+    frequencies without observation i, is Σ_k of
+    n·G_n(c_k) − ((n − 1)/n)·((n − c_k)·G_(n−1)(c_k) + c_k·G_(n−1)(c_k − 1)),
+    G_m(c) = q·h(c/(mq) − 1) the plug-in's term (:func:`smoothed_kl_terms`
+    with α = 0).  A category never observed gives q, as in the plug-in.
+    """
+    c = np.asarray(c, dtype=float)
+    m = n - 1
+    here = smoothed_kl_terms(c, n, q, 0.0, k)
+    kept = smoothed_kl_terms(c, m, q, 0.0, k)
+    dropped = np.where(c > 0, c * smoothed_kl_terms(np.maximum(c - 1.0, 0.0), m, q, 0.0, k), 0.0)
+    return n * here - (m / n) * ((n - c) * kept + dropped)
+
+
 def kl_two(d: np.ndarray, a: float, b: float) -> np.ndarray:
     """KL((a + d, b − d) ‖ (a, b)) for two categories, accurate for small ``d``.
 

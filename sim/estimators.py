@@ -34,6 +34,7 @@ from . import registry
 from .distributions import (
     Pair,
     digamma_excess,
+    jackknife_kl_terms,
     kl_two,
     posterior_kl_terms,
     smoothed_kl_terms,
@@ -235,11 +236,32 @@ def _by_name(
     for spec in _from_counts(names):
         if spec.form is Form.MEAN:
             out[spec.name] = dot(spec.term(arrays)) / n
-        elif spec.form is Form.SMOOTHED:
-            out[spec.name] = smoothed(arrays, n, spec, per_category)
+        elif spec.form in (Form.SMOOTHED, Form.JACKKNIFE):
+            out[spec.name] = per_category_estimator(arrays, n, spec, per_category)
         else:
             out[spec.name] = corrected(plugin(), spec.observed_penalty, observed, n)
     return out
+
+
+def per_category_estimator(
+    arrays: SupportArrays, n: int, spec: registry.Estimator, per_category
+) -> np.ndarray:
+    """An estimator that is a sum of one function per category of its count: add-α or jackknifed."""
+    if spec.form is Form.JACKKNIFE:
+        return jackknife(arrays, n, per_category)
+    return smoothed(arrays, n, spec, per_category)
+
+
+def jackknife(arrays: SupportArrays, n: int, per_category) -> np.ndarray:
+    """The jackknifed plug-in KL (:func:`sim.distributions.jackknife_kl_terms`); the plug-in itself at n = 1.
+
+    Its terms are differences of n-scaled plug-in terms: its rounding is
+    about ε·n·KL(f_n‖q) absolutely, the price of the estimator itself.
+    """
+    q, k = arrays.q_probs, arrays.k
+    if n == 1:
+        return per_category(lambda c, j: smoothed_kl_terms(c, 1, q[j], 0.0, k)) + arrays.q_outside
+    return per_category(lambda c, j: jackknife_kl_terms(c, n, q[j], k)) + arrays.q_outside
 
 
 def smoothed(arrays: SupportArrays, n: int, spec: registry.Estimator, per_category) -> np.ndarray:
@@ -287,7 +309,7 @@ def _from_counts(names) -> tuple[registry.Estimator, ...]:
     """The registry's entries for ``names``, each one computed from counts alone."""
     specs = registry.specs(names)
     for spec in specs:
-        if spec.form not in (Form.MEAN, Form.PLUGIN, Form.SMOOTHED):
+        if spec.form not in (Form.MEAN, Form.PLUGIN, Form.SMOOTHED, Form.JACKKNIFE):
             raise ValueError(f"{spec.name} is not computed from a path's counts alone")
     return specs
 
@@ -311,7 +333,7 @@ class SparseSums:
     def __init__(self, rows: int, arrays: SupportArrays, names: Sequence[str]):
         self.specs = _from_counts(names)
         terms = [spec.term for spec in self.specs if spec.form is Form.MEAN]
-        if any(spec.form in (Form.PLUGIN, Form.SMOOTHED) for spec in self.specs):
+        if any(spec.form in (Form.PLUGIN, Form.SMOOTHED, Form.JACKKNIFE) for spec in self.specs):
             terms.append(registry.minus_log_q)
         #: The distinct terms, their v_0, and v − v_0 per category (one row a term).
         self.terms = tuple(dict.fromkeys(terms))
@@ -327,7 +349,8 @@ class SparseSums:
         #: K̂ per row, the categories observed, where an estimator asks for it.
         self.observed = np.zeros(rows) if any(s.observed_penalty for s in self.specs) else None
         #: The flat cells (row·K' + category) observed so far, in the order first seen, for add-α smoothing.
-        self.seen = np.zeros(0, dtype=np.int64) if any(s.smoothing for s in self.specs) else None
+        per_category = any(s.form in (Form.SMOOTHED, Form.JACKKNIFE) for s in self.specs)
+        self.seen = np.zeros(0, dtype=np.int64) if per_category else None
         self.arrays = arrays
 
     def update(self, counts: np.ndarray | None, change: Change | None, n: int) -> dict[str, np.ndarray]:
@@ -345,8 +368,8 @@ class SparseSums:
         for name, form, t in self.rows:
             if form is Form.MEAN:
                 out[name] = (n * first[t] + self.sums[t]) / n
-            elif form is Form.SMOOTHED:
-                out[name] = self._smoothed(counts, self.smoothing[name], n)
+            elif form in (Form.SMOOTHED, Form.JACKKNIFE):
+                out[name] = self._per_category(counts, self.smoothing[name], n)
             else:
                 minus_log_q = n * first[t] + self.sums[t]
                 plugin = np.maximum((self.s + minus_log_q) / n - math.log(n), 0.0)
@@ -362,13 +385,14 @@ class SparseSums:
             cells = change.rows[new] * self.arrays.probs.size + change.cols[new]
             self.seen = np.concatenate([self.seen, cells])
 
-    def _smoothed(self, counts: np.ndarray, spec: registry.Estimator, n: int) -> np.ndarray:
-        """An add-α estimator per row from the cells seen so far (their counts read from ``counts``)."""
+    def _per_category(self, counts: np.ndarray, spec: registry.Estimator, n: int) -> np.ndarray:
+        """An add-α or jackknifed estimator per row from the cells seen so far (counts read from ``counts``)."""
         width = self.arrays.probs.size
         rows, cols = np.divmod(self.seen, width)
         c = counts.reshape(-1)[self.seen]
         size = self.sums.shape[1]
-        return smoothed(self.arrays, n, spec, lambda term: _sum_from_seen(term, width, rows, cols, c, size))
+        per_category = lambda term: _sum_from_seen(term, width, rows, cols, c, size)  # noqa: E731
+        return per_category_estimator(self.arrays, n, spec, per_category)
 
     def _recount(self, counts: np.ndarray) -> None:
         c = counts.astype(float)

@@ -57,6 +57,7 @@ from .decision import coin_p_wrong
 from .distributions import (
     Pair,
     digamma_excess,
+    jackknife_kl_terms,
     posterior_kl_terms,
     smoothed_kl_terms,
     snap_rounding,
@@ -349,6 +350,29 @@ def smoothed_moments(pair: Pair, n: int, smoothing, posterior: bool = False) -> 
     if pair.p.heads in (0.0, 1.0):
         return Moments(mean, 0.0, 0.0)
     return _coin_moments(pair, n, mean, terms.coin)
+
+
+@functools.lru_cache(maxsize=4096)
+def jackknife_moments(pair: Pair, n: int) -> Moments:
+    """Exact moments of the jackknifed plug-in KL at n (the plug-in's at n = 1); nats.
+
+    A sum of per-category functions of one count
+    (:func:`sim.distributions.jackknife_kl_terms`) plus q's mass off p's
+    support: its mean by Binomial sums, its sd over a coin's heads or by
+    pairwise sums within their budget (μ4 for coins only).
+    """
+    if n == 1 or pair.support.size == 1:  # one observation, or one category: the plug-in
+        return plugin_moments(pair, n)
+    probs, q, k = pair.p.probs[pair.support], pair.q.probs[pair.support], pair.q.k
+    outside = math.fsum(np.delete(pair.q.probs, pair.support))
+
+    def term(c, j):
+        return jackknife_kl_terms(c, n, q[j], k)
+
+    mean = math.fsum(expect(n, probs, term)) + outside
+    if pair.family == "coin":
+        return _coin_moments(pair, n, mean, lambda c: term(c, 0) + term(n - c, 1) + outside)
+    return Moments(mean, pairwise_sd(n, probs, term), math.nan)
 
 
 #: Most lattice points (one window per category, one grid per pair) an exact pairwise variance evaluates.

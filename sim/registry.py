@@ -52,6 +52,8 @@ class Form(enum.Enum):
     FITTED = enum.auto()
     #: KL(f̃‖q) of add-α smoothed frequencies f̃_k = (c_k + α)/(N + Kα), K the alphabet's size.
     SMOOTHED = enum.auto()
+    #: The jackknifed plug-in: N·KL(f_N‖q) − (N − 1)·mean over i of KL(f_(−i)‖q).
+    JACKKNIFE = enum.auto()
 
 
 class Logs(Protocol):
@@ -289,7 +291,19 @@ class Estimator:
             )
         if self.form in (Form.WRONG, Form.TILTED):
             return 0.0, 1.0
-        raise ValueError(f"no a-priori bounds known for {self.name}")
+        raise ValueError(f"no a-priori bounds known for {self.name} whatever n: see bounds_at")
+
+    def bounds_at(self, pair: Pair, n: int) -> tuple[float, float]:
+        """An a-priori range of its values (nats) at sample size ``n``.
+
+        The jackknife's is n·H − (n − 1)·0 above and −(n − 1)·H below, H the
+        plug-in's largest value (each plug-in lies in [0, H]); the others'
+        do not depend on n (:meth:`bounds`).
+        """
+        if self.form is Form.JACKKNIFE:
+            top = max(minus_log_q(support_logs(pair)).max(), 0.0)
+            return -(n - 1) * top, n * top
+        return self.bounds(pair)
 
     def _posterior_bound(self, pair: Pair) -> float:
         """What the posterior mean adds to KL(f̃‖q), at most: max over a ≥ α of ψ(a + 1) − log a, whatever n."""
@@ -332,6 +346,8 @@ def _moments(spec: Estimator, pair: Pair, n: int) -> Moments:
         return exact.p_wrong_moments(pair, n)
     if spec.form is Form.SMOOTHED:
         return exact.smoothed_moments(pair, n, spec.smoothing, spec.posterior)
+    if spec.form is Form.JACKKNIFE:
+        return exact.jackknife_moments(pair, n)
     if spec.form is Form.TILTED:
         if pair.family != "coin" or not 0.0 < pair.p.heads < 1.0:
             return exact.Moments(math.nan, math.nan, math.nan)
@@ -420,6 +436,15 @@ PLUGIN_KL_MM = Estimator(
     marker="d",
     order=0,
 )
+PLUGIN_KL_JACKKNIFE = Estimator(
+    name="plugin_kl_jackknife",
+    form=Form.JACKKNIFE,
+    target="kl_pq",
+    label="jackknifed plug-in",
+    colour=4,
+    marker="X",
+    order=0,
+)
 P_WRONG = Estimator(
     name="p_wrong", form=Form.WRONG, target=None, label="plain Monte Carlo", colour=0, marker="o"
 )
@@ -454,7 +479,7 @@ TEST_CROSS_ENTROPY = Estimator(
 #: A convergence experiment's estimators by default, in table order.
 CONVERGENCE = (LLR, CROSS_ENTROPY, ENTROPY, PLUGIN_KL)
 #: Estimators a convergence experiment may ask for beyond the default ones.
-OPTIONAL = (K1, K2, K3, PLUGIN_KL_MM, P_WRONG, P_WRONG_TILTED)
+OPTIONAL = (K1, K2, K3, PLUGIN_KL_MM, PLUGIN_KL_JACKKNIFE, P_WRONG, P_WRONG_TILTED)
 #: The mean estimators whose exact mean defines their target's ``analytic.csv`` column.
 DEFINING = (LLR, CROSS_ENTROPY, ENTROPY)
 #: A fit experiment's estimators, in table order.

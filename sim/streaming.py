@@ -297,7 +297,10 @@ def _bounds(pair: Pair, checkpoints, specs) -> tuple[np.ndarray, np.ndarray]:
     shape = (len(checkpoints), len(specs))
     lo, hi = np.zeros(shape), np.zeros(shape)
     for e, spec in enumerate(specs):
-        lo[:, e], hi[:, e] = spec.bounds(pair)
+        if spec.form is registry.Form.JACKKNIFE:  # bounds that grow with n
+            lo[:, e], hi[:, e] = np.array([spec.bounds_at(pair, int(n)) for n in checkpoints]).T
+        else:
+            lo[:, e], hi[:, e] = spec.bounds(pair)
         if spec.tilted:
             hi[:, e] = [tilted_bound(pair, int(n)) for n in checkpoints]
     return lo, hi

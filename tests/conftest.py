@@ -45,3 +45,23 @@ def write_config(tmp_path: Path):
         return path
 
     return write
+
+
+@pytest.fixture(scope="module", params=["nats", "bits"])
+def units(request) -> str:
+    """Each of the two units, for a module's runs that must hold in both."""
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def run_serially(tmp_path_factory):
+    """Run a config's text serially into a fresh folder; its RunReport."""
+    from sim.config import parse_config
+    from sim.runner import Execution, run_experiment
+
+    def run(text: str):
+        return run_experiment(
+            parse_config(text), tmp_path_factory.mktemp("run"), execution=Execution(workers=1)
+        )
+
+    return run

@@ -82,3 +82,12 @@ cases:
     p: [0.5, 0.25, 0.25, 0.0]
     q: {uniform: 4}
 """
+
+
+#: The cases of the estimator modules' runs: a coin, a q with mass where p has none, and a Zipf
+#: law beyond the dense kernels. Append to a config's top keys; write units as UNITS.
+ESTIMATOR_CASES = """cases:
+  - {name: coin, p: 0.7, q: 0.5}
+  - {name: gap, p: [0.5, 0.5, 0.0], q: [0.3, 0.3, 0.4]}
+  - {name: zipf, p: {zipf: {k: 300, s: 1.1}}, q: {uniform: 300}}
+"""

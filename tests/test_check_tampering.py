@@ -63,7 +63,7 @@ name: k
 seed: 9
 replicates: 400
 n: [1, 10, 1000]
-estimators: [llr, k1, k2, k3, plugin_kl_mm, {smoothed_kl: {alpha: jeffreys}}, {bayes_kl: {alpha: perks}}]
+estimators: [llr, k1, k2, k3, plugin_kl_mm, plugin_kl_jackknife, {smoothed_kl: {alpha: jeffreys}}, {bayes_kl: {alpha: perks}}]
 cases:
   - {name: coin, p: 0.7, q: 0.5}
   - {name: outside, p: [0.5, 0.5, 0.0], q: [0.3, 0.3, 0.4]}

@@ -101,10 +101,16 @@ def test_clt_draws_the_exact_lattice_for_coins(tables):
 
 
 def test_estimator_colours_are_fixed_distinct_and_colourblind_safe():
+    """Ten colourblind-safe colours for more estimators: a colour is shared only by estimators of one
+    family (the plug-in and its jackknife), told apart by their markers."""
     palette = {to_hex(c) for c in seaborn.color_palette("colorblind")}
-    colours = [to_hex(c) for c in figures.COLOURS.values()]
-    assert len(set(colours)) == len(colours)
-    assert set(colours) <= palette
+    styles = [(to_hex(figures.COLOURS[e]), figures.MARKERS[e]) for e in figures.COLOURS]
+    assert len(set(styles)) == len(styles)
+    assert {colour for colour, _ in styles} <= palette
+    shared = {
+        e for e in figures.COLOURS if sum(c == figures.COLOURS[e] for c in figures.COLOURS.values()) > 1
+    }
+    assert shared == {"plugin_kl", "plugin_kl_jackknife"}
 
 
 def test_twelve_cases_fit_in_a_grid(tmp_path):

@@ -19,7 +19,6 @@ from sim import distributions as d
 from sim import exact, registry
 from sim.config import parse_config
 from sim.estimators import SparseSums, SupportArrays, estimate
-from sim.runner import Execution, run_experiment
 from sim.sampling import count_paths
 
 NAMES = ("plugin_kl", "plugin_kl_mm")
@@ -124,10 +123,9 @@ cases:
 """
 
 
-@pytest.fixture(scope="module", params=["nats", "bits"])
-def run(request, tmp_path_factory):
-    experiment = parse_config(CONFIG.format(units=request.param))
-    return run_experiment(experiment, tmp_path_factory.mktemp("mm"), execution=Execution(workers=1))
+@pytest.fixture(scope="module")
+def run(units, run_serially):
+    return run_serially(CONFIG.format(units=units))
 
 
 def test_simulated_miller_madow_passes_sim_check(run):

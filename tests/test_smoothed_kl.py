@@ -21,8 +21,8 @@ from sim import exact, registry
 from sim.config import parse_config
 from sim.errors import ConfigError
 from sim.estimators import SparseSums, SupportArrays, estimate
-from sim.runner import Execution, run_experiment
 from sim.sampling import count_paths
+from tests.helpers import ESTIMATOR_CASES
 
 PAIRS = {
     "coin": d.Pair(d.coin(0.7), d.coin(0.5)),
@@ -226,31 +226,29 @@ cases:
     assert any("estimators[1]" in str(i) for i in info.value.issues)
 
 
-RUN = """
+RUN = (
+    """
 name: sm
 seed: 4
 replicates: 2000
-units: {units}
+units: UNITS
 n: [1, 2, 10, 1000]
-estimators: [llr, plugin_kl, {{smoothed_kl: {{alpha: jeffreys}}}}, {{smoothed_kl: {{alpha: minimax}}}}, {{bayes_kl: {{alpha: perks}}}}]
-cases:
-  - {{name: coin, p: 0.7, q: 0.5}}
-  - {{name: gap, p: [0.5, 0.5, 0.0], q: [0.3, 0.3, 0.4]}}
-  - {{name: zipf, p: {{zipf: {{k: 300, s: 1.1}}}}, q: {{uniform: 300}}}}
+estimators: [llr, plugin_kl, {smoothed_kl: {alpha: jeffreys}}, {smoothed_kl: {alpha: minimax}}, {bayes_kl: {alpha: perks}}]
 """
+    + ESTIMATOR_CASES
+)
 
 
-@pytest.fixture(scope="module", params=["nats", "bits"])
-def run(request, tmp_path_factory):
-    experiment = parse_config(RUN.format(units=request.param))
-    return run_experiment(experiment, tmp_path_factory.mktemp("sm"), execution=Execution(workers=1))
+@pytest.fixture(scope="module")
+def run(units, run_serially):
+    return run_serially(RUN.replace("UNITS", units))
 
 
 def test_simulated_smoothed_kl_passes_sim_check_in_either_units(run):
     assert run.check.passed, run.check.table()
     summary = pd.read_csv(run.path / "summary.csv")
     scale = math.log(2) if summary.units.iloc[0] == "bits" else 1.0
-    experiment = parse_config(RUN.format(units=summary.units.iloc[0]))
+    experiment = parse_config(RUN.replace("UNITS", summary.units.iloc[0]))
     pairs = {case.name: case.pair for case in experiment.cases}
     for row in summary[summary.estimator.str.contains(r"_kl\[")].itertuples():
         nats = registry.get(row.estimator).moments(pairs[row.case], int(row.n)).mean

@@ -228,6 +228,25 @@ def _smoothed_law(pair: Pair, spec: Estimator, n: int, k: float) -> Law:
     )
 
 
+def _jackknife_law(pair: Pair, spec: Estimator, n: int, k: float) -> Law:
+    """The jackknifed plug-in: exact mean; sd exact for coins and where pairwise sums fit, else unknown."""
+    m = spec.moments(pair, n)
+    low, high = spec.bounds_at(pair, n)
+    constant = m.sd == 0.0
+    return Law(
+        mean=m.mean / k,
+        sd=m.sd / k,
+        mu4=m.mu4 / k**4,
+        sd_bound=m.sd / k,
+        skew=0.0 if constant else NAN,
+        kurtosis=0.0 if constant else NAN,
+        low=low / k,
+        high=high / k,
+        scale=max(abs(m.mean), high / n) / k,
+        moments_note="skewness not computed" if not math.isnan(m.sd) else "sd beyond the pairwise budget",
+    )
+
+
 def _coin_skewness(pair: Pair, n: int, m, values) -> float:
     """E[(X − mean)³]/sd³ of a coin's estimator X = ``values(heads)``, by a sum over the heads."""
 
@@ -334,6 +353,7 @@ _LAWS = {
     Form.MEAN: _mean_law,
     Form.PLUGIN: _plugin_law,
     Form.SMOOTHED: _smoothed_law,
+    Form.JACKKNIFE: _jackknife_law,
     Form.WRONG: _p_wrong_law,
     Form.TILTED: _tilted_law,
 }
