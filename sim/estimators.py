@@ -333,7 +333,7 @@ class SparseSums:
     def __init__(self, rows: int, arrays: SupportArrays, names: Sequence[str]):
         self.specs = _from_counts(names)
         terms = [spec.term for spec in self.specs if spec.form is Form.MEAN]
-        if any(spec.form in (Form.PLUGIN, Form.SMOOTHED, Form.JACKKNIFE) for spec in self.specs):
+        if any(spec.form is Form.PLUGIN for spec in self.specs):
             terms.append(registry.minus_log_q)
         #: The distinct terms, their v_0, and v − v_0 per category (one row a term).
         self.terms = tuple(dict.fromkeys(terms))
@@ -341,10 +341,8 @@ class SparseSums:
         #: The running Σ c (v − v_0), one row per term, and S = Σ c log c.
         self.sums = np.zeros((len(self.terms), rows))
         self.s = np.zeros(rows) if registry.minus_log_q in self.terms else None
-        #: Each estimator's name, form and term (its row of ``sums``).
-        self.rows = [(s.name, s.form, self.terms.index(_term_of(s))) for s in self.specs]
-        self.penalty = {s.name: s.observed_penalty for s in self.specs}
-        self.smoothing = {s.name: s for s in self.specs}
+        #: Each estimator and its term's row of ``sums`` (None for the per-category forms).
+        self.rows = [(s, None if _term_of(s) is None else self.terms.index(_term_of(s))) for s in self.specs]
         self.first_values = self.first.tolist()  # Python floats: the same products, without numpy scalars
         #: K̂ per row, the categories observed, where an estimator asks for it.
         self.observed = np.zeros(rows) if any(s.observed_penalty for s in self.specs) else None
@@ -365,15 +363,15 @@ class SparseSums:
             self._add(change)
         out: dict[str, np.ndarray] = {}
         first = self.first_values
-        for name, form, t in self.rows:
-            if form is Form.MEAN:
-                out[name] = (n * first[t] + self.sums[t]) / n
-            elif form in (Form.SMOOTHED, Form.JACKKNIFE):
-                out[name] = self._per_category(counts, self.smoothing[name], n)
+        for spec, t in self.rows:
+            if spec.form is Form.MEAN:
+                out[spec.name] = (n * first[t] + self.sums[t]) / n
+            elif t is None:
+                out[spec.name] = self._per_category(counts, spec, n)
             else:
                 minus_log_q = n * first[t] + self.sums[t]
                 plugin = np.maximum((self.s + minus_log_q) / n - math.log(n), 0.0)
-                out[name] = corrected(plugin, self.penalty[name], lambda: self.observed, n)
+                out[spec.name] = corrected(plugin, spec.observed_penalty, lambda: self.observed, n)
         return out
 
     def _note_seen(self, change: Change) -> None:
@@ -446,8 +444,11 @@ class SparseSums:
 
 
 def _term_of(spec: registry.Estimator):
-    """The term whose running sum ``spec`` is evaluated from (the plug-in's is −log q)."""
-    return spec.term if spec.form is Form.MEAN else registry.minus_log_q
+    """The term whose running sum ``spec`` is evaluated from (the plug-in's is −log q); None for the
+    estimators summed per category from the cells seen (add-α, jackknife)."""
+    if spec.form is Form.MEAN:
+        return spec.term
+    return registry.minus_log_q if spec.form is Form.PLUGIN else None
 
 
 @functools.lru_cache(maxsize=1)

@@ -286,10 +286,9 @@ def observed_sd_upper(pair: Pair, n: int) -> float:
     counts of a Multinomial are), so their covariances are ≤ 0 and the
     variance of their sum is at most the sum of their variances.
     """
-    probs = pair.p.probs[pair.support]
     with np.errstate(divide="ignore"):
-        unseen = np.exp(n * np.log1p(-probs))  # 1 − P_k
-    return math.sqrt(math.fsum(unseen * -np.expm1(n * np.log1p(-probs))))
+        log_unseen = n * np.log1p(-pair.p.probs[pair.support])  # log(1 − P_k)
+    return math.sqrt(math.fsum(np.exp(log_unseen) * -np.expm1(log_unseen)))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -305,10 +304,10 @@ def corrected_plugin_moments(pair: Pair, n: int, weight: float) -> Moments:
         return plugin_moments(pair, n)
     mean = plugin_moments(pair, n).mean - weight * (expected_observed(pair, n) - 1.0) / n
     if pair.family != "coin":
-        q = pair.q.probs[pair.support]
+        q, k = pair.q.probs[pair.support], pair.q.k
 
-        def term(c, j):  # the plug-in's term q·h(c/(nq) − 1), less the correction's share
-            return q[j] * xlog1px_minus_x((c - n * q[j]) / (n * q[j])) - weight * (c > 0) / n
+        def term(c, j):  # the plug-in's term (add-α with α = 0), less the correction's share
+            return smoothed_kl_terms(c, n, q[j], 0.0, k) - weight * (c > 0) / n
 
         return Moments(mean, pairwise_sd(n, pair.p.probs[pair.support], term), math.nan)
     if pair.p.heads in (0.0, 1.0):
@@ -328,7 +327,7 @@ def smoothed_moments(pair: Pair, n: int, smoothing, posterior: bool = False) -> 
     """
     k = pair.q.k
     alpha = smoothing.value(k, n)
-    terms = smoothed_terms(pair, n, alpha, posterior)
+    terms = SmoothedTerms(pair, n, alpha, posterior)
     probs = pair.p.probs[pair.support]
     unseen = terms.everywhere(0.0)
     off = math.fsum(np.delete(unseen, pair.support)) - terms.constant
@@ -419,19 +418,14 @@ def pairwise_sd(n: int, probs: np.ndarray, term) -> float:
     return math.sqrt(max(math.fsum(parts), 0.0))
 
 
-class _SmoothedTerms:
-    """t(c, j): the term of support category j with count c (vectorised), its value at every
-    category of the alphabet (``everywhere``), and the constant the value subtracts."""
+class SmoothedTerms:
+    """The per-category terms of an add-α estimator at n: t(c, j) for support category j with
+    count c (vectorised), their value at every category of the alphabet (``everywhere``), and
+    the constant the value subtracts (the posterior mean's ψ(A + 1) − log A)."""
 
-    def __init__(self, pair: Pair, n: int, alpha: float, posterior: bool):
-        self.q_support, self.q, self.k, self.n, self.alpha = (
-            pair.q.probs[pair.support],
-            pair.q.probs,
-            pair.q.k,
-            n,
-            alpha,
-        )
-        self.posterior = posterior
+    def __init__(self, pair: Pair, n: int, alpha: float, posterior: bool = False):
+        self.q_support, self.q, self.k = pair.q.probs[pair.support], pair.q.probs, pair.q.k
+        self.n, self.alpha, self.posterior = n, alpha, posterior
         self.constant = float(digamma_excess(np.array([n + self.k * alpha]))[0]) if posterior else 0.0
 
     def _term(self, c, q) -> np.ndarray:
@@ -449,11 +443,6 @@ class _SmoothedTerms:
         return self(heads, 0) + self(self.n - heads, 1) - self.constant
 
 
-def smoothed_terms(pair: Pair, n: int, alpha: float, posterior: bool = False) -> _SmoothedTerms:
-    """The per-category terms of an add-α estimator (:class:`_SmoothedTerms`)."""
-    return _SmoothedTerms(pair, n, alpha, posterior)
-
-
 def smoothed_sd_upper(pair: Pair, n: int, smoothing, posterior: bool = False) -> float:
     """A rigorous upper bound on sd KL(f̃_n‖q) (Efron–Stein with bounded differences).
 
@@ -463,7 +452,7 @@ def smoothed_sd_upper(pair: Pair, n: int, smoothing, posterior: bool = False) ->
     c = 0 or c = n − 1.  Then Var ≤ ½·n·Δ².
     """
     alpha = smoothing.value(pair.q.k, n)
-    terms = smoothed_terms(pair, n, alpha, posterior)
+    terms = SmoothedTerms(pair, n, alpha, posterior)
     j = np.arange(pair.support.size)
     steps = [
         np.abs(terms(np.full(j.size, c + 1.0), j) - terms(np.full(j.size, float(c)), j)) for c in (0, n - 1)

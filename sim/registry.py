@@ -293,17 +293,24 @@ class Estimator:
             return 0.0, 1.0
         raise ValueError(f"no a-priori bounds known for {self.name} whatever n: see bounds_at")
 
-    def bounds_at(self, pair: Pair, n: int) -> tuple[float, float]:
-        """An a-priori range of its values (nats) at sample size ``n``.
+    def bounds_at(self, pair: Pair, ns: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """A-priori ranges of its values (nats) at each sample size of ``ns``: (lows, highs).
 
-        The jackknife's is n·H − (n − 1)·0 above and −(n − 1)·H below, H the
-        plug-in's largest value (each plug-in lies in [0, H]); the others'
-        do not depend on n (:meth:`bounds`).
+        The jackknife's is [−(n − 1)·H, n·H], H the plug-in's largest value
+        (each plug-in lies in [0, H]); a tilted replicate's upper bound is
+        :func:`sim.decision.tilted_bound`; the others' do not depend on n
+        (:meth:`bounds`).
         """
+        n = np.asarray(ns, dtype=float)
         if self.form is Form.JACKKNIFE:
             top = max(minus_log_q(support_logs(pair)).max(), 0.0)
             return -(n - 1) * top, n * top
-        return self.bounds(pair)
+        low, high = self.bounds(pair)
+        if self.tilted:
+            from .decision import tilted_bound  # imported here: see _moments
+
+            return np.full(n.shape, low), np.array([tilted_bound(pair, int(m)) for m in ns])
+        return np.full(n.shape, low), np.full(n.shape, high)
 
     def _posterior_bound(self, pair: Pair) -> float:
         """What the posterior mean adds to KL(f̃‖q), at most: max over a ≥ α of ψ(a + 1) − log a, whatever n."""

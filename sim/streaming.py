@@ -29,7 +29,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import registry
-from .decision import tilted_bound
 from .distributions import Pair
 
 BINS = 2048
@@ -288,21 +287,16 @@ def _positions(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, shift: float 
 
 
 def _bounds(pair: Pair, checkpoints, specs) -> tuple[np.ndarray, np.ndarray]:
-    """(checkpoints, estimators) a-priori bounds of every value.
+    """(checkpoints, estimators) a-priori bounds of every value (:meth:`sim.registry.Estimator.bounds_at`).
 
-    A tilted replicate's value is w·1{llr_n ≤ 0} with w = Z^n exp(s·n·llr_n)
-    ≤ Z^n = exp(−n·C) where llr_n ≤ 0, widened for rounding (see
-    :func:`sim.decision.tilted_bound`): its upper bound depends on n.
+    Some grow with n: a tilted replicate's value w·1{llr_n ≤ 0} ≤ Z^n =
+    exp(−n·C), widened for rounding (:func:`sim.decision.tilted_bound`), and
+    the jackknife's range.
     """
     shape = (len(checkpoints), len(specs))
     lo, hi = np.zeros(shape), np.zeros(shape)
     for e, spec in enumerate(specs):
-        if spec.form is registry.Form.JACKKNIFE:  # bounds that grow with n
-            lo[:, e], hi[:, e] = np.array([spec.bounds_at(pair, int(n)) for n in checkpoints]).T
-        else:
-            lo[:, e], hi[:, e] = spec.bounds(pair)
-        if spec.tilted:
-            hi[:, e] = [tilted_bound(pair, int(n)) for n in checkpoints]
+        lo[:, e], hi[:, e] = spec.bounds_at(pair, checkpoints)
     return lo, hi
 
 

@@ -130,5 +130,5 @@ def test_simulated_jackknife_passes_sim_check_within_its_bounds(run):
     for case in parse_config(RUN.replace("UNITS", units)).cases:
         rows = replicates[replicates.case == case.name]
         for n, values in rows.groupby("n").plugin_kl_jackknife:
-            low, high = (b / scale * (1 + 4e-16) for b in JK.bounds_at(case.pair, int(n)))  # outward
+            low, high = (b[0] / scale * (1 + 4e-16) for b in JK.bounds_at(case.pair, [int(n)]))  # outward
             assert values.min() >= low and values.max() <= high  # to rounding: at n = 1 the value is H

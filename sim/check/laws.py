@@ -20,11 +20,7 @@ from scipy import stats
 
 from .. import exact, fitting, registry
 from ..decision import chernoff, coin_wrong_bound, log_tilted_bound, sees_every_event, tilted, tilted_bound
-from ..distributions import (
-    Pair,
-    snap_rounding,
-    xlog1px_minus_x,
-)
+from ..distributions import Pair, snap_rounding, xlog1px_minus_x
 from ..registry import Estimator, Form
 
 NAN = math.nan
@@ -201,16 +197,17 @@ def _plugin_law(pair: Pair, spec: Estimator, n: int, k: float) -> Law:
 
 
 def _smoothed_law(pair: Pair, spec: Estimator, n: int, k: float) -> Law:
-    """KL(f̃‖q) of add-α frequencies: exact mean; sd exact for coins and n = 1, else bounded."""
+    """KL(f̃‖q) of add-α frequencies (or its posterior mean): exact mean; sd exact where
+    :func:`sim.exact.smoothed_moments` knows it, else bounded (Efron–Stein)."""
     m = spec.moments(pair, n)
     sd_bound, note = m.sd, "exact"
     skew = kurt = NAN
     if math.isnan(m.sd):
         sd_bound = exact.smoothed_sd_upper(pair, n, spec.smoothing, spec.posterior)
-        note = "not computed beyond a coin"
+        note = "sd beyond the pairwise budget: bounded"
     elif m.sd > 0.0 and pair.family == "coin":
         alpha = spec.smoothing.value(pair.q.k, n)
-        skew = _coin_skewness(pair, n, m, exact.smoothed_terms(pair, n, alpha, spec.posterior).coin)
+        skew = _coin_skewness(pair, n, m, exact.SmoothedTerms(pair, n, alpha, spec.posterior).coin)
         kurt = m.mu4 / m.sd**4 - 3.0
     elif m.sd == 0.0:
         skew = kurt = 0.0
@@ -231,7 +228,7 @@ def _smoothed_law(pair: Pair, spec: Estimator, n: int, k: float) -> Law:
 def _jackknife_law(pair: Pair, spec: Estimator, n: int, k: float) -> Law:
     """The jackknifed plug-in: exact mean; sd exact for coins and where pairwise sums fit, else unknown."""
     m = spec.moments(pair, n)
-    low, high = spec.bounds_at(pair, n)
+    low, high = (float(b[0]) for b in spec.bounds_at(pair, [n]))
     constant = m.sd == 0.0
     return Law(
         mean=m.mean / k,

@@ -135,8 +135,8 @@ def figure_kinds(tables: Mapping[str, Any]) -> list[str]:
     ``llr``, ``paths`` and ``clt`` with llr replicates (not kept by
     ``save_replicates: false``), ``decomposition`` with llr, cross-entropy
     and entropy, ``estimators`` with an estimator of KL beyond ``llr`` and
-    ``plugin_kl`` (``k1``, ``k2``, ``k3``, ``plugin_kl_mm``), and ``testing``
-    with ``p_wrong`` or ``p_wrong_tilted``.
+    ``plugin_kl`` (:func:`sim.figures.estimators.compares_estimators`), and
+    ``testing`` with ``p_wrong`` or ``p_wrong_tilted``.
     """
     if _is_fit(tables):
         return list(FIT_KINDS)
