@@ -19,7 +19,7 @@ from . import registry
 from .config import Case, Experiment
 from .decision import chernoff, tilted
 from .distributions import Pair
-from .estimators import DENSE_K, SparseSums, SupportArrays, estimate, row_dot
+from .estimators import DENSE_K, SparseSums, SupportArrays, estimate, row_dot, two_sample
 from .events import llr_covered, llr_wrong
 from .registry import LLR
 from .sampling import count_paths
@@ -68,7 +68,7 @@ def checkpoint_values(
     specs, ckpts = registry.specs(experiment.estimators), experiment.checkpoints
     rows = block_rows(experiment, arrays, block)
     rng = block_rng(experiment.seed, case.name, block)
-    from_counts = [s.name for s in specs if not s.probability]
+    from_counts = [s.name for s in specs if not s.probability and not s.needs_q_sample]
     if any(s.needs_llr for s in specs) and LLR.name not in from_counts:
         from_counts.append(LLR.name)
     sums = SparseSums(rows, arrays, from_counts) if arrays.probs.size > DENSE_K else None
@@ -76,6 +76,9 @@ def checkpoint_values(
         arrays.probs, ckpts, rows, rng=rng, method=experiment.sampler, sparse=sums is not None
     )
     covering = next((s for s in specs if s.coverage), None)
+    samples = (
+        _q_samples(experiment, case, arrays, block, rows) if any(s.needs_q_sample for s in specs) else None
+    )
     row = np.zeros((len(specs), rows))
     for j, (n, step) in enumerate(zip(ckpts, paths, strict=True)):
         if sums is None:
@@ -83,13 +86,39 @@ def checkpoint_values(
         else:
             counts, change = step
             values = sums.update(counts, change, n)
+        m, q_counts = next(samples) if samples is not None else (0, None)
         for e, spec in enumerate(specs):
             if spec.needs_llr:
                 row[e] = llr_wrong(counts, n, values[LLR.name], case.pair, arrays)
+            elif spec.needs_q_sample:
+                alpha = spec.smoothing.value(arrays.k, m)
+                row[e] = two_sample(counts, q_counts, n, m, alpha, arrays)
             elif not spec.tilted:
                 row[e] = values[spec.name]
         flags = None if covering is None else llr_covered(counts, n, values[covering.name], case.pair, arrays)
         yield j, row, flags
+
+
+def _q_samples(
+    experiment: Experiment, case: Case, arrays: SupportArrays, block: int, rows: int
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(M, counts)`` of q's own sample at each checkpoint: M = ``q_sample_size(n)`` draws from q.
+
+    The counts are on p's support in the order of ``arrays`` (a last column,
+    when q has mass off it, counts the draws that fell there); nested like
+    p's paths, from their own stream (key ``q:<case>``), so asking for a
+    two-sample estimator changes none of p's draws.  Checkpoints whose M
+    repeats share one draw.
+    """
+    sizes = [case.pair.q_sample_size(n) for n in experiment.checkpoints]
+    probs = arrays.q_probs if arrays.q_outside == 0.0 else np.append(arrays.q_probs, arrays.q_outside)
+    rng = block_rng(experiment.seed, f"q:{case.name}", block)
+    paths = count_paths(probs, sorted(set(sizes)), rows, rng=rng, method=experiment.sampler)
+    counts, last = None, 0
+    for m in sizes:
+        if m != last:
+            counts, last = next(paths), m
+        yield m, counts
 
 
 def _tilted_block(

@@ -369,16 +369,24 @@ def to_units(value, units: str):
     return value if size == 1.0 else value / size
 
 
+#: The largest ratio of q's sample size to p's (``q_sample: {ratio: …}``).
+MAX_Q_SAMPLE_RATIO = 1e6
+
+
 @dataclass(frozen=True, eq=False)
 class Pair:
     """A case's true distribution ``p`` and model ``q`` over the same categories.
 
     Every property is in nats.  ``q`` must be positive wherever ``p`` is,
     otherwise KL(p‖q) is infinite and :class:`ValueError` is raised.
+    ``q_sample``, when given, says that q is also observed through a sample
+    of its own, of :meth:`q_sample_size` observations beside p's n (a
+    positive ratio of n; see the two-sample estimators).
     """
 
     p: Distribution
     q: Distribution
+    q_sample: float | None = None
 
     def __post_init__(self) -> None:
         if self.p.k != self.q.k:
@@ -386,6 +394,25 @@ class Pair:
         bad = np.flatnonzero((self.p.probs > 0) & (self.q.probs <= 0))
         if bad.size:
             raise ValueError(f"q is 0 at category {int(bad[0])} where p > 0: KL(p‖q) is infinite")
+        if self.q_sample is not None and not (0.0 < self.q_sample <= MAX_Q_SAMPLE_RATIO):
+            raise ValueError(
+                f"q_sample's ratio must lie in (0, {MAX_Q_SAMPLE_RATIO:g}], got {self.q_sample!r}"
+            )
+
+    def q_sample_size(self, n: int) -> int:
+        """M, the size of q's sample beside p's n: the nearest integer to ratio·n, at least 1.
+
+        Non-decreasing in n, so q's samples at growing n are prefixes of one
+        sequence, as p's are.
+
+        Raises
+        ------
+        ValueError
+            If the pair has no ``q_sample``.
+        """
+        if self.q_sample is None:
+            raise ValueError("this pair has no sample of q (no q_sample)")
+        return max(1, math.floor(self.q_sample * n + 0.5))
 
     @property
     def family(self) -> str:

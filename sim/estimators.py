@@ -285,6 +285,34 @@ def smoothed(arrays: SupportArrays, n: int, spec: registry.Estimator, per_catego
     return value
 
 
+def two_sample(
+    counts: np.ndarray, q_counts: np.ndarray, n: int, m: int, alpha: float, arrays: SupportArrays
+) -> np.ndarray:
+    """KL(f‖q̃) per row against q's own sample, add-α smoothed: q̃_k = (d_k + α)/(m + Kα) (nats).
+
+    ``counts`` are p's sample on the support (rows sum to n), ``q_counts``
+    q's (at least the support's columns, in the same order; rows sum to m
+    with any column beyond them).  Over the observed categories
+    Σ q̃ h(f/q̃ − 1), each ratio's residual c·A − n(d + α) taken without the
+    products' rounding; every other category adds its q̃ whole, which
+    together is (m − Σ_seen d + (K − K̂)α)/A with an exact integer part: a
+    sum of non-negative terms, so the value keeps its relative precision.
+    """
+    size, width = counts.shape
+    total = m + arrays.k * alpha
+    cells = np.flatnonzero(counts)
+    rows, cols = np.divmod(cells, width)
+    c = counts.reshape(-1)[cells].astype(float)
+    d = q_counts[rows, cols].astype(float)
+    big, big_err = two_product(c, total)
+    small, small_err = two_product(float(n), d + alpha)
+    x = ((big - small) + (big_err - small_err)) / small
+    seen = np.bincount(rows, weights=(d + alpha) / total * xlog1px_minus_x(x), minlength=size)
+    seen_d = np.bincount(rows, weights=d, minlength=size)  # integers: exact below 2^53
+    unseen = (m - seen_d) + (arrays.k - np.bincount(rows, minlength=size)) * alpha
+    return seen + unseen / total
+
+
 def _sum_from_seen(term, width: int, rows, cols, c, size: int) -> np.ndarray:
     """Σ over the support of term(c_k, k) per row, from the non-zero counts ``c`` at (rows, cols).
 

@@ -374,6 +374,75 @@ def jackknife_moments(pair: Pair, n: int) -> Moments:
     return Moments(mean, pairwise_sd(n, probs, term), math.nan)
 
 
+@functools.lru_cache(maxsize=4096)
+def two_sample_moments(pair: Pair, n: int, smoothing) -> Moments:
+    """Exact moments of KL(f_n‖q̃_M) against q's add-α smoothed sample of M = ``pair.q_sample_size(n)``; nats.
+
+    With q̃_k = (D_k + α)/A, A = M + Kα, and the two samples independent,
+    E[Σ f log(f/q̃)] = Σ_k E[f_k log f_k] − Σ_k p_k E[log q̃_k], which is
+    written as KL(p‖q) + E[KL(f‖p)] − Σ_k p_k E[log(q̃_k/q_k)]: the plug-in's
+    bias (:func:`plugin_bias`, Binomial sums over C_k ~ Binomial(n, p_k)) and
+    one Binomial sum over D_k ~ Binomial(M, q_k) per category of p's support.
+    The sd and μ4 are exact for a coin while the double sum over both
+    samples' heads fits :data:`PAIRWISE_BUDGET` lattice points, else nan.
+    """
+    m = pair.q_sample_size(n)
+    k = pair.q.k
+    alpha = smoothing.value(k, m)
+    total = m + k * alpha
+    probs, q = pair.p.probs[pair.support], pair.q.probs[pair.support]
+    expected, err = two_product(total, q)
+
+    def log_ratio(d, j):  # log(q̃/q) = log1p((d + α − A q)/(A q)), the residual without A·q's rounding
+        return np.log1p(((d + alpha - expected[j]) - err[j]) / expected[j])
+
+    gaps = expect(m, q, log_ratio)
+    mean = math.fsum([pair.kl_pq, plugin_bias(pair, n), *(-probs * gaps)])
+    if pair.family != "coin":
+        return Moments(mean, math.nan, math.nan)
+    return _two_sample_coin_moments(pair, n, m, alpha, mean)
+
+
+def _two_sample_coin_moments(pair: Pair, n: int, m: int, alpha: float, mean: float) -> Moments:
+    """sd and μ4 of a coin's two-sample KL by a double sum over both samples' heads (nan beyond budget)."""
+    p, q = pair.p.heads, pair.q.heads
+    if p in (0.0, 1.0) and q in (0.0, 1.0):
+        return Moments(mean, 0.0, 0.0)
+    _sd, lo, hi = _window(n, np.array([p]))
+    _sd_q, lo_q, hi_q = _window(m, np.array([q]))
+    heads = np.arange(lo[0], hi[0] + 1.0)
+    q_heads = np.arange(lo_q[0], hi_q[0] + 1.0)
+    if heads.size * q_heads.size > PAIRWISE_BUDGET:
+        return Moments(mean, math.nan, math.nan)
+    weights = stats.binom.pmf(heads, n, p)[:, None] * stats.binom.pmf(q_heads, m, q)[None, :]
+    value = two_sample_coin_values(n, m, alpha, pair.q.k)(heads[:, None], q_heads[None, :])
+    dev = snap_rounding(value - mean, np.maximum(np.abs(value), abs(mean)))
+    var = math.fsum((weights * dev**2).ravel())
+    return Moments(mean, math.sqrt(var), math.fsum((weights * dev**4).ravel()))
+
+
+def two_sample_coin_values(n: int, m: int, alpha: float, k: int):
+    """A coin's KL(f‖q̃) as a function of p's heads ``c`` among n and q's heads ``d`` among m (broadcast).
+
+    Σ q̃ h(f/q̃ − 1) over heads and tails, each ratio's residual c·A − n(d + α)
+    taken without the products' rounding; a third category (q's mass off the
+    coin, if any) adds its q̃ whole.
+    """
+    total = m + k * alpha
+
+    def side(c, d):
+        q_tilde = (d + alpha) / total
+        big, err = two_product(np.asarray(c, dtype=float), total)
+        small, err2 = two_product(float(n), np.asarray(d + alpha, dtype=float))
+        x = ((big - small) + (err - err2)) / small
+        return q_tilde * xlog1px_minus_x(x)
+
+    def value(c, d):
+        return side(c, d) + side(n - c, m - d) + (k - 2) * alpha / total
+
+    return value
+
+
 #: Most lattice points (one window per category, one grid per pair) an exact pairwise variance evaluates.
 PAIRWISE_BUDGET = 1 << 23
 #: Most categories for pairwise sums (one numpy grid per pair: K(K − 1)/2 of them).

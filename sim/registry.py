@@ -54,6 +54,9 @@ class Form(enum.Enum):
     SMOOTHED = enum.auto()
     #: The jackknifed plug-in: N·KL(f_N‖q) − (N − 1)·mean over i of KL(f_(−i)‖q).
     JACKKNIFE = enum.auto()
+    #: KL(f‖q̃) against q's own sample of M observations, add-α smoothed:
+    #: q̃_k = (d_k + α)/(M + Kα) (q known only through that sample).
+    TWO_SAMPLE = enum.auto()
 
 
 class Logs(Protocol):
@@ -231,7 +234,9 @@ class Estimator:
         is KL(f‖q) − w·(K̂ − 1)/N in nats, K̂ the number of categories
         observed among the N (0: the plain plug-in).
     smoothing : Smoothing or None
-        A :attr:`Form.SMOOTHED` estimator's pseudo-counts.
+        A :attr:`Form.SMOOTHED` estimator's pseudo-counts, or a
+        :attr:`Form.TWO_SAMPLE` estimator's (added to q's sample; its rules
+        read M, q's sample size, for N).
     posterior : bool
         A :attr:`Form.SMOOTHED` estimator that is the posterior mean of
         KL(θ‖q) under Dirichlet(c + α), not KL of the smoothed frequencies.
@@ -266,6 +271,11 @@ class Estimator:
     def needs_llr(self) -> bool:
         """Whether computing it needs the llr of the same path."""
         return self.form is Form.WRONG
+
+    @property
+    def needs_q_sample(self) -> bool:
+        """Whether it compares p's sample with a sample of q (a case's ``q_sample``), not with q itself."""
+        return self.form is Form.TWO_SAMPLE
 
     def divisor(self, units: str) -> float:
         """What a value in nats is divided by to be in ``units``."""
@@ -305,6 +315,13 @@ class Estimator:
         if self.form is Form.JACKKNIFE:
             top = max(minus_log_q(support_logs(pair)).max(), 0.0)
             return -(n - 1) * top, n * top
+        if self.form is Form.TWO_SAMPLE:  # KL(f‖q̃) ≤ max log(f/q̃) ≤ log(1/min q̃) = log((M + Kα)/α)
+            k = pair.q.k
+            alphas = [self.smoothing.value(k, pair.q_sample_size(int(m))) for m in ns]
+            top = [
+                math.log1p(pair.q_sample_size(int(m)) / a + (k - 1)) for m, a in zip(ns, alphas, strict=True)
+            ]
+            return np.zeros(n.shape), np.array(top)
         low, high = self.bounds(pair)
         if self.tilted:
             from .decision import tilted_bound  # imported here: see _moments
@@ -355,6 +372,8 @@ def _moments(spec: Estimator, pair: Pair, n: int) -> Moments:
         return exact.smoothed_moments(pair, n, spec.smoothing, spec.posterior)
     if spec.form is Form.JACKKNIFE:
         return exact.jackknife_moments(pair, n)
+    if spec.form is Form.TWO_SAMPLE:
+        return exact.two_sample_moments(pair, n, spec.smoothing)
     if spec.form is Form.TILTED:
         if pair.family != "coin" or not 0.0 < pair.p.heads < 1.0:
             return exact.Moments(math.nan, math.nan, math.nan)
@@ -499,14 +518,15 @@ DRAWN = tuple(sorted((e for e in (*CONVERGENCE, *OPTIONAL) if not e.probability)
 _BY_NAME = {e.name: e for e in ALL}
 
 
-def _add_alpha(family: str, label: str, colour: int, *, posterior: bool = False):
-    """The builder of an add-α estimator family: KL of the smoothed frequencies, or the posterior mean."""
+def _add_alpha(family: str, label: str, colour: int, *, posterior: bool = False, form: Form = Form.SMOOTHED):
+    """The builder of an add-α estimator family: KL of the smoothed frequencies, the posterior mean,
+    or (``Form.TWO_SAMPLE``) KL(f‖q̃) against q's own sample smoothed, its α rules reading M."""
 
     def build(params: dict) -> Estimator:
         alpha = smoothing(params["alpha"])
         return Estimator(
             name=f"{family}[alpha={alpha.text}]",
-            form=Form.SMOOTHED,
+            form=form,
             target="kl_pq",
             smoothing=alpha,
             posterior=posterior,
@@ -527,6 +547,11 @@ _SMOOTHING_MARKERS = {"laplace": "^", "jeffreys": "v", "perks": "<", "minimax": 
 PARAMETERISED: dict[str, tuple[tuple[str, ...], Callable[[dict], Estimator]]] = {
     "smoothed_kl": (("alpha",), _add_alpha("smoothed_kl", "add-α plug-in", 9)),
     "bayes_kl": (("alpha",), _add_alpha("bayes_kl", "Bayes posterior mean", 8, posterior=True)),
+    # colour 1 is the cross-entropy's, which the estimators figure never draws beside it
+    "two_sample_kl": (
+        ("alpha",),
+        _add_alpha("two_sample_kl", "two samples KL(p̂‖q̃)", 1, form=Form.TWO_SAMPLE),
+    ),
 }
 
 

@@ -244,6 +244,25 @@ def _jackknife_law(pair: Pair, spec: Estimator, n: int, k: float) -> Law:
     )
 
 
+def _two_sample_law(pair: Pair, spec: Estimator, n: int, k: float) -> Law:
+    """KL(f‖q̃) against q's smoothed sample: exact mean; sd exact for coins within budget, else unknown."""
+    m = spec.moments(pair, n)
+    low, high = (float(b[0]) for b in spec.bounds_at(pair, [n]))
+    known = not math.isnan(m.sd)
+    return Law(
+        mean=m.mean / k,
+        sd=m.sd / k,
+        mu4=m.mu4 / k**4,
+        sd_bound=m.sd / k,
+        skew=0.0 if m.sd == 0.0 else NAN,
+        kurtosis=0.0 if m.sd == 0.0 else NAN,
+        low=low / k,
+        high=high / k,
+        scale=max(abs(m.mean), float(np.max(-pair.q.log_probs[pair.support]))) / k,
+        moments_note="skewness not computed" if known else "sd not computed beyond a coin's budget",
+    )
+
+
 def _coin_skewness(pair: Pair, n: int, m, values) -> float:
     """E[(X − mean)³]/sd³ of a coin's estimator X = ``values(heads)``, by a sum over the heads."""
 
@@ -351,6 +370,7 @@ _LAWS = {
     Form.PLUGIN: _plugin_law,
     Form.SMOOTHED: _smoothed_law,
     Form.JACKKNIFE: _jackknife_law,
+    Form.TWO_SAMPLE: _two_sample_law,
     Form.WRONG: _p_wrong_law,
     Form.TILTED: _tilted_law,
 }

@@ -192,7 +192,7 @@ def _coin(value: Any, path: KeyPath, checker: _Checker) -> ReadDistribution | No
 
 
 def _case(value: Any, path: KeyPath, checker: _Checker) -> Case | None:
-    spec = checker.mapping(value, path, _CASE_KEYS, "name, p and q")
+    spec = checker.mapping(value, path, _CASE_KEYS, "name, p and q (and optionally description, q_sample)")
     if spec is None:
         return None
     for key in ("name", "p", "q"):
@@ -202,7 +202,10 @@ def _case(value: Any, path: KeyPath, checker: _Checker) -> Case | None:
     desc = checker.text(spec["description"], path + ("description",)) if "description" in spec else None
     p = _distribution(spec["p"], path + ("p",), checker) if "p" in spec else None
     q = _distribution(spec["q"], path + ("q",), checker) if "q" in spec else None
+    ratio = _q_sample(spec["q_sample"], path + ("q_sample",), checker) if "q_sample" in spec else None
     if name is None or p is None or q is None or ("description" in spec and desc is None):
+        return None
+    if "q_sample" in spec and ratio is None:
         return None
     (p_raw, p_dist), (q_raw, q_dist) = p, q
     if p_dist.k != q_dist.k:
@@ -216,7 +219,19 @@ def _case(value: Any, path: KeyPath, checker: _Checker) -> Case | None:
             f"q is 0 for category {i} where p = {p_dist.probs[i]:.6g} > 0, so KL(p‖q) is infinite",
         )
         return None
-    return Case(name, p_raw, q_raw, dist.Pair(p_dist, q_dist), desc)
+    q_sample = None if ratio is None else {"ratio": ratio}
+    return Case(name, p_raw, q_raw, dist.Pair(p_dist, q_dist, ratio), desc, q_sample)
+
+
+def _q_sample(value: Any, path: KeyPath, checker: _Checker) -> float | None:
+    """``q_sample: {ratio: r}``: q is also observed through a sample of its own, of r·n draws."""
+    spec = checker.mapping(value, path, ("ratio",), "ratio (q's sample size as a multiple of n)")
+    if spec is None:
+        return None
+    if "ratio" not in spec:
+        checker.error(path, "missing key 'ratio' (q's sample size as a multiple of n, e.g. {ratio: 1})")
+        return None
+    return checker.real(spec["ratio"], path + ("ratio",), 0.0, dist.MAX_Q_SAMPLE_RATIO, open_lo=True)
 
 
 def _estimators(
@@ -278,14 +293,17 @@ def _built(build, path: KeyPath, checker: _Checker) -> str | None:
         return None
 
 
-def _check_smoothed(estimators: dict[int, str], cases: Sequence[Case], checker: _Checker) -> None:
-    """An add-α estimator gives every category mass: each case's q must too, or its KL is infinite.
+def _check_against_cases(estimators: dict[int, str], cases: Sequence[Case], checker: _Checker) -> None:
+    """What an estimator asks of every case: q positive everywhere (add-α), a sample of q (two samples).
 
     Run on the estimators and cases that validated, so that it is reported
     with every other problem of the file.
     """
     for i, label in estimators.items():
-        if registry.get(label).smoothing is None:
+        spec = registry.get(label)
+        if spec.needs_q_sample:
+            _check_q_samples(i, label, cases, checker)
+        if spec.smoothing is None or spec.needs_q_sample:  # q̃ gives every category mass, whatever q
             continue
         for case in cases:
             zeros = int(np.count_nonzero(case.pair.q.probs == 0.0))
@@ -295,6 +313,18 @@ def _check_smoothed(estimators: dict[int, str], cases: Sequence[Case], checker: 
                     f"{label} gives every category mass, so q must too, but case '{case.name}' "
                     f"has q = 0 on {zeros:,} of its {case.pair.q.k:,} categories (its value would be infinite)",
                 )
+
+
+def _check_q_samples(i: int, label: str, cases: Sequence[Case], checker: _Checker) -> None:
+    """A two-sample estimator compares p's sample with q's: every case must say how large q's is."""
+    lacking = [case.name for case in cases if case.pair.q_sample is None]
+    if lacking:
+        names = ", ".join(f"'{name}'" for name in lacking)
+        checker.error(
+            ("estimators", i),
+            f"{label} compares p's sample with a sample of q, so every case needs q_sample: {{ratio: …}} "
+            f"(q's sample size as a multiple of n), but {names} {'has' if len(lacking) == 1 else 'have'} none",
+        )
 
 
 def _cases(value: Any, checker: _Checker, parsed: list[Case] | None = None) -> tuple[Case, ...] | None:

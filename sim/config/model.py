@@ -64,7 +64,7 @@ _TOP_KEYS = (
     "cases",
     "notes",
 )
-_CASE_KEYS = ("name", "description", "p", "q")
+_CASE_KEYS = ("name", "description", "p", "q", "q_sample")
 _FIT_KEYS = (
     *(k for k in _TOP_KEYS if k not in ("cases", "notes")),  # save_replicates: accepted, not applied
     "smoothing",
@@ -104,6 +104,9 @@ class Case:
         The built distributions and their analytic quantities.
     description : str or None
         Optional free text.
+    q_sample : dict or None
+        ``{"ratio": r}`` when q is also observed through a sample of its
+        own (r·n draws beside p's n; see :meth:`sim.distributions.Pair.q_sample_size`).
     """
 
     name: str
@@ -111,6 +114,7 @@ class Case:
     q: Any
     pair: dist.Pair
     description: str | None = None
+    q_sample: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The case as it goes into the resolved ``config.yaml``."""
@@ -119,6 +123,8 @@ class Case:
             d["description"] = self.description
         d["p"] = self.p
         d["q"] = self.q
+        if self.q_sample is not None:
+            d["q_sample"] = self.q_sample
         return d
 
 
