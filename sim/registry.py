@@ -56,6 +56,24 @@ class Form(enum.Enum):
     JACKKNIFE = enum.auto()
 
 
+class Setting(enum.Enum):
+    """What an estimator of KL(p‖q) needs besides samples of p: the setting it can be used in."""
+
+    #: p and q both scored at each sample (r = q(x)/p(x) known there), as in RLHF.
+    SCORED = "both models scored at the samples"
+    #: Only the samples' counts and a known q.
+    KNOWN_Q = "samples of p and a known q"
+
+
+#: The setting of each form of estimator of KL(p‖q) (see :attr:`Estimator.setting`).
+_SETTINGS = {
+    Form.MEAN: Setting.SCORED,
+    Form.PLUGIN: Setting.KNOWN_Q,
+    Form.SMOOTHED: Setting.KNOWN_Q,
+    Form.JACKKNIFE: Setting.KNOWN_Q,
+}
+
+
 class Logs(Protocol):
     """Per-category logarithms on p's support: what a :attr:`Form.MEAN` term is made of.
 
@@ -266,6 +284,11 @@ class Estimator:
     def needs_llr(self) -> bool:
         """Whether computing it needs the llr of the same path."""
         return self.form is Form.WRONG
+
+    @property
+    def setting(self) -> Setting | None:
+        """What it needs to estimate KL(p‖q) (:class:`Setting`); None if it does not estimate KL(p‖q)."""
+        return _SETTINGS.get(self.form) if self.target == "kl_pq" else None
 
     def divisor(self, units: str) -> float:
         """What a value in nats is divided by to be in ``units``."""
