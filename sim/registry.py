@@ -59,6 +59,27 @@ class Form(enum.Enum):
     TWO_SAMPLE = enum.auto()
 
 
+class Setting(enum.Enum):
+    """What an estimator of KL(p‖q) needs besides samples of p: the setting it can be used in."""
+
+    #: p and q both scored at each sample (r = q(x)/p(x) known there), as in RLHF.
+    SCORED = "both models scored at the samples"
+    #: Only the samples' counts and a known q.
+    KNOWN_Q = "samples of p and a known q"
+    #: Samples of p and of q, no model (dataset shift).
+    TWO_SAMPLES = "samples of p and of q"
+
+
+#: The setting of each form of estimator of KL(p‖q) (see :attr:`Estimator.setting`).
+_SETTINGS = {
+    Form.MEAN: Setting.SCORED,
+    Form.PLUGIN: Setting.KNOWN_Q,
+    Form.SMOOTHED: Setting.KNOWN_Q,
+    Form.JACKKNIFE: Setting.KNOWN_Q,
+    Form.TWO_SAMPLE: Setting.TWO_SAMPLES,
+}
+
+
 class Logs(Protocol):
     """Per-category logarithms on p's support: what a :attr:`Form.MEAN` term is made of.
 
@@ -276,6 +297,11 @@ class Estimator:
     def needs_q_sample(self) -> bool:
         """Whether it compares p's sample with a sample of q (a case's ``q_sample``), not with q itself."""
         return self.form is Form.TWO_SAMPLE
+
+    @property
+    def setting(self) -> Setting | None:
+        """What it needs to estimate KL(p‖q) (:class:`Setting`); None if it does not estimate KL(p‖q)."""
+        return _SETTINGS.get(self.form) if self.target == "kl_pq" else None
 
     def divisor(self, units: str) -> float:
         """What a value in nats is divided by to be in ``units``."""
