@@ -102,6 +102,22 @@ def xlog1px_minus_x(r: np.ndarray) -> np.ndarray:
     return out
 
 
+def h_beyond_square(r: np.ndarray) -> np.ndarray:
+    """h(r) − r²/2 (see :func:`xlog1px_minus_x`) for r ≥ −1, to full relative precision near 0 (≈ −r³/6).
+
+    The part of KL's per-category term that a χ²/2 approximation leaves out:
+    its Taylor series from r³ on where |r| is small, the difference of the
+    closed forms elsewhere (there the two terms are of different orders).
+    """
+    r = np.asarray(r, dtype=float)
+    out = xlog1px_minus_x(r) - 0.5 * r * r
+    small = np.abs(r) < _SERIES_RADIUS
+    if small.any():
+        rs = r[small]
+        out[small] = rs * _horner(rs, _SERIES[1:])
+    return out
+
+
 def _terms(top: float) -> int:
     """Terms of a series in x with |x| ≤ top < 1 that reach double precision."""
     return _SERIES.size if top <= 0 else int(min(_SERIES.size, max(1, math.ceil(-37.0 / math.log(top)))))

@@ -57,6 +57,7 @@ from .decision import coin_p_wrong
 from .distributions import (
     Pair,
     digamma_excess,
+    h_beyond_square,
     jackknife_kl_terms,
     posterior_kl_terms,
     smoothed_kl_terms,
@@ -67,7 +68,7 @@ from .distributions import (
 
 WINDOW_SD = 12.0
 WINDOW_PAD = 15
-STRIDE_PER_SD = 40
+STRIDE_PER_SD = 4
 Z95 = 1.96
 
 
@@ -81,7 +82,7 @@ class Moments:
 
 
 #: Binomials with sd up to this are summed by a pmf recurrence, wider ones by scipy.
-RECURRENCE_SD = 30.0
+RECURRENCE_SD = 8.0
 #: Lattice points evaluated at once (bounds memory whatever K is).
 CHUNK_POINTS = 1 << 21
 #: Lattice points evaluated at once: small enough for the arrays to stay in the CPU's cache.
@@ -104,29 +105,89 @@ def expect(n: int, probs: np.ndarray, g) -> np.ndarray:
     broadcast against each other (one index per row of counts, or one per count).
     It may return a tuple of m arrays: the result is then (m, K), every
     expectation taken from one evaluation of the pmfs.
-    Narrow binomials (sd ≤ ``RECURRENCE_SD``) take their pmf from one scipy
-    value at the window's start and the exact ratio pmf(c+1)/pmf(c) =
+    Narrow binomials (sd ≤ ``RECURRENCE_SD``) take their pmf from one value at
+    the window's start (Loader's form) and the exact ratio pmf(c+1)/pmf(c) =
     (n − c)p/((c + 1)(1 − p)) accumulated in log space (relative error about
-    the window's length times 1e-16); wide ones take scipy's pmf on a stride.
+    the window's length times 1e-16); wide ones take Loader's pmf on a stride.
     Narrow windows are padded to a common width in groups of at most
     ``CHUNK_POINTS`` lattice points, evaluated ``SLICE_POINTS`` at a time.
+    The lattice and its weights depend on n and the probabilities only, so
+    the last ones asked for are kept (:func:`_expect_lattice`): every estimator's
+    sums at one n share them.
     """
     p = np.asarray(probs, dtype=float)
     out: np.ndarray | None = None
-    sd, lo, hi = _window(n, p)
-
-    def put(ks, values):
-        nonlocal out
+    for part in _expect_lattice(n, p):
+        values = part.sums(g(part.counts(), part.index))
         if out is None:
             out = np.zeros((*values.shape[:-1], p.size))
-        out[..., ks] = values
+        out[..., part.rows] = values
+    return out if out is not None else np.zeros(p.size)
 
+
+@dataclass(frozen=True, eq=False)
+class _Part:
+    """A slice of :func:`expect`'s lattice: categories ``rows`` and their weighted points.
+
+    Narrow (``owner`` None): a (rows, width) grid of counts lo + j, capped at
+    hi (``valid`` marks the real ones); wide: a flat list of points on a
+    stride, ``owner`` giving each one's row within the part.
+    """
+
+    rows: np.ndarray
+    weights: np.ndarray
+    valid: np.ndarray | None
+    lo: np.ndarray
+    hi: np.ndarray | None
+    owner: np.ndarray | None = None
+
+    def counts(self) -> np.ndarray:
+        """The counts of the part's points, as floats."""
+        if self.owner is not None:
+            return self.lo
+        return np.minimum(self.lo[:, None] + np.arange(self.weights.shape[1])[None, :], self.hi[:, None])
+
+    @property
+    def index(self) -> np.ndarray:
+        """Each point's category, broadcasting against :meth:`counts`."""
+        return self.rows[self.owner] if self.owner is not None else self.rows[:, None]
+
+    def sums(self, values) -> np.ndarray:
+        """Σ weight·value per row (one array of values, or a tuple of them: stacked first)."""
+        if self.owner is None:
+            return _weighted_sums(self.weights, self.valid, values)
+        size = self.rows.size
+        if isinstance(values, tuple):
+            return np.stack(
+                [np.bincount(self.owner, weights=self.weights * v, minlength=size) for v in values]
+            )
+        return np.bincount(self.owner, weights=self.weights * values, minlength=size)
+
+
+def _expect_lattice(n: int, p: np.ndarray) -> list[_Part]:
+    """The weighted points of :func:`expect` for n and the probabilities ``p``: the last ones kept."""
+    global _LAST_LATTICE
+    key = (int(n), p.tobytes())
+    if _LAST_LATTICE is not None and _LAST_LATTICE[0] == key:
+        return _LAST_LATTICE[1]
+    parts = _build_lattice(int(n), p)
+    _LAST_LATTICE = (key, parts)
+    return parts
+
+
+#: (key, parts) of the last lattice :func:`expect` built (at most one: it may hold millions of points).
+_LAST_LATTICE: tuple[tuple[int, bytes], list[_Part]] | None = None
+
+
+def _build_lattice(n: int, p: np.ndarray) -> list[_Part]:
+    sd, lo, hi = _window(n, p)
+    parts = []
     narrow = np.flatnonzero(sd <= RECURRENCE_SD)
     width = (hi - lo + 1).astype(np.int64)
     for group, w in _narrow_groups(width[narrow]):
         ks = narrow[group]
         for rows in np.array_split(ks, -(-ks.size * w // SLICE_POINTS)):  # rows are independent
-            put(rows, _expect_narrow(n, p[rows], lo[rows], hi[rows], rows, w, g))
+            parts.append(_narrow_part(n, p[rows], lo[rows], hi[rows], rows, w))
     wide = np.flatnonzero(sd > RECURRENCE_SD)
     # chunks are sized by the points actually evaluated (one per stride), not by
     # the windows' widths, which grow like √n: at n = 2⁵³ that made a thousand
@@ -134,8 +195,8 @@ def expect(n: int, probs: np.ndarray, g) -> np.ndarray:
     points = np.floor((hi[wide] - lo[wide]) / _stride(sd[wide])) + 1
     for chunk in np.array_split(wide, max(1, math.ceil(points.sum() / CHUNK_POINTS))) if wide.size else []:
         if chunk.size:
-            put(chunk, _expect_wide(n, p[chunk], sd[chunk], lo[chunk], hi[chunk], chunk, g))
-    return out if out is not None else np.zeros(p.size)
+            parts.append(_wide_part(n, p[chunk], sd[chunk], lo[chunk], hi[chunk], chunk))
+    return parts
 
 
 def _narrow_groups(widths: np.ndarray) -> Iterator[tuple[slice, int]]:
@@ -171,7 +232,7 @@ def _stride(sd: np.ndarray) -> np.ndarray:
     return np.maximum(1.0, np.floor(sd / STRIDE_PER_SD))
 
 
-def _expect_narrow(n, p, lo, hi, ks, width, g) -> np.ndarray:
+def _narrow_part(n, p, lo, hi, ks, width) -> _Part:
     c = lo[:, None] + np.arange(width)[None, :]
     valid = c <= hi[:, None]
     cc = np.minimum(c, hi[:, None])
@@ -180,7 +241,7 @@ def _expect_narrow(n, p, lo, hi, ks, width, g) -> np.ndarray:
         log_pmf = np.empty(c.shape)
         log_pmf[:, 0] = _log_pmf_at(lo, n, p)
         log_pmf[:, 1:] = log_pmf[:, :1] + np.cumsum(np.where(valid[:, 1:], log_ratio, 0.0), axis=1)
-        return _weighted_sums(np.exp(log_pmf), valid, g(cc, ks[:, None]))
+        return _Part(ks, np.exp(log_pmf), None if valid.all() else valid, lo, hi)
 
 
 def _log_count_ratio(n: int, c: np.ndarray) -> np.ndarray:
@@ -216,18 +277,14 @@ def _log_pmf_at(k: np.ndarray, n: int, p: np.ndarray) -> np.ndarray:
     return np.where((k > 0) & (k < nf), _binomial_log_pmf(k, nf, p, 1.0 - p), edges)
 
 
-def _expect_wide(n, p, sd, lo, hi, ks, g) -> np.ndarray:
+def _wide_part(n, p, sd, lo, hi, ks) -> _Part:
     stride = _stride(sd)
     counts = (np.floor((hi - lo) / stride) + 1).astype(np.int64)
     owner = np.repeat(np.arange(p.size), counts)
     first = np.cumsum(counts) - counts
     step = np.arange(counts.sum()) - np.repeat(first, counts)
     c = lo[owner] + step * stride[owner]
-    w = stats.binom.pmf(c, n, p[owner]) * stride[owner]
-    values = g(c, ks[owner])
-    if isinstance(values, tuple):
-        return np.stack([np.bincount(owner, weights=w * v, minlength=p.size) for v in values])
-    return np.bincount(owner, weights=w * values, minlength=p.size)
+    return _Part(ks, np.exp(_log_pmf_at(c, n, p[owner])) * stride[owner], None, c, None, owner)
 
 
 def plugin_bias(pair: Pair, n: int) -> float:
@@ -236,14 +293,46 @@ def plugin_bias(pair: Pair, n: int) -> float:
     Categories with equal p_k are summed once and weighted by their number; a
     category with p_k = 1 (C_k = n surely) contributes 0.
     """
+    if _two_sided(pair):
+        return _coin_plugin_bias(pair, n)
     probs = pair.p.probs[pair.support]
     values, multiplicity = np.unique(probs[probs < 1.0], return_counts=True)
+    if values.size == probs.size:  # all distinct: the support's own order, whose sums others share
+        values, multiplicity = probs, np.ones(probs.size)
 
     def term(c, k):
         pk = values[k]
         return pk * xlog1px_minus_x((c - n * pk) / (n * pk))
 
     return math.fsum(expect(n, values, term) * multiplicity)
+
+
+def _two_sided(pair: Pair) -> bool:
+    """A coin with both faces possible: its sums run over the heads alone (:func:`coin_mean`)."""
+    return pair.family == "coin" and pair.support.size == 2
+
+
+def coin_mean(pair: Pair, n: int, value) -> float:
+    """E[value(H)], H ~ Binomial(n, P(heads)): a coin's estimator as a function of its heads.
+
+    The tails are n − H: a coin's tails probability is stored as the double
+    nearest 1 − h, whose own complement is not h (for h = 10⁻⁶ it is off by
+    1e-10 relatively), so no sum runs over the tails' Binomial law.
+    """
+    return float(expect(n, np.array([pair.p.heads]), lambda c, _k: value(c))[0])
+
+
+def _coin_plugin_bias(pair: Pair, n: int) -> float:
+    """E[KL(p̂_n‖p)] of a two-sided coin: h·h(r/(nh)) + t·h(−r/(nt)), r = H − nh without nh's rounding."""
+    h = pair.p.heads
+    t = 1.0 - h
+    hi, lo = two_product(float(n), h)
+
+    def value(c):
+        r = (c - hi) - lo
+        return h * xlog1px_minus_x(r / (n * h)) + t * xlog1px_minus_x(-r / (n * t))
+
+    return coin_mean(pair, n, value)
 
 
 def coin_plugin_moments(pair: Pair, n: int) -> Moments:
@@ -286,6 +375,46 @@ def observed_sd_upper(pair: Pair, n: int) -> float:
     return math.sqrt(math.fsum(np.exp(log_unseen) * -np.expm1(log_unseen)))
 
 
+#: From this expected count on, a category's plug-in term is split as r²/2 (its exact mean) plus the rest.
+SPLIT_FROM = 4.0
+
+
+def _corrected_plugin_mean(pair: Pair, n: int, weight: float) -> float:
+    """E[KL(p̂_n‖q)] − weight·(E[K̂_n] − 1)/n without the cancellation of its two O(1/n) parts.
+
+    With r_k = C_k/(n p_k) − 1 and E[p_k r_k²/2] = (1 − p_k)/(2n) exactly, a
+    category with n p_k ≥ :data:`SPLIT_FROM` contributes E[p_k (h(r_k) −
+    r_k²/2)] (O(1/n²)) plus weight·(1 − p_k)^n/n, and a rarer one E[p_k h(r_k)]
+    − weight·P(seen)/n (both of the order of p_k); what is left over is
+    ((1 − 2·weight)(L − 1) + Σ_rare p_k + (1 − Σ p_k))/(2n), L the common
+    categories (0 for Miller–Madow but for the rare ones' mass).  Near p = q,
+    where the mean is far below 1/n, it keeps its relative precision.
+    """
+    probs, complements = pair.p.probs[pair.support], 1.0 - pair.p.probs[pair.support]
+    missing = 1.0 - math.fsum(probs)
+    if _two_sided(pair):  # exact complements: the tails' is h itself
+        complements, missing = np.array([pair.p.probs[1], pair.p.heads]), 0.0
+    common = n * probs >= SPLIT_FROM
+    with np.errstate(divide="ignore"):
+        log_unseen = n * np.log1p(-probs)
+        if _two_sided(pair):
+            log_unseen = n * np.log(complements)
+    unseen, seen = np.exp(log_unseen), -np.expm1(log_unseen)
+    hi, lo = two_product(float(n), probs)
+
+    def term(c, k):
+        r = ((c - hi[k]) - lo[k]) / (n * probs[k])
+        return probs[k] * np.where(common[k], h_beyond_square(r), xlog1px_minus_x(r))
+
+    if _two_sided(pair):
+        rest = [coin_mean(pair, n, lambda c: term(c, 0) + term(n - c, 1))]
+    else:
+        rest = list(expect(n, probs, term))
+    leftover = (1.0 - 2.0 * weight) * (common.sum() - 1.0) + math.fsum(probs[~common]) + missing
+    per_category = np.where(common, weight * unseen, -weight * seen) / n
+    return math.fsum([pair.kl_pq, *rest, leftover / (2 * n), *per_category])
+
+
 @functools.lru_cache(maxsize=4096)
 def corrected_plugin_moments(pair: Pair, n: int, weight: float) -> Moments:
     """Exact moments of KL(p̂_n‖q) − weight·(K̂_n − 1)/n (Miller–Madow for weight ½); nats.
@@ -297,7 +426,7 @@ def corrected_plugin_moments(pair: Pair, n: int, weight: float) -> Moments:
     """
     if n == 1 or pair.support.size == 1:  # K̂ = 1 surely: the plain plug-in
         return plugin_moments(pair, n)
-    mean = plugin_moments(pair, n).mean - weight * (expected_observed(pair, n) - 1.0) / n
+    mean = _corrected_plugin_mean(pair, n, weight)
     if pair.family != "coin":
         q, k = pair.q.probs[pair.support], pair.q.k
 
@@ -325,14 +454,10 @@ def smoothed_moments(pair: Pair, n: int, smoothing, posterior: bool = False) -> 
     terms = SmoothedTerms(pair, n, alpha, posterior)
     probs = pair.p.probs[pair.support]
     unseen = terms.everywhere(0.0)
-    off = math.fsum(np.delete(unseen, pair.support)) - terms.constant
-    sure = probs == 1.0  # C = n surely
-    means = np.zeros(probs.size)
-    means[sure] = terms(np.full(int(sure.sum()), float(n)), np.flatnonzero(sure))
-    rest = np.flatnonzero(~sure)
-    if rest.size:
-        means[rest] = expect(n, probs[rest], lambda c, i: terms(c, rest[i]))
-    mean = math.fsum(means) + off
+    if _two_sided(pair):
+        mean = coin_mean(pair, n, terms.coin)
+    else:
+        mean = _smoothed_mean(pair, n, terms, probs, unseen)
     if n == 1:  # the value when category j is the one observed: every other count 0
         values = (math.fsum(unseen) - terms.constant) + (
             terms(np.ones(probs.size), np.arange(probs.size)) - unseen[pair.support]
@@ -344,6 +469,20 @@ def smoothed_moments(pair: Pair, n: int, smoothing, posterior: bool = False) -> 
     if pair.p.heads in (0.0, 1.0):
         return Moments(mean, 0.0, 0.0)
     return _coin_moments(pair, n, mean, terms.coin)
+
+
+def _smoothed_mean(pair: Pair, n: int, terms: SmoothedTerms, probs: np.ndarray, unseen: np.ndarray) -> float:
+    """Σ_k E[t_k(C_k)] over the support, the categories off it (count 0) and the posterior's constant."""
+    off = math.fsum(np.delete(unseen, pair.support)) - terms.constant
+    sure = probs == 1.0  # C = n surely
+    means = np.zeros(probs.size)
+    means[sure] = terms(np.full(int(sure.sum()), float(n)), np.flatnonzero(sure))
+    rest = np.flatnonzero(~sure)
+    if rest.size == probs.size:
+        means = expect(n, probs, terms)  # the support's own array: its sums are shared
+    elif rest.size:
+        means[rest] = expect(n, probs[rest], lambda c, i: terms(c, rest[i]))
+    return math.fsum(means) + off
 
 
 @functools.lru_cache(maxsize=4096)
@@ -363,9 +502,10 @@ def jackknife_moments(pair: Pair, n: int) -> Moments:
     def term(c, j):
         return jackknife_kl_terms(c, n, q[j], k)
 
+    if pair.family == "coin":  # both faces possible (one is handled above)
+        value = lambda c: term(c, 0) + term(n - c, 1) + outside  # noqa: E731
+        return _coin_moments(pair, n, coin_mean(pair, n, value), value)
     mean = math.fsum(expect(n, probs, term)) + outside
-    if pair.family == "coin":
-        return _coin_moments(pair, n, mean, lambda c: term(c, 0) + term(n - c, 1) + outside)
     return Moments(mean, pairwise_sd(n, probs, term), math.nan)
 
 
@@ -388,14 +528,32 @@ def two_sample_moments(pair: Pair, n: int, smoothing) -> Moments:
     probs, q = pair.p.probs[pair.support], pair.q.probs[pair.support]
     expected, err = two_product(total, q)
 
-    def log_ratio(d, j):  # log(q̃/q) = log1p((d + α − A q)/(A q)), the residual without A·q's rounding
-        return np.log1p(((d + alpha - expected[j]) - err[j]) / expected[j])
+    def log_ratio(d, j):  # log(q̃/q), the residual d + α − Aq without A·q's rounding
+        return _log_ratio((d + alpha - expected[j]) - err[j], expected[j], d + alpha)
 
-    gaps = expect(m, q, log_ratio)
+    if _two_sided(pair):  # q's tails are M − D, D ~ Binomial(M, q's heads), and their residual −r
+        hi, lo = two_product(total, pair.q.heads)
+        tails = (total - hi) - lo  # A(1 − q_h): the 1 − q_h that KL(p‖q) uses, not q's rounded tails
+
+        def both(d, _k):
+            r = (d + alpha - hi) - lo
+            return _log_ratio(r, hi + lo, d + alpha), _log_ratio(-r, tails, m - d + alpha)
+
+        gaps = expect(m, np.array([pair.q.heads]), both)[:, 0]
+    else:
+        gaps = expect(m, q, log_ratio)
     mean = math.fsum([pair.kl_pq, plugin_bias(pair, n), *(-probs * gaps)])
     if pair.family != "coin":
         return Moments(mean, math.nan, math.nan)
     return _two_sample_coin_moments(pair, n, m, alpha, mean)
+
+
+def _log_ratio(residual, expected, observed) -> np.ndarray:
+    """log(observed/expected) from residual = observed − expected: log1p near 1, a difference of logs far from it."""
+    x = residual / expected
+    with np.errstate(divide="ignore", invalid="ignore"):
+        far = np.log(observed) - np.log(expected)
+    return np.where(np.abs(x) < 0.5, np.log1p(np.maximum(x, -0.5)), far)
 
 
 def _two_sample_coin_moments(pair: Pair, n: int, m: int, alpha: float, mean: float) -> Moments:
