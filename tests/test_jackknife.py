@@ -81,7 +81,7 @@ def test_every_kernel_gives_the_definition(case, n):
     (differenced as computed, they lost about ε·n·KL(f_n‖q), 1e-10 of the value at n = 10⁶)."""
     pair = PAIRS.get(case) or d.Pair(d.zipf(100, 1.1), d.uniform(100))  # 100 > DENSE_K: sparse kernel
     arrays = SupportArrays.from_pair(pair)
-    counts = np.random.default_rng(n).multinomial(n, arrays.probs, size=6)
+    counts = np.random.default_rng(n).multinomial(n, arrays.probs, size=3)
     got = estimate(counts, n, arrays, [JK.name])[JK.name]
     qs = [Decimal(float(v)) for v in pair.q.probs]
     with localcontext() as ctx:
