@@ -27,11 +27,13 @@ quantity is not known exactly it is ``nan`` (never an approximation).
 Binomial sums
 -------------
 A sum E[g(C)] over C ~ Binomial(n, p) is taken over C within 12 sd (+15) of
-np, where the omitted tails weigh less than 1e-30.  When the sd is large the
+np, where the omitted tails weigh less than 1e-30, with the pmf from Loader's
+saddle-point form (relative error ~1e-15 at any n).  From sd = 8 on the
 summand is smooth on the scale of the sd, and the sum is evaluated on every
-s-th integer (s = ⌊sd/40⌋) and multiplied by s: by Poisson summation the
-error of that is of order exp(−2π²·40²), far below rounding, so n = 10¹⁵
-costs what n = 10⁴ costs.
+s-th integer (s = ⌊sd/4⌋) and multiplied by s: by Poisson summation the
+error of that is of order exp(−2π²(sd/s)²) ≤ e⁻³¹⁶ (for a small p at
+sd = 8, where s = 2, the alternating sum |1 − 2p|ⁿ ≈ e⁻¹²⁸), far below
+rounding, so n = 10¹⁵ costs what n = 10⁴ costs.
 
 The sums behind the plug-in variance take their pmf from Loader's
 saddle-point form (relative error ~1e-15 at any n, where scipy's loses
@@ -45,7 +47,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -81,7 +83,7 @@ class Moments:
     mu4: float
 
 
-#: Binomials with sd up to this are summed by a pmf recurrence, wider ones by scipy.
+#: Binomials with sd up to this are summed over every count by a pmf recurrence, wider ones on a stride.
 RECURRENCE_SD = 8.0
 #: Lattice points evaluated at once (bounds memory whatever K is).
 CHUNK_POINTS = 1 << 21
@@ -164,30 +166,42 @@ class _Part:
         return np.bincount(self.owner, weights=self.weights * values, minlength=size)
 
 
-def _expect_lattice(n: int, p: np.ndarray) -> list[_Part]:
-    """The weighted points of :func:`expect` for n and the probabilities ``p``: the last ones kept."""
+def _expect_lattice(n: int, p: np.ndarray) -> Iterable[_Part]:
+    """The weighted points of :func:`expect` for n and the probabilities ``p``.
+
+    A lattice of at most :data:`KEPT_POINTS` points is kept (the last one
+    only), so that every estimator's sums at one n share it; a larger one is
+    built a chunk at a time (at most :data:`CHUNK_POINTS` points) and dropped.
+    """
     global _LAST_LATTICE
     key = (int(n), p.tobytes())
-    if _LAST_LATTICE is not None and _LAST_LATTICE[0] == key:
-        return _LAST_LATTICE[1]
-    parts = _build_lattice(int(n), p)
+    last = _LAST_LATTICE  # read once: another thread may replace it
+    if last is not None and last[0] == key:
+        return last[1]
+    sd, lo, hi = _window(n, p)
+    wide = sd > RECURRENCE_SD
+    points = (hi - lo + 1)[~wide].sum() + (np.floor((hi - lo)[wide] / _stride(sd[wide])) + 1).sum()
+    if points > KEPT_POINTS:
+        return _lattice_parts(int(n), p, sd, lo, hi)
+    parts = list(_lattice_parts(int(n), p, sd, lo, hi))
     _LAST_LATTICE = (key, parts)
     return parts
 
 
-#: (key, parts) of the last lattice :func:`expect` built (at most one: it may hold millions of points).
+#: The most lattice points kept between calls of :func:`expect` (about 40 MB of weights).
+KEPT_POINTS = 1 << 22
+#: (key, parts) of the last lattice :func:`expect` kept.
 _LAST_LATTICE: tuple[tuple[int, bytes], list[_Part]] | None = None
 
 
-def _build_lattice(n: int, p: np.ndarray) -> list[_Part]:
-    sd, lo, hi = _window(n, p)
-    parts = []
+def _lattice_parts(n: int, p: np.ndarray, sd, lo, hi) -> Iterator[_Part]:
+    """The lattice's parts, one at a time (narrow slices, then wide chunks)."""
     narrow = np.flatnonzero(sd <= RECURRENCE_SD)
     width = (hi - lo + 1).astype(np.int64)
     for group, w in _narrow_groups(width[narrow]):
         ks = narrow[group]
         for rows in np.array_split(ks, -(-ks.size * w // SLICE_POINTS)):  # rows are independent
-            parts.append(_narrow_part(n, p[rows], lo[rows], hi[rows], rows, w))
+            yield _narrow_part(n, p[rows], lo[rows], hi[rows], rows, w)
     wide = np.flatnonzero(sd > RECURRENCE_SD)
     # chunks are sized by the points actually evaluated (one per stride), not by
     # the windows' widths, which grow like √n: at n = 2⁵³ that made a thousand
@@ -195,8 +209,7 @@ def _build_lattice(n: int, p: np.ndarray) -> list[_Part]:
     points = np.floor((hi[wide] - lo[wide]) / _stride(sd[wide])) + 1
     for chunk in np.array_split(wide, max(1, math.ceil(points.sum() / CHUNK_POINTS))) if wide.size else []:
         if chunk.size:
-            parts.append(_wide_part(n, p[chunk], sd[chunk], lo[chunk], hi[chunk], chunk))
-    return parts
+            yield _wide_part(n, p[chunk], sd[chunk], lo[chunk], hi[chunk], chunk)
 
 
 def _narrow_groups(widths: np.ndarray) -> Iterator[tuple[slice, int]]:
@@ -392,8 +405,12 @@ def _corrected_plugin_mean(pair: Pair, n: int, weight: float) -> float:
     """
     probs, complements = pair.p.probs[pair.support], 1.0 - pair.p.probs[pair.support]
     missing = 1.0 - math.fsum(probs)
-    if _two_sided(pair):  # exact complements: the tails' is h itself
+    if _two_sided(pair):  # exact complements: the tails' is h itself, and 1 − h = t + δ
         complements, missing = np.array([pair.p.probs[1], pair.p.heads]), 0.0
+        t = float(probs[1])
+        delta = (1.0 - t) - pair.p.heads  # exact (Sterbenz): what the stored tails t lack of 1 − h
+        # the tails' r is formed with t, so E[t·r_t²/2] = h(t + δ)/(2nt) = h/(2n) + hδ/(2nt)
+        missing = pair.p.heads * delta / t if n * t >= SPLIT_FROM else 0.0
     common = n * probs >= SPLIT_FROM
     with np.errstate(divide="ignore"):
         log_unseen = n * np.log1p(-probs)

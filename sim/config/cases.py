@@ -19,6 +19,7 @@ from .model import (
     ESTIMATORS,
     MAX_K,
     MAX_N,
+    PER_SAMPLE_MAX_N,
     SUM_TOLERANCE,
     Case,
     KeyPath,
@@ -299,6 +300,13 @@ def _check_against_cases(estimators: dict[int, str], cases: Sequence[Case], chec
     Run on the estimators and cases that validated, so that it is reported
     with every other problem of the file.
     """
+    if not any(registry.get(label).needs_q_sample for label in estimators.values()):
+        for case in cases:
+            if case.q_sample is not None:
+                checker.notes.append(
+                    f"case '{case.name}': q_sample is read only by a two-sample estimator "
+                    "(two_sample_kl), and none is asked for"
+                )
     for i, label in estimators.items():
         spec = registry.get(label)
         if spec.needs_q_sample:
@@ -313,6 +321,28 @@ def _check_against_cases(estimators: dict[int, str], cases: Sequence[Case], chec
                     f"{label} gives every category mass, so q must too, but case '{case.name}' "
                     f"has q = 0 on {zeros:,} of its {case.pair.q.k:,} categories (its value would be infinite)",
                 )
+
+
+def _check_q_sample_sizes(
+    cases: Sequence[Case], grid: Grid | None, sampler: str | None, checker: _Checker
+) -> None:
+    """q's sample at the largest n must stay an exact integer count (2⁵³), and within what the
+    per-sample sampler draws one by one; a q_sample nothing reads gets a note."""
+    if grid is None:
+        return
+    largest = grid.checkpoints[-1]
+    limit, what = (
+        (PER_SAMPLE_MAX_N, "the per-sample sampler draws one by one")
+        if sampler == "per-sample"
+        else (2**53, "a count stays exact in double precision (2⁵³)")
+    )
+    for i, case in enumerate(cases):
+        if case.pair.q_sample is not None and case.pair.q_sample_size(largest) > limit:
+            checker.error(
+                ("cases", i, "q_sample", "ratio"),
+                f"q's sample at n = {largest:,} would hold {case.pair.q_sample_size(largest):,} draws, "
+                f"more than {what}: {limit:,}",
+            )
 
 
 def _check_q_samples(i: int, label: str, cases: Sequence[Case], checker: _Checker) -> None:

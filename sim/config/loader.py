@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, ConfigIssue
-from .cases import _cases, _check_against_cases, _checkpoints, _estimators
+from .cases import _cases, _check_against_cases, _check_q_sample_sizes, _checkpoints, _estimators
 from .checker import _Checker, _describe
 from .common import _build, _check_sampler, _common_keys
 from .fit import _fit_experiment
@@ -57,6 +57,7 @@ def _experiment(data: Any, checker: _Checker) -> Experiment | FitExperiment | No
     valid_cases: list = []
     cases = _cases(top["cases"], checker, valid_cases) if "cases" in top else None
     _check_against_cases(parsed, valid_cases, checker)
+    _check_q_sample_sizes(valid_cases, grid, common["sampler"], checker)
     return _build(
         Experiment, checker, common, grid, cases=cases, estimators=estimators, kind=kind, save_replicates=save
     )
