@@ -282,6 +282,31 @@ def jackknife_excess(m: np.ndarray) -> np.ndarray:
     return np.where(m < _EXCESS_TABLE, small, acc * x)
 
 
+def jackknife_excess_beyond_half(m: np.ndarray) -> np.ndarray:
+    """B(m) = A(m) − 1/(2m) = Σ_{j≥2} 1/(j(j + 1)·m^j) for whole counts m ≥ 1 (B(0) = 0), about 1/(6m²).
+
+    :func:`jackknife_excess` less its leading term, without the cancellation
+    of forming the difference: the series from its second term (a table below m = 8).
+    """
+    m = np.asarray(m, dtype=float)
+    x = 1.0 / np.maximum(m, float(_EXCESS_TABLE))
+    acc = np.zeros_like(x)
+    for coefficient in _EXCESS_SERIES[:0:-1]:
+        acc = acc * x + coefficient
+    small = _BEYOND_HALF_SMALL[np.clip(m, 0, _EXCESS_TABLE - 1).astype(np.intp)]
+    return np.where(m < _EXCESS_TABLE, small, acc * x * x)
+
+
+#: B(m) for m < 8: 0, ½ (A(1) = 1), then its series of positive terms summed exactly (fsum; 1/m ≤ ½).
+_BEYOND_HALF_SMALL = np.array(
+    [
+        0.0,
+        0.5,
+        *(math.fsum(1.0 / (j * (j + 1) * m**j) for j in range(2, 70)) for m in range(2, _EXCESS_TABLE)),
+    ]
+)
+
+
 def kl_two(d: np.ndarray, a: float, b: float) -> np.ndarray:
     """KL((a + d, b − d) ‖ (a, b)) for two categories, accurate for small ``d``.
 

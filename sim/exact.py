@@ -60,6 +60,8 @@ from .distributions import (
     Pair,
     digamma_excess,
     h_beyond_square,
+    jackknife_excess,
+    jackknife_excess_beyond_half,
     jackknife_kl_terms,
     posterior_kl_terms,
     smoothed_kl_terms,
@@ -392,44 +394,89 @@ def observed_sd_upper(pair: Pair, n: int) -> float:
 SPLIT_FROM = 4.0
 
 
-def _corrected_plugin_mean(pair: Pair, n: int, weight: float) -> float:
-    """E[KL(p̂_n‖q)] − weight·(E[K̂_n] − 1)/n without the cancellation of its two O(1/n) parts.
+class _Split(NamedTuple):
+    """A pair's categories at n for the split means: which are common (n p ≥ :data:`SPLIT_FROM`),
+    P(unseen), P(seen), the coin's tails correction hδ/(2nt) (see :func:`_split`), and the
+    per-category expectation of a term in (c, k) plus the plug-in's h − r²/2 (common) or h (rare)."""
 
-    With r_k = C_k/(n p_k) − 1 and E[p_k r_k²/2] = (1 − p_k)/(2n) exactly, a
-    category with n p_k ≥ :data:`SPLIT_FROM` contributes E[p_k (h(r_k) −
-    r_k²/2)] (O(1/n²)) plus weight·(1 − p_k)^n/n, and a rarer one E[p_k h(r_k)]
-    − weight·P(seen)/n (both of the order of p_k); what is left over is
-    ((1 − 2·weight)(L − 1) + Σ_rare p_k + (1 − Σ p_k))/(2n), L the common
-    categories (0 for Miller–Madow but for the rare ones' mass).  Near p = q,
-    where the mean is far below 1/n, it keeps its relative precision.
+    probs: np.ndarray
+    common: np.ndarray
+    unseen: np.ndarray
+    seen: np.ndarray
+    tails: float
+    expect: Callable
+
+
+def _split(pair: Pair, n: int) -> _Split:
+    """What the split means share (:func:`_corrected_plugin_mean`, :func:`_jackknife_mean`).
+
+    With r_k = C_k/(n p_k) − 1, E[p_k r_k²/2] = (1 − p_k)/(2n) exactly, so a
+    common category's E[p_k h(r_k)] is E[p_k (h(r_k) − r_k²/2)], O(1/n²), plus
+    that.  A coin's tails r is formed with its stored t, the double nearest
+    1 − h = t + δ, which adds hδ/(2nt) when the tails are common.
     """
-    probs, complements = pair.p.probs[pair.support], 1.0 - pair.p.probs[pair.support]
-    missing = 1.0 - math.fsum(probs)
-    if _two_sided(pair):  # exact complements: the tails' is h itself, and 1 − h = t + δ
-        complements, missing = np.array([pair.p.probs[1], pair.p.heads]), 0.0
-        t = float(probs[1])
-        delta = (1.0 - t) - pair.p.heads  # exact (Sterbenz): what the stored tails t lack of 1 − h
-        # the tails' r is formed with t, so E[t·r_t²/2] = h(t + δ)/(2nt) = h/(2n) + hδ/(2nt)
-        missing = pair.p.heads * delta / t if n * t >= SPLIT_FROM else 0.0
+    probs = pair.p.probs[pair.support]
     common = n * probs >= SPLIT_FROM
+    tails = 0.0
     with np.errstate(divide="ignore"):
         log_unseen = n * np.log1p(-probs)
-        if _two_sided(pair):
-            log_unseen = n * np.log(complements)
+    if _two_sided(pair):  # exact complements: the tails' is h itself
+        t = float(probs[1])
+        delta = (1.0 - t) - pair.p.heads  # exact (Sterbenz): what t lacks of 1 − h
+        tails = pair.p.heads * delta / (2 * n * t) if common[1] else 0.0
+        log_unseen = n * np.array([math.log1p(-pair.p.heads), math.log(pair.p.heads)])  # (1 − h)^n, h^n
     unseen, seen = np.exp(log_unseen), -np.expm1(log_unseen)
     hi, lo = two_product(float(n), probs)
 
-    def term(c, k):
-        r = ((c - hi[k]) - lo[k]) / (n * probs[k])
-        return probs[k] * np.where(common[k], h_beyond_square(r), xlog1px_minus_x(r))
+    def term(extra):
+        def g(c, k):
+            r = ((c - hi[k]) - lo[k]) / (n * probs[k])
+            return probs[k] * np.where(common[k], h_beyond_square(r), xlog1px_minus_x(r)) + extra(c, k)
 
-    if _two_sided(pair):
-        rest = [coin_mean(pair, n, lambda c: term(c, 0) + term(n - c, 1))]
-    else:
-        rest = list(expect(n, probs, term))
-    leftover = (1.0 - 2.0 * weight) * (common.sum() - 1.0) + math.fsum(probs[~common]) + missing
-    per_category = np.where(common, weight * unseen, -weight * seen) / n
-    return math.fsum([pair.kl_pq, *rest, leftover / (2 * n), *per_category])
+        if _two_sided(pair):
+            return [coin_mean(pair, n, lambda c: g(c, 0) + g(n - c, 1))]
+        return list(expect(n, probs, g))
+
+    return _Split(probs, common, unseen, seen, tails, term)
+
+
+def _corrected_plugin_mean(pair: Pair, n: int, weight: float) -> float:
+    """E[KL(p̂_n‖q)] − weight·(E[K̂_n] − 1)/n without the cancellation of its two O(1/n) parts.
+
+    A common category (:func:`_split`) contributes E[p_k (h(r_k) − r_k²/2)]
+    plus weight·(1 − p_k)^n/n, a rarer one E[p_k h(r_k)] − weight·P(seen)/n
+    (both of the order of p_k); what is left over is ((1 − 2·weight)(L − 1) +
+    Σ_rare p_k + (1 − Σ p_k))/(2n), L the common categories.  Near p = q,
+    where the mean is far below 1/n, it keeps its relative precision.
+    """
+    sp = _split(pair, n)
+    missing = 0.0 if _two_sided(pair) else 1.0 - math.fsum(sp.probs)
+    rest = sp.expect(lambda c, k: 0.0)
+    leftover = (1.0 - 2.0 * weight) * (sp.common.sum() - 1.0) + math.fsum(sp.probs[~sp.common]) + missing
+    per_category = np.where(sp.common, weight * sp.unseen, -weight * sp.seen) / n
+    return math.fsum([pair.kl_pq, *rest, leftover / (2 * n), sp.tails, *per_category])
+
+
+def _jackknife_mean(pair: Pair, n: int) -> float:
+    """E[jackknife] = KL(p‖q) + E[KL(p̂‖p)] − Σ_k E[(C_k/n)(A(C_k) − A(n))], its O(1/n) parts cancelled.
+
+    With A(c) = 1/(2c) + B(c) (:func:`sim.distributions.jackknife_excess_beyond_half`),
+    a common category (:func:`_split`) contributes E[p(h − r²/2) − (C/n)B(C)] +
+    (1 − p)^n/(2n) + p·B(n), a rare one E[p h(r) − (C/n)(A(C) − A(n))]: near
+    p = q, where the mean is O(1/n²), it keeps its relative precision.
+    """
+    sp = _split(pair, n)
+    a_n = float(jackknife_excess(np.array([float(n)]))[0])
+    b_n = float(jackknife_excess_beyond_half(np.array([float(n)]))[0])
+    common = sp.common
+
+    def extra(c, k):
+        beyond = (c / n) * jackknife_excess_beyond_half(c)
+        whole = (c / n) * (jackknife_excess(c) - a_n)
+        return -np.where(common[k], beyond, whole)
+
+    constants = np.where(common, sp.unseen / (2 * n) + sp.probs * b_n, 0.0)
+    return math.fsum([pair.kl_pq, *sp.expect(extra), sp.tails, *constants])
 
 
 @functools.lru_cache(maxsize=4096)
@@ -519,10 +566,9 @@ def jackknife_moments(pair: Pair, n: int) -> Moments:
     def term(c, j):
         return jackknife_kl_terms(c, n, q[j], k)
 
+    mean = _jackknife_mean(pair, n)
     if pair.family == "coin":  # both faces possible (one is handled above)
-        value = lambda c: term(c, 0) + term(n - c, 1) + outside  # noqa: E731
-        return _coin_moments(pair, n, coin_mean(pair, n, value), value)
-    mean = math.fsum(expect(n, probs, term)) + outside
+        return _coin_moments(pair, n, mean, lambda c: term(c, 0) + term(n - c, 1) + outside)
     return Moments(mean, pairwise_sd(n, probs, term), math.nan)
 
 
