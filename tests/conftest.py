@@ -24,6 +24,17 @@ def pytest_configure(config):
     faulthandler.dump_traceback_later(STUCK_AFTER_S, exit=True, file=os.dup(2))
 
 
+#: Files whose shared runs take longest (test_shipped: every shipped config, twice): handed to
+#: the workers first, so that under ``--dist loadfile`` the two finish together rather than one
+#: starting the longest file when the other is nearly done.
+LONGEST_FIRST = ("test_shipped.py",)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Put the longest files first (stable: the rest keep their order)."""
+    items.sort(key=lambda item: item.path.name not in LONGEST_FIRST)
+
+
 @pytest.fixture
 def cli():
     """Invoke the CLI in-process; returns click's Result (stderr separate)."""
