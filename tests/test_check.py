@@ -305,3 +305,24 @@ def test_json_report_says_what_the_table_says(folder, copy, cli):
         failure
     )
     assert failure["case"] == s.case[3] and failure["n"] == s.n[3]
+
+
+def test_the_replicates_grid_is_decided_by_arrays_in_any_row_order():
+    """Every (case, replicate, n) once, whatever the order; a moved, renamed or missing key is not."""
+    from types import SimpleNamespace
+
+    from sim.check.tables import _complete_grid
+
+    experiment = SimpleNamespace(
+        replicates=3, checkpoints=[1, 10], cases=[SimpleNamespace(name="a"), SimpleNamespace(name="b")]
+    )
+    rows = [(c, r, n) for c in "ab" for r in range(3) for n in (1, 10)]
+    frame = pd.DataFrame(rows, columns=["case", "replicate", "n"])
+    assert _complete_grid(frame.sample(frac=1.0, random_state=2), experiment)
+    moved = frame.copy()
+    moved.loc[0, "n"] = 10  # (a, 0, 10) twice, (a, 0, 1) missing
+    renamed = frame.copy()
+    renamed.loc[3, "case"] = "c"
+    assert not _complete_grid(moved, experiment)
+    assert not _complete_grid(renamed, experiment)
+    assert not _complete_grid(frame.iloc[1:], experiment)
