@@ -200,6 +200,20 @@ cases:
 """
 
 
+#: Runs ``sim`` as a shell runs a foreground job: SIGINT and SIGTERM neither ignored nor blocked.
+#: A child inherits an ignored or blocked signal from whatever started it (an xdist worker was
+#: seen passing on an ignored SIGINT, so Python never installed its handler and the run went on
+#: to the end); an interactive shell resets both for the commands it starts.
+_FOREGROUND = (
+    "import runpy, signal, sys; "
+    "signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "signal.signal(signal.SIGTERM, signal.SIG_DFL); "
+    "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM}); "
+    "sys.argv = ['sim', *sys.argv[1:]]; "
+    "runpy.run_module('sim', run_name='__main__')"
+)
+
+
 def _start_run(tmp_path: Path, config: str, *extra: str) -> subprocess.Popen:
     cfg = tmp_path / "slow.yaml"
     cfg.write_text(config)
@@ -207,8 +221,8 @@ def _start_run(tmp_path: Path, config: str, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "sim",
+            "-c",
+            _FOREGROUND,
             "run",
             str(cfg),
             "--out",
