@@ -428,7 +428,7 @@ def _split(pair: Pair, n: int) -> _Split:
     unseen, seen = np.exp(log_unseen), -np.expm1(log_unseen)
     hi, lo = two_product(float(n), probs)
 
-    def term(extra):
+    def means(extra):
         def g(c, k):
             r = ((c - hi[k]) - lo[k]) / (n * probs[k])
             return probs[k] * np.where(common[k], h_beyond_square(r), xlog1px_minus_x(r)) + extra(c, k)
@@ -437,7 +437,7 @@ def _split(pair: Pair, n: int) -> _Split:
             return [coin_mean(pair, n, lambda c: g(c, 0) + g(n - c, 1))]
         return list(expect(n, probs, g))
 
-    return _Split(probs, common, unseen, seen, tails, term)
+    return _Split(probs, common, unseen, seen, tails, means)
 
 
 def _corrected_plugin_mean(pair: Pair, n: int, weight: float) -> float:

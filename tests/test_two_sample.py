@@ -23,6 +23,7 @@ from sim import blocks, registry
 from sim import distributions as d
 from sim.check.report import ESTIMATED_TEST, STATISTICAL
 from sim.config import parse_config
+from sim.config.model import dump_config
 from sim.errors import ConfigError
 from sim.estimators import SupportArrays, two_sample
 from tests.helpers import z_crit
@@ -299,6 +300,8 @@ def test_a_bad_q_sample_is_a_config_error_at_its_line(ratio, expected):
 def test_q_sample_is_written_to_the_resolved_config_and_read_back():
     experiment = parse_config(TWO.replace("UNITS", "nats").replace("RATIO_DIE", "0.25"))
     assert experiment.cases[1].to_dict()["q_sample"] == {"ratio": 0.25}
+    again = parse_config(dump_config(experiment))  # what config.yaml holds, as sim check reads it
+    assert [c.pair.q_sample for c in again.cases] == [1.0, 0.25, 2.0]
     assert experiment.cases[1].pair.q_sample_size(10) == 3  # the nearest integer to 2.5 upwards
     assert experiment.cases[1].pair.q_sample_size(1) == 1  # at least one draw
 
