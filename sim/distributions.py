@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 
@@ -502,6 +502,14 @@ class Pair:
     p: Distribution
     q: Distribution
     q_sample: float | None = None
+
+    #: Parametric pairs (:class:`sim.families.FamilyPair`) say True: the sampler and estimators ask this.
+    parametric: ClassVar[bool] = False
+
+    @property
+    def cells(self) -> int:
+        """Counts a replicate holds in memory (p's support): the block sizes ask this."""
+        return int(self.support.size)
 
     def __post_init__(self) -> None:
         if self.p.k != self.q.k:

@@ -386,6 +386,8 @@ def _moments(spec: Estimator, pair: Pair, n: int) -> Moments:
     # and should not pay scipy.stats' import (~0.5 s) to reject a bad file
     from . import decision, exact
 
+    if pair.parametric:  # a parametric family's pair knows its estimators' laws (sim.families.pair)
+        return pair.moments(spec, n)
     if spec.form is Form.MEAN:
         return exact.mean_of(spec.summand(pair), n)
     if spec.form is Form.PLUGIN and spec.observed_penalty:

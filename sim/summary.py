@@ -157,21 +157,23 @@ def analytic_row(case: Case, units: str) -> dict:
     row = {
         "case": case.name,
         "family": pair.family,
-        "k": pair.p.k,
-        "k_support": int(pair.support.size),
+        "k": pd.NA if pair.parametric else pair.p.k,  # a parametric family has no categories
+        "k_support": pd.NA if pair.parametric else int(pair.support.size),
         "units": units,
     }
     for col in ANALYTIC_COLUMNS[5:-1]:
-        value = _LIMITS[col](pair) if col in _LIMITS else getattr(pair, col)
+        value = getattr(pair, col) if pair.parametric or col not in _LIMITS else _LIMITS[col](pair)
         row[col] = float(to_units(value, units))
-    row["chernoff"] = float(to_units(chernoff(pair).information, units))
+    # the Chernoff information of parametric families is not computed (empty)
+    row["chernoff"] = math.nan if pair.parametric else float(to_units(chernoff(pair).information, units))
     return row
 
 
 def analytic_table(experiment: Experiment) -> pd.DataFrame:
     """``analytic.csv``: one row per case."""
     rows = [analytic_row(c, experiment.units) for c in experiment.cases]
-    return pd.DataFrame(rows, columns=ANALYTIC_COLUMNS)
+    frame = pd.DataFrame(rows, columns=ANALYTIC_COLUMNS)
+    return frame.astype({"k": "Int64", "k_support": "Int64"})  # whole numbers, empty for parametric cases
 
 
 def summarize_case(

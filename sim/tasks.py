@@ -66,7 +66,7 @@ def plan(experiment: Experiment) -> list[Task]:
     """Every task of a convergence experiment, in merge order."""
     tasks = []
     for c, case in enumerate(experiment.cases):
-        size = block_size(int(case.pair.support.size))
+        size = block_size(case.pair.cells)
         blocks = math.ceil(experiment.replicates / size)
         tasks += [Task(c, b, min(BLOCKS_PER_TASK, blocks - b)) for b in range(0, blocks, BLOCKS_PER_TASK)]
     return tasks

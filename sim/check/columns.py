@@ -43,6 +43,7 @@ from . import inference
 from .laws import Law
 from .report import (
     BOUND_TEST,
+    CHEBYSHEV_TEST,
     CONSISTENCY,
     ESTIMATED_TEST,
     EXACT_TEST,
@@ -556,6 +557,10 @@ class RowCheck:
             p = inference.bernstein(eff, r, bound, law.high - law.mean, law.mean - law.low)
             self.out.append(_statistical(key, "mean", BOUND_TEST, mean, law.mean, p, dev))
             return
+        if not _isnan(law.sd):  # unbounded values, a skewed law: Chebyshev's inequality with the exact sd
+            p = inference.chebyshev(eff, law.sd / math.sqrt(r))
+            self.out.append(_statistical(key, "mean", CHEBYSHEV_TEST, mean, law.mean, p, dev))
+            return
         sd = self.row["sd"]
         if self._looks_normal() and not _isnan(sd) and sd > 0.0:
             p = inference.normal(eff, sd / math.sqrt(r))
@@ -748,6 +753,11 @@ class RowCheck:
             p = inference.bernstein_variance(sd, law.sd, beta2, value_range, r)
             self.out.append(_statistical(key, "sd", BOUND_TEST, sd, law.sd, p, sd - law.sd))
             return True
+        if not _isnan(beta2):  # unbounded values: Chebyshev's inequality on s², whose variance μ4 gives
+            var_s2 = law.mu4 / r - fourth * (r - 3) / (r * (r - 1))
+            p = inference.chebyshev(sd * sd - fourth**0.5, math.sqrt(max(var_s2, 0.0)))
+            self.out.append(_statistical(key, "sd", CHEBYSHEV_TEST, sd, law.sd, p, sd - law.sd))
+            return True
         return False
 
     def _sd_against_bound(self, sd: float, value_range: float) -> None:
@@ -815,7 +825,7 @@ class RowCheck:
                     UNTESTABLE,
                     c,
                     math.nan,
-                    reason="no exact coverage for a categorical case",
+                    reason="no exact coverage for this case (known for coins only)",
                 )
             )
             return

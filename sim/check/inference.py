@@ -128,6 +128,13 @@ def bernstein_variance(s: float, sigma: float, beta2: float, value_range: float,
     return min(1.0, 2.0 * tail)
 
 
+def chebyshev(deviation: float, se: float) -> float:
+    """Two-sided p-value bound P(|X − EX| ≥ |deviation|) ≤ se²/deviation² (any law with that sd)."""
+    if deviation == 0.0:
+        return 1.0
+    return min(1.0, (se / deviation) ** 2)
+
+
 def normal_is_adequate(skew: float, excess_kurtosis: float, r: int) -> bool:
     """Whether a mean of ``r`` values with this one-value skewness and kurtosis is normal enough.
 

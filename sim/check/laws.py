@@ -359,9 +359,32 @@ def _tilted_law(pair: Pair, spec: Estimator, n: int, k: float) -> Law:
 def convergence_law(pair: Pair, estimator: str, n: int, units: str) -> Law:
     """The :class:`Law` of one replicate of ``estimator`` at ``n`` for a convergence case."""
     spec = registry.get(estimator)
+    if pair.parametric:
+        return _family_law(pair, spec, n, spec.divisor(units))
     if spec.form not in _LAWS:
         raise ValueError(f"no law known for estimator {estimator!r}")
     return _LAWS[spec.form](pair, spec, n, spec.divisor(units))
+
+
+def _family_law(pair, spec: Estimator, n: int, k: float) -> Law:
+    """A parametric case (:class:`sim.families.FamilyPair`): exact mean, sd, fourth moment and shape.
+
+    Values are unbounded (a normal's llr) or bounded on one side only (a KL ≥ 0): the mean is
+    z-tested where the exact skewness and kurtosis make the normal law adequate.
+    """
+    m = spec.moments(pair, n)
+    skew, kurtosis = pair.shape(spec, n)
+    one = m.sd * math.sqrt(n) if spec.form is Form.MEAN else m.sd  # the spread of the terms summed
+    return Law(
+        mean=m.mean / k,
+        sd=m.sd / k,
+        mu4=m.mu4 / k**4,
+        sd_bound=m.sd / k,
+        skew=skew,
+        kurtosis=kurtosis,
+        low=0.0 if spec.form is Form.PLUGIN else -math.inf,
+        scale=(abs(m.mean) + 8.0 * one) / k,
+    )
 
 
 #: The law of one replicate, by the estimator's form (probabilities: k = 1 always).

@@ -25,9 +25,10 @@ ROW_SET = "row set"
 EXACT_TEST = "exact test (Binomial)"
 NORMAL_TEST = "z-test (exact sd)"
 BOUND_TEST = "Bernstein bound test"
+CHEBYSHEV_TEST = "Chebyshev bound test"
 ESTIMATED_TEST = "z-test (sd estimated from the replicates; approximate)"
 UNTESTABLE = "not testable"
-STATISTICAL = (EXACT_TEST, NORMAL_TEST, BOUND_TEST, ESTIMATED_TEST)
+STATISTICAL = (EXACT_TEST, NORMAL_TEST, BOUND_TEST, CHEBYSHEV_TEST, ESTIMATED_TEST)
 #: How the overview names each kind of test.
 SHORT = {
     RECOMPUTED: "recomputed",
@@ -38,6 +39,7 @@ SHORT = {
     EXACT_TEST: "exact Binomial test",
     NORMAL_TEST: "z-test",
     BOUND_TEST: "Bernstein test",
+    CHEBYSHEV_TEST: "Chebyshev test",
     ESTIMATED_TEST: "z-test (estimated sd)",
     UNTESTABLE: "NOT TESTABLE",
 }

@@ -126,7 +126,7 @@ def analytic(frame: pd.DataFrame, expected: pd.DataFrame) -> list[dict]:
                     record(table, key, column, RECOMPUTED, o, e, passed=ok, reason="" if ok else "differs")
                 )
                 continue
-            e, o = float(e), float(o)
+            e, o = (math.nan if pd.isna(v) else float(v) for v in (e, o))
             tol = RELATIVE * abs(e) if math.isfinite(e) else 0.0
             if _isnan(e) or _isnan(o):
                 ok = _isnan(e) and _isnan(o)

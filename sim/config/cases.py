@@ -11,7 +11,9 @@ import numpy as np
 
 from .. import distributions as dist
 from .. import registry
+from ..families import Family
 from .checker import _as_number, _Checker, _describe
+from .families import family_case, is_family, read_family
 from .model import (
     _CASE_KEYS,
     _GENERATORS,
@@ -105,6 +107,9 @@ def _distribution(value: Any, path: KeyPath, checker: _Checker) -> ReadDistribut
     """Read p or q: a coin, a list of probabilities or a generator mapping."""
     if isinstance(value, list):
         return _probabilities(value, path, checker)
+    if is_family(value):
+        member = read_family(value, path, checker)
+        return None if member is None else ReadDistribution(member.written, member)
     if isinstance(value, dict):
         return _generated(value, path, checker)
     return _coin(value, path, checker)
@@ -185,7 +190,8 @@ def _coin(value: Any, path: KeyPath, checker: _Checker) -> ReadDistribution | No
         checker.error(
             path,
             f"must be a probability (a coin), a list of probabilities or one of "
-            f"{{uniform: K}}, {{zipf: {{k, s}}}}, {{dirichlet: {{k, alpha, seed}}}}; got {_describe(value)}",
+            f"{{uniform: K}}, {{zipf: {{k, s}}}}, {{dirichlet: {{k, alpha, seed}}}}, {{normal: {{mean, sd}}}}, "
+            f"{{poisson: {{rate}}}}, {{exponential: {{rate}}}}, {{geometric: {{p}}}}; got {_describe(value)}",
         )
         return None
     heads = checker.real(value, path, 0.0, 1.0)
@@ -209,6 +215,13 @@ def _case(value: Any, path: KeyPath, checker: _Checker) -> Case | None:
     if "q_sample" in spec and ratio is None:
         return None
     (p_raw, p_dist), (q_raw, q_dist) = p, q
+    if isinstance(p_dist, Family) or isinstance(q_dist, Family):
+        if "q_sample" in spec:
+            checker.error(
+                path + ("q_sample",), "q_sample applies to categorical cases (two-sample estimators)"
+            )
+        pair = family_case(name, p_dist, q_dist, path, checker)
+        return None if pair is None or "q_sample" in spec else Case(name, p_raw, q_raw, pair, desc)
     if p_dist.k != q_dist.k:
         checker.error(path + ("q",), f"q has {q_dist.k:,} categories but p has {p_dist.k:,}")
         return None
@@ -307,6 +320,7 @@ def _check_against_cases(estimators: dict[int, str], cases: Sequence[Case], chec
                     f"case '{case.name}': q_sample is read only by a two-sample estimator "
                     "(two_sample_kl), and none is asked for"
                 )
+    cases = [c for c in cases if not c.pair.parametric]  # see config.families.check_family_cases
     for i, label in estimators.items():
         spec = registry.get(label)
         if spec.needs_q_sample:

@@ -10,6 +10,7 @@ from ..errors import ConfigError, ConfigIssue
 from .cases import _cases, _check_against_cases, _check_q_sample_sizes, _checkpoints, _estimators
 from .checker import _Checker, _describe
 from .common import _build, _check_sampler, _common_keys
+from .families import check_family_cases, default_estimators
 from .fit import _fit_experiment
 from .model import (
     _FIT_KEYS,
@@ -58,6 +59,11 @@ def _experiment(data: Any, checker: _Checker) -> Experiment | FitExperiment | No
     cases = _cases(top["cases"], checker, valid_cases) if "cases" in top else None
     _check_against_cases(parsed, valid_cases, checker)
     _check_q_sample_sizes(valid_cases, grid, common["sampler"], checker)
+    ckpts = grid.checkpoints if grid is not None else ()
+    check_family_cases(top, valid_cases, parsed, common["sampler"], ckpts, checker)
+    if "estimators" not in top and cases and common["sampler"] is not None:
+        estimators, left_out = default_estimators(cases, common["sampler"], ckpts)
+        checker.notes.extend(left_out)
     return _build(
         Experiment, checker, common, grid, cases=cases, estimators=estimators, kind=kind, save_replicates=save
     )

@@ -84,6 +84,8 @@ def describe_distribution(spec: Any, *, max_values: int = 6) -> str:
     '0.5'
     >>> describe_distribution({"zipf": {"k": 50000, "s": 1.07}})
     'Zipf(K=50,000, s=1.07)'
+    >>> describe_distribution({"normal": {"mean": 0.0, "sd": 2.0}})
+    'Normal(mean=0, sd=2)'
     """
     if isinstance(spec, int | float):
         return f"{spec:g}"
@@ -100,6 +102,8 @@ def describe_distribution(spec: Any, *, max_values: int = 6) -> str:
             return f"Zipf(K={args['k']:,}, s={args['s']:g})"
         if kind == "dirichlet":
             return f"Dirichlet(K={args['k']:,}, α={args['alpha']:g}, seed {args['seed']})"
+        if isinstance(args, dict):  # a parametric family: Normal(mean=0, sd=1), Poisson(rate=3), …
+            return f"{str(kind).capitalize()}(" + ", ".join(f"{k}={v:g}" for k, v in args.items()) + ")"
     return str(spec)
 
 

@@ -13,6 +13,7 @@ import pandas as pd
 from .. import blocks
 from .. import results as res
 from ..config import Experiment
+from ..families import paths as family_paths
 from ..streaming import Accumulator
 from ..summary import analytic_table, replicates_frame, summarize_case, summarize_stream
 from ..tasks import Task, plan
@@ -22,10 +23,17 @@ from .base import RunTasks, Stage
 _WORK_K = 1000
 
 
+def run_task(experiment: Experiment, task: Task) -> dict:
+    """One task's arrays: :func:`sim.blocks.run_task` for categorical cases, parametric families' own paths."""
+    if experiment.cases[task.case].pair.parametric:
+        return family_paths.run_task(experiment, task)
+    return blocks.run_task(experiment, task)
+
+
 class ConvergencePipeline:
     """The :class:`sim.pipelines.base.Pipeline` of ``kind: convergence``."""
 
-    run_task = staticmethod(blocks.run_task)
+    run_task = staticmethod(run_task)
     streams = True
 
     def replicate_rows(self, experiment: Experiment) -> int:
@@ -40,14 +48,14 @@ class ConvergencePipeline:
         return plan(experiment)
 
     def work(self, experiment: Experiment) -> float:
-        steps = sum(min(int(c.pair.support.size), _WORK_K) for c in experiment.cases)
+        steps = sum(min(c.pair.cells, _WORK_K) for c in experiment.cases)
         return experiment.replicates * len(experiment.checkpoints) * steps
 
     def effort(self, experiment: Experiment) -> float:
         # summary rows (each checked, most drawn), exact sums over every category at every n
         # (a thousand categories about one row's cost), and the sampling
         rows = len(experiment.cases) * len(experiment.checkpoints) * len(experiment.estimators)
-        categories = sum(int(c.pair.support.size) for c in experiment.cases) * len(experiment.checkpoints)
+        categories = sum(c.pair.cells for c in experiment.cases) * len(experiment.checkpoints)
         return rows + categories / 1000 + self.work(experiment) / 1e6
 
     def analytic(self, experiment: Experiment) -> pd.DataFrame:
