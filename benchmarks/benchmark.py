@@ -43,8 +43,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sim.allocator import keep_freed_memory  # noqa: E402
-from sim.blocks import run_task  # noqa: E402
 from sim.config import ESTIMATORS, parse_config  # noqa: E402
+from sim.pipelines.convergence import run_task  # noqa: E402
 from sim.results import write_csv  # noqa: E402
 from sim.runner import Execution, run_experiment  # noqa: E402
 from sim.tasks import block_size, plan  # noqa: E402
@@ -297,6 +297,23 @@ def main() -> None:
         "≤ 1.2",
         t_huge / t_small <= 1.2,
         f"{r_c:,} replicates",
+    )
+
+    def gaussian(n_max: int):
+        return parse_config(
+            f"name: g\nseed: 1\nreplicates: {r_c}\nn: {{min: 2, max: {n_max}, points: 10}}\n"
+            "cases: [{name: g, p: {normal: {mean: 0, sd: 1}}, q: {normal: {mean: 1, sd: 2}}}]\n"
+        )
+
+    g_small, g_huge = gaussian(10**3), gaussian(10**12)
+    t_g = best(lambda: simulate_all(g_huge)) / best(lambda: simulate_all(g_small))
+    record(
+        "Gaussian: time(N_max = 1e12) / time(1e3)",
+        t_g,
+        "×",
+        "≤ 1.2",
+        t_g <= 1.2,
+        f"{r_c:,} replicates, 10 checkpoints, 4 estimators (sufficient statistics)",
     )
     more = parse_config(coin(4 * r_c, 10**3))
     t_more = best(lambda: simulate_all(more), 3)

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..distributions import digamma_excess
 from .base import NODES, Family, State
-from .special import gamma_log_cumulants, log1p_excess
+from .special import gamma_log_cumulants, ratio_excess
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class Exponential(Family):
         return (other.rate - self.rate) / self.rate
 
     def kl(self, other: Exponential) -> float:
-        return float(log1p_excess(np.array([self._rho_minus_1(other)]))[0])
+        return float(ratio_excess(other.rate, self.rate))
 
     def log_ratio_sd(self, other: Exponential) -> float:
         return abs(self._rho_minus_1(other))
@@ -86,7 +86,7 @@ class Exponential(Family):
         return math.log(self.rate / other.rate) - (self.rate - other.rate) * (state["total"] / n)
 
     def fitted_kl(self, state: State, n: int, other: Exponential) -> np.ndarray:
-        return log1p_excess(other.rate * state["total"] / n - 1.0)
+        return ratio_excess(other.rate * state["total"], float(n))
 
     def fitted_kl_law(self, other: Exponential, n: int) -> tuple[float, float, float, float]:
         bias = 1.0 / n - float(digamma_excess(np.array([float(n)]))[0])

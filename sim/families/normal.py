@@ -25,7 +25,7 @@ import numpy as np
 
 from ..distributions import digamma_excess
 from .base import NODES, Family, State
-from .special import gamma_log_cumulants, log1p_excess
+from .special import gamma_log_cumulants, log1p_excess, ratio_excess
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
@@ -74,8 +74,13 @@ class Normal(Family):
         return (self.sd - other.sd) * (self.sd + other.sd) / (other.sd * other.sd)
 
     def kl(self, other: Normal) -> float:
-        u, delta = self._rho_minus_1(other), self.mu - other.mu
-        return float(0.5 * log1p_excess(u) + delta * delta / (2.0 * other.sd * other.sd))
+        delta = self.mu - other.mu
+        u = self._rho_minus_1(other)
+        near = (
+            abs(u) < 0.25
+        )  # ρ − 1 − log ρ: its series in ρ − 1, or with log ρ = 2 log(σ_p/σ_q) for ρ far from 1
+        half = float(log1p_excess(u)) if near else u - 2.0 * (math.log(self.sd) - math.log(other.sd))
+        return 0.5 * half + delta * delta / (2.0 * other.variance)
 
     def log_ratio_sd(self, other: Normal) -> float:
         u, delta = self._rho_minus_1(other), self.mu - other.mu
@@ -115,7 +120,7 @@ class Normal(Family):
     def fitted_kl(self, state: State, n: int, other: Normal) -> np.ndarray:
         q2 = other.variance
         z = (state["mean"] - other.mu) / other.sd
-        return 0.5 * log1p_excess((state["m2"] / n - q2) / q2) + 0.5 * z * z
+        return 0.5 * ratio_excess(state["m2"] / n, q2) + 0.5 * z * z
 
     def fitted_kl_minimum_n(self) -> int:
         return 2  # one observation fits a variance of 0: KL = ∞

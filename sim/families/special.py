@@ -25,7 +25,8 @@ _LOG1P_SERIES = np.array([(-1.0) ** j / j for j in range(2, 41)])
 
 def log1p_excess(u) -> np.ndarray:
     """u − log(1 + u) for u > −1, elementwise, ≥ 0, to full relative precision near 0 (≈ u²/2)."""
-    u = np.asarray(u, dtype=float)
+    shape = np.shape(u)
+    u = np.atleast_1d(np.asarray(u, dtype=float))
     with np.errstate(divide="ignore"):
         out = u - np.log1p(u)
     small = np.abs(u) < _LOG1P_SERIES_RADIUS
@@ -35,7 +36,19 @@ def log1p_excess(u) -> np.ndarray:
         for c in _LOG1P_SERIES[::-1]:
             acc = acc * us + c
         out[small] = acc * us * us
-    return np.maximum(out, 0.0)
+    return np.maximum(out, 0.0).reshape(shape)
+
+
+def ratio_excess(num, den) -> np.ndarray:
+    """ρ − 1 − log ρ for ρ = num/den > 0, elementwise: :func:`log1p_excess` of (num − den)/den near 1,
+    and log ρ as log num − log den elsewhere (log1p(ρ − 1) would lose ρ's digits for ρ ≪ 1)."""
+    num, den = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
+    u = (num - den) / den
+    with np.errstate(divide="ignore"):
+        far = u - (np.log(num) - np.log(den))
+    return np.where(
+        np.abs(u) < _LOG1P_SERIES_RADIUS, log1p_excess(np.clip(u, -0.5, 0.5)), np.maximum(far, 0.0)
+    )
 
 
 #: From here on the asymptotic series of ψ⁽ᵐ⁾ is used (its terms below 1e-17 of the sum for m ≤ 3).
