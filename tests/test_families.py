@@ -28,11 +28,6 @@ getcontext().prec = 50
 D = Decimal
 
 
-def _decimal_sum(logpmf, xs):
-    """Σ over xs of (pmf, log pmf) pairs in Decimal."""
-    return [(lp.exp(), lp) for lp in (logpmf(x) for x in xs)]
-
-
 def _poisson_log(rate: Decimal, x: int) -> Decimal:
     return (
         x * rate.ln() - rate - D(math.lgamma(x + 1))

@@ -59,9 +59,6 @@ class FamilyPair:
         """``normal``, or ``poisson/geometric`` for a mixed pair."""
         return self.p.name if self.same_family else f"{self.p.name}/{self.q.name}"
 
-    def describe(self) -> str:
-        return f"p = {self.p.describe()}, q = {self.q.describe()}"
-
     # -- analytic quantities (nats) ---------------------------------------
     @functools.cached_property
     def kl_pq(self) -> float:

@@ -14,8 +14,6 @@ Seeds and block sizes are :mod:`sim.tasks`'s, as for categorical cases.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from .. import registry
@@ -92,8 +90,3 @@ def _by_observation(pair: FamilyPair, specs, checkpoints, rows: int, rng: np.ran
             if spec.form is not Form.MEAN:
                 row[e] = pair.statistic_value(spec, state, n)
         yield row
-
-
-def work(pair: FamilyPair, checkpoints, sampler: str) -> float:
-    """Steps per replicate: one per checkpoint with statistics, one per observation drawn one by one."""
-    return float(len(checkpoints)) if sampler == "counts" else float(math.fsum([checkpoints[-1]]))
