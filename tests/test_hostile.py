@@ -77,6 +77,39 @@ def test_documents_that_would_exhaust_memory_or_the_stack_are_refused():
         parse_config("\n".join(laughs) + "\n", "laughs.yaml")
 
 
+def _line_where_a_plain_count_runs_out(text: str, limit: int) -> int | None:
+    """Expand the document by brute force, depth first, and give the line of value number limit + 1."""
+    seen = 0
+
+    def walk(node):
+        nonlocal seen
+        seen += 1
+        if seen > limit:
+            return node.start_mark.line + 1
+        children = [v for _, v in node.value] if isinstance(node, yaml.MappingNode) else node.value
+        for child in children if isinstance(children, list) else []:
+            if (line := walk(child)) is not None:
+                return line
+        return None
+
+    return walk(yaml.compose(text, Loader=yaml.SafeLoader))
+
+
+@pytest.mark.parametrize("limit", [1, 5, 12, 20, 57, 62, 63, 300])
+def test_a_document_too_large_is_refused_at_the_line_where_its_count_runs_out(monkeypatch, limit):
+    """Counted without expanding the aliases; located as a plain depth-first count would."""
+    text = "name: x\nbase: &a [1, 2, 3]\nmore: &b\n  - *a\n  - [4, *a, 5]\n  - 6\nlast: [*b, *b, *a, *b]\n"
+    line = _line_where_a_plain_count_runs_out(text, limit)
+    monkeypatch.setattr("sim.config.yamlnodes.MAX_NODES", limit)
+    if line is None:
+        with pytest.raises(ConfigError) as info:  # small enough: the usual validation runs
+            parse_config(text, "t.yaml")
+        assert "values" not in str(info.value)
+        return
+    with pytest.raises(ConfigError, match=rf"t.yaml:{line}: the document holds more than {limit:,} values"):
+        parse_config(text, "t.yaml")
+
+
 def test_every_error_at_once_with_file_line_and_key():
     text = "name: x\nreplicats: 10\nunits: nat\nn: [10, 5]\ncases:\n  - {name: c, p: 0.5, q: 1.0}\n  - {name: c, p: 0.5, q: 0.5}\n"
     with pytest.raises(ConfigError) as info:

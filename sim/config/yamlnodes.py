@@ -43,17 +43,60 @@ def _compose(text: str, source: str) -> Composed:
     node = _parse(text, source, issues)
     if node is None:
         return Composed(None, {}, issues)
+    sizes: dict[int, int] = {}
+    if _expanded_size(node, sizes, 0) > MAX_NODES:  # refused before converting millions of values
+        return Composed(None, {}, [_too_large(source, _exhausted_at(node, MAX_NODES, sizes), "values")])
     converter = _Converter(source)
     try:
         return Composed(converter.convert(node, ()), converter.lines, converter.issues)
     except _TooLarge as exc:
-        at = exc.node.start_mark.line + 1
-        if converter.remaining < 0:
-            what = f"more than {MAX_NODES:,} values (aliases expand)"
+        what = "values" if converter.remaining < 0 else "depth"
+        return Composed(None, converter.lines, [_too_large(source, exc.node, what)])
+
+
+def _too_large(source: str, node: yaml.Node, what: str) -> ConfigIssue:
+    """The issue for a document that holds too many values or nests too deeply, at ``node``'s line."""
+    held = f"more than {MAX_NODES:,} values (aliases expand)" if what == "values" else "nested too deeply"
+    return ConfigIssue(
+        source, node.start_mark.line + 1, "", f"the document holds {held}; a config is far smaller"
+    )
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [value for _, value in node.value]
+    if isinstance(node, yaml.SequenceNode):
+        return node.value
+    return []
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], depth: int) -> int:
+    """How many values ``node`` holds once aliases expand; memoised by node in ``sizes``.
+
+    An alias is the same node object as its anchor, so each distinct node is
+    counted once: a "billion laughs" document of a few lines costs a few
+    steps.  Below :data:`MAX_DEPTH` nothing is counted (the conversion
+    refuses that depth itself).
+    """
+    if id(node) not in sizes:
+        below = _children(node) if depth <= MAX_DEPTH else []
+        sizes[id(node)] = 1 + sum(_expanded_size(child, sizes, depth + 1) for child in below)
+    return sizes[id(node)]
+
+
+def _exhausted_at(node: yaml.Node, budget: int, sizes: dict[int, int]) -> yaml.Node:
+    """The node at which a depth-first count of ``budget`` values runs out (as the conversion counts)."""
+    while True:
+        budget -= 1
+        if budget < 0:
+            return node
+        for child in _children(node):
+            if sizes[id(child)] > budget:
+                node = child
+                break
+            budget -= sizes[id(child)]
         else:
-            what = "nested too deeply"
-        issue = ConfigIssue(source, at, "", f"the document holds {what}; a config is far smaller")
-        return Composed(None, converter.lines, [issue])
+            return node
 
 
 def _parse(text: str, source: str, issues: list[ConfigIssue]) -> yaml.Node | None:
