@@ -137,13 +137,15 @@ def _nudge(x, y):
     arr = np.asarray(y)
     if arr.dtype != np.float64:
         return y
-    bits = np.broadcast_to(np.asarray(x, dtype=np.float64), arr.shape).copy().view(np.uint64)
-    pick = (bits * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(62)
-    with np.errstate(all="ignore"):
-        up, down = np.nextafter(arr, np.inf), np.nextafter(arr, -np.inf)
-    moved = np.where(
-        ~np.isfinite(arr) | (arr == 0), arr, np.where(pick == 0, up, np.where(pick == 1, down, arr))
-    )
+    key = np.broadcast_to(np.asarray(x, dtype=np.float64), arr.shape).reshape(-1).view(np.uint64)
+    pick = (key * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(62)  # 0: up, 1: down, 2 or 3: kept
+    flat = arr.reshape(-1)
+    step = (pick == 0).view(np.int8) - (pick == 1).view(np.int8)
+    step[~np.isfinite(flat) | (flat == 0)] = 0
+    # One ulp up or down the float line: on the bits, +1 is away from zero for a
+    # positive value and towards zero for a negative one.
+    step = np.where(flat < 0, -step, step).astype(np.int64)
+    moved = (flat.view(np.int64) + step).view(np.float64).reshape(arr.shape)
     return moved if isinstance(y, np.ndarray) else type(y)(moved[()])
 
 

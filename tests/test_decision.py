@@ -72,6 +72,7 @@ def _chernoff_grid(p, q):
     return -values.min()
 
 
+@pytest.mark.slow
 def test_chernoff_information_against_a_grid_and_its_properties():
     rng = np.random.default_rng(5)
     for _ in range(20):

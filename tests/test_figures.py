@@ -113,6 +113,7 @@ def test_estimator_colours_are_fixed_distinct_and_colourblind_safe():
     assert shared == {"plugin_kl", "plugin_kl_jackknife"}
 
 
+@pytest.mark.slow
 def test_twelve_cases_fit_in_a_grid(tmp_path):
     cases = "\n".join(f"  - {{name: c{i}, p: 0.5, q: {0.05 + 0.075 * i:.3f}}}" for i in range(12))
     e = parse_config(f"name: many\nreplicates: 20\nn: [1, 10, 100]\ncases:\n{cases}\n")
@@ -380,12 +381,15 @@ def test_log_labels_are_matplotlibs_as_plain_text(limits):
 
 
 def _boxes(fig):
-    """Each visible panel's, the legend's and the suptitle's extent as drawn at the figures' dpi."""
+    """Each visible panel's, the legend's and the suptitle's extent as drawn at the figures' dpi.
+
+    Laid out by Agg's renderer without rasterising (the same extents as a full draw, for less).
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     fig.set_dpi(figures.DPI)
     canvas = FigureCanvasAgg(fig)
-    canvas.draw()
+    fig.draw_without_rendering()
     renderer = canvas.get_renderer()
     boxes = {f"panel {i}": ax.get_tightbbox(renderer) for i, ax in enumerate(_visible(fig))}
     boxes |= {f"legend {i}": legend.get_window_extent(renderer) for i, legend in enumerate(fig.legends)}

@@ -199,6 +199,7 @@ def test_run_agrees_with_theory_and_check_catches_an_edit(report, tmp_path):
     assert "gap = H(p)" in set(check_results(copy).failures.column)
 
 
+@pytest.mark.slow
 def test_unseen_classes_without_smoothing_give_infinite_kl_at_the_exact_rate(tmp_path):
     # One input: a categorical p = (0.6, 0.3, 0.1) and N = 5.  Without
     # smoothing the fit is at infinity exactly when a class is unseen.

@@ -135,6 +135,7 @@ def test_one_count_at_large_n_against_the_full_binomial_sum():
         assert got.kl_fitted == pytest.approx(ref["kl_fitted"], rel=1e-10)
 
 
+@pytest.mark.slow
 def test_two_counts_against_the_full_trinomial_sum():
     # One input, three classes: a function of two counts, summed over the whole
     # triangle (lattice strides 2 here).  The reference's log-pmf (gammaln) is

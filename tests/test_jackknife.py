@@ -74,7 +74,10 @@ def test_exact_mean_and_sd_agree_with_the_definition_enumerated(case, n):
     assert m.sd == pytest.approx(sd, rel=1e-9, abs=1e-15)
 
 
-@pytest.mark.parametrize("case", ["coin", "die", "gap", "zipf"])
+@pytest.mark.parametrize(
+    "case",
+    ["coin", "die", "gap", pytest.param("zipf", marks=pytest.mark.slow)],  # zipf: 2 s a size
+)
 @pytest.mark.parametrize("n", [1, 2, 9, 1000, 10**6])
 def test_every_kernel_gives_the_definition(case, n):
     """To 1e-13 relative at every n: the n-scaled plug-ins of the definition cancel in closed form

@@ -128,10 +128,12 @@ def run(units, run_serially):
     return run_serially(CONFIG.format(units=units))
 
 
+@pytest.mark.slow
 def test_simulated_miller_madow_passes_sim_check(run):
     assert run.check.passed, run.check.table()
 
 
+@pytest.mark.slow
 def test_the_correction_is_in_the_experiment_s_units(run):
     """In bits the correction is (K̂ − 1)/(2N ln 2), not the nats formula added to bits (infomap #1033)."""
     summary = pd.read_csv(run.path / "summary.csv")

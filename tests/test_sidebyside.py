@@ -217,6 +217,7 @@ def _sleep_then_mark(folder: Path) -> None:
     (folder / "finished").touch()
 
 
+@pytest.mark.slow
 def test_a_signal_arriving_while_a_child_is_forked_stops_that_child_too(tmp_path, monkeypatch):
     """The signal, held during the fork, arrives as the hold ends: the child must be known by then,
     so that the interruption terminates it (it would otherwise run its whole job, unseen)."""

@@ -244,6 +244,7 @@ def run(units, run_serially):
     return run_serially(RUN.replace("UNITS", units))
 
 
+@pytest.mark.slow
 def test_simulated_smoothed_kl_passes_sim_check_in_either_units(run):
     assert run.check.passed, run.check.table()
     summary = pd.read_csv(run.path / "summary.csv")
