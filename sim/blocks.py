@@ -237,3 +237,29 @@ def _case_ranges(pair: Pair, checkpoints: tuple[int, ...], estimators: tuple[str
     for another case replaces the entry; ``_case_ranges.cache_clear()`` empties it.
     """
     return Ranges.for_case(pair, checkpoints, estimators, units)
+
+
+def run_own_blocks(experiment: Experiment, task: Task, simulate) -> dict[str, np.ndarray]:
+    """One task of a case whose pair has a sampler of its own (parametric families, Markov sources).
+
+    ``simulate(experiment, case, block)`` gives a block's values in nats, ``(checkpoints,
+    estimators, rows)``, and its coverage flags; they come back in the experiment's units, stacked.
+    """
+    case = experiment.cases[task.case]
+    divisor = registry.divisors(experiment.estimators, experiment.units)[:, None]
+    values, covered = [], []
+    for b in range(task.first, task.first + task.blocks):
+        v, c = simulate(experiment, case, b)
+        values.append(v / divisor)
+        covered.append(c)
+    return {"values": stack(values), "covered": stack(covered)}
+
+
+def coverage_flags(pair, specs, checkpoints: Sequence[int], values: np.ndarray) -> np.ndarray:
+    """Whether each replicate's llr (nats, ``values[:, e]``) is within 1.96 σ/√n of KL, ``(checkpoints, rows)``."""
+    covered = np.zeros((len(checkpoints), values.shape[-1]), dtype=bool)
+    for e, spec in enumerate(specs):
+        if spec.coverage:
+            half = 1.96 * pair.llr_sigma / np.sqrt(np.asarray(checkpoints, dtype=float))
+            covered = np.abs(values[:, e] - pair.kl_pq) <= half[:, None]
+    return covered

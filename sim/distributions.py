@@ -503,13 +503,23 @@ class Pair:
     q: Distribution
     q_sample: float | None = None
 
-    #: Parametric pairs (:class:`sim.families.FamilyPair`) say True: the sampler and estimators ask this.
+    #: Pairs that answer their estimators' laws themselves (:class:`sim.families.FamilyPair`,
+    #: :class:`sim.markov.MarkovPair`) say True: the estimators and checks ask this.
     parametric: ClassVar[bool] = False
+    #: ``analytic.csv`` columns only some kinds of case fill (Markov cases' ``kl_stationary``).
+    extra_analytic: ClassVar[tuple[str, ...]] = ()
+    #: Whether every replicate's plug-in KL is at least its llr (the plug-in maximises the likelihood).
+    plugin_bounds_llr: ClassVar[bool] = True
 
     @property
     def cells(self) -> int:
         """Counts a replicate holds in memory (p's support): the block sizes ask this."""
         return int(self.support.size)
+
+    @property
+    def sizes(self) -> tuple[int | None, int | None]:
+        """``analytic.csv``'s k and k_support: categories, and those p gives mass."""
+        return self.p.k, int(self.support.size)
 
     def __post_init__(self) -> None:
         if self.p.k != self.q.k:

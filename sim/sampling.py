@@ -500,6 +500,11 @@ def _alias_table(probs: bytes) -> tuple[np.ndarray, np.ndarray]:
     return np.array(threshold), np.array(alias, dtype=np.int32)  # K ≤ ALIAS_MAX_K
 
 
+def alias_table(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Walker's alias table of ``probs`` (see :func:`_alias_table`; cached by their bytes)."""
+    return _alias_table(np.ascontiguousarray(probs, dtype=float).tobytes())
+
+
 def _alias_draws(table, rng: np.random.Generator, per_row: np.ndarray) -> np.ndarray:
     """Flat cell indices of ``per_row[r]`` observations for each row r, by the alias method."""
     threshold, alias = table

@@ -152,27 +152,25 @@ _LIMITS = {spec.target: spec.limit for spec in registry.DEFINING}
 
 
 def analytic_row(case: Case, units: str) -> dict:
-    """The exact quantities of one case, in ``units``."""
+    """The exact quantities of one case, in ``units`` (and any of its pair's :attr:`extra_analytic`)."""
     pair = case.pair
-    row = {
-        "case": case.name,
-        "family": pair.family,
-        "k": pd.NA if pair.parametric else pair.p.k,  # a parametric family has no categories
-        "k_support": pd.NA if pair.parametric else int(pair.support.size),
-        "units": units,
-    }
+    k, k_support = (pd.NA if v is None else v for v in pair.sizes)
+    row = {"case": case.name, "family": pair.family, "k": k, "k_support": k_support, "units": units}
     for col in ANALYTIC_COLUMNS[5:-1]:
         value = getattr(pair, col) if pair.parametric or col not in _LIMITS else _LIMITS[col](pair)
         row[col] = float(to_units(value, units))
-    # the Chernoff information of parametric families is not computed (empty)
+    # the Chernoff information of parametric families and Markov cases is not computed (empty)
     row["chernoff"] = math.nan if pair.parametric else float(to_units(chernoff(pair).information, units))
+    for col in pair.extra_analytic:
+        row[col] = float(to_units(getattr(pair, col), units))
     return row
 
 
 def analytic_table(experiment: Experiment) -> pd.DataFrame:
-    """``analytic.csv``: one row per case."""
+    """``analytic.csv``: one row per case; columns only some kinds of case fill come last, if any case has them."""
     rows = [analytic_row(c, experiment.units) for c in experiment.cases]
-    frame = pd.DataFrame(rows, columns=ANALYTIC_COLUMNS)
+    extra = list(dict.fromkeys(col for c in experiment.cases for col in c.pair.extra_analytic))
+    frame = pd.DataFrame(rows, columns=ANALYTIC_COLUMNS + extra)
     return frame.astype({"k": "Int64", "k_support": "Int64"})  # whole numbers, empty for parametric cases
 
 

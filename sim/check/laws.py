@@ -367,13 +367,16 @@ def convergence_law(pair: Pair, estimator: str, n: int, units: str) -> Law:
 
 
 def _family_law(pair, spec: Estimator, n: int, k: float) -> Law:
-    """A parametric case (:class:`sim.families.FamilyPair`): exact mean, sd, fourth moment and shape.
+    """A pair that knows its estimators' laws (:class:`sim.families.FamilyPair`,
+    :class:`sim.markov.MarkovPair`): exact mean, sd, fourth moment, shape and bounds.
 
-    Values are unbounded (a normal's llr) or bounded on one side only (a KL ≥ 0): the mean is
-    z-tested where the exact skewness and kurtosis make the normal law adequate.
+    A family's values are unbounded (a normal's llr) or bounded on one side only (a KL ≥ 0); a
+    Markov case's are bounded.  The mean is z-tested where the exact skewness and kurtosis make
+    the normal law adequate.
     """
     m = spec.moments(pair, n)
     skew, kurtosis = pair.shape(spec, n)
+    low, high = pair.bounds(spec, n)
     one = m.sd * math.sqrt(n) if spec.form is Form.MEAN else m.sd  # the spread of the terms summed
     return Law(
         mean=m.mean / k,
@@ -382,8 +385,10 @@ def _family_law(pair, spec: Estimator, n: int, k: float) -> Law:
         sd_bound=m.sd / k,
         skew=skew,
         kurtosis=kurtosis,
-        low=0.0 if spec.form is Form.PLUGIN else -math.inf,
+        low=low / k,
+        high=high / k,
         scale=(abs(m.mean) + 8.0 * one) / k,
+        moments_note="exact" if not math.isnan(skew) else "unknown",
     )
 
 

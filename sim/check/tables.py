@@ -277,7 +277,7 @@ def _identities(table: str, case, part: pd.DataFrame, experiment, laws, coin_hea
     if {LLR.name, CROSS_ENTROPY.name, ENTROPY.name} <= names:
         bad = _decomposition_broken(case, part, experiment, laws)
         out.append(_identity(table, case.name, "cross_entropy − entropy = llr", bad, part))
-    if {LLR.name, PLUGIN_KL.name} <= names:
+    if {LLR.name, PLUGIN_KL.name} <= names and case.pair.plugin_bounds_llr:
         bad = _plugin_below_llr(case, part, experiment, laws)
         out.append(_identity(table, case.name, "plugin_kl ≥ llr", bad, part))
     if case.name in coin_heads and LLR.name in names:

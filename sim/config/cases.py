@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -12,8 +11,10 @@ import numpy as np
 from .. import distributions as dist
 from .. import registry
 from ..families import Family
+from ..markov import Chain
 from .checker import _as_number, _Checker, _describe
 from .families import family_case, is_family, read_family
+from .markov import is_markov, markov_case, read_markov
 from .model import (
     _CASE_KEYS,
     _GENERATORS,
@@ -22,12 +23,10 @@ from .model import (
     MAX_K,
     MAX_N,
     PER_SAMPLE_MAX_N,
-    SUM_TOLERANCE,
     Case,
     KeyPath,
     checkpoint_grid,
 )
-from .yamlnodes import format_path
 
 
 class Grid(NamedTuple):
@@ -110,6 +109,8 @@ def _distribution(value: Any, path: KeyPath, checker: _Checker) -> ReadDistribut
     if is_family(value):
         member = read_family(value, path, checker)
         return None if member is None else ReadDistribution(member.written, member)
+    if is_markov(value):
+        return read_markov(value, path, checker)
     if isinstance(value, dict):
         return _generated(value, path, checker)
     return _coin(value, path, checker)
@@ -123,18 +124,8 @@ def _probabilities(value: list, path: KeyPath, checker: _Checker) -> ReadDistrib
     if len(value) > MAX_K:
         checker.error(path, f"more than {MAX_K:,} categories")
         return None
-    probs = [checker.real(v, path + (i,), 0.0, 1.0) for i, v in enumerate(value)]
-    if any(v is None for v in probs):
-        return None
-    total = math.fsum(probs)
-    if abs(total - 1.0) > SUM_TOLERANCE:
-        checker.error(path, f"probabilities sum to {total:.12g}, not 1 (tolerance {SUM_TOLERANCE:g})")
-        return None
-    if abs(total - 1.0) > 1e-12:
-        checker.notes.append(
-            f"{format_path(path)}: probabilities summed to {total:.15g}; divided by that sum"
-        )
-    return ReadDistribution(probs, dist.categorical(probs))
+    probs = checker.probabilities(value, path)
+    return None if probs is None else ReadDistribution(probs, dist.categorical(probs))
 
 
 def _generator(value: dict, path: KeyPath, checker: _Checker) -> str | None:
@@ -191,7 +182,8 @@ def _coin(value: Any, path: KeyPath, checker: _Checker) -> ReadDistribution | No
             path,
             f"must be a probability (a coin), a list of probabilities or one of "
             f"{{uniform: K}}, {{zipf: {{k, s}}}}, {{dirichlet: {{k, alpha, seed}}}}, {{normal: {{mean, sd}}}}, "
-            f"{{poisson: {{rate}}}}, {{exponential: {{rate}}}}, {{geometric: {{p}}}}; got {_describe(value)}",
+            f"{{poisson: {{rate}}}}, {{exponential: {{rate}}}}, {{geometric: {{p}}}}, "
+            f"{{markov: {{transition, initial}}}}; got {_describe(value)}",
         )
         return None
     heads = checker.real(value, path, 0.0, 1.0)
@@ -215,6 +207,11 @@ def _case(value: Any, path: KeyPath, checker: _Checker) -> Case | None:
     if "q_sample" in spec and ratio is None:
         return None
     (p_raw, p_dist), (q_raw, q_dist) = p, q
+    if isinstance(p_dist, Chain) or isinstance(q_dist, Chain):
+        if "q_sample" in spec:
+            checker.error(path + ("q_sample",), "q_sample applies to i.i.d. categorical cases")
+        chains = markov_case(p_dist, q_dist, path, checker)
+        return None if chains is None or "q_sample" in spec else Case(name, p_raw, q_raw, chains, desc)
     if isinstance(p_dist, Family) or isinstance(q_dist, Family):
         if "q_sample" in spec:
             checker.error(

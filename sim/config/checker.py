@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import ConfigIssue
-from .model import _NAME_RE, _NUMBER_RE, KeyPath
+from .model import _NAME_RE, _NUMBER_RE, SUM_TOLERANCE, KeyPath
 from .yamlnodes import format_path
 
 
@@ -81,6 +81,22 @@ class _Checker:
             self.error(path, f"must be in {bracket}{lo:g}, {hi:g}], got {number!r}")
             return None
         return number
+
+    def probabilities(self, value: list, path: KeyPath) -> list[float] | None:
+        """Each entry a probability and their sum 1 within ``SUM_TOLERANCE`` (a note when it is
+        off by more than rounding): the values as read, or None after an error."""
+        probs = [self.real(v, path + (i,), 0.0, 1.0) for i, v in enumerate(value)]
+        if any(v is None for v in probs):
+            return None
+        total = math.fsum(probs)
+        if abs(total - 1.0) > SUM_TOLERANCE:
+            self.error(path, f"probabilities sum to {total:.12g}, not 1 (tolerance {SUM_TOLERANCE:g})")
+            return None
+        if abs(total - 1.0) > 1e-12:
+            self.notes.append(
+                f"{format_path(path)}: probabilities summed to {total:.15g}; divided by that sum"
+            )
+        return probs
 
     def choice(self, value: Any, path: KeyPath, options: Sequence[str]) -> str | None:
         if isinstance(value, str) and value in options:

@@ -94,7 +94,7 @@ def check_family_cases(
     checker: _Checker,
 ) -> None:
     """What parametric cases ask of the experiment: the sampler, the estimators, the sample sizes."""
-    parametric = [(i, c) for i, c in enumerate(cases) if c.pair.parametric]
+    parametric = [(i, c) for i, c in enumerate(cases) if isinstance(c.pair, fam.FamilyPair)]
     if not parametric or sampler is None:
         return
     if top.get("save_replicates", True) is False:
@@ -109,39 +109,22 @@ def check_family_cases(
     for e, label in estimators.items():
         spec = registry.get(label)
         for _, case in parametric:
-            why = case.pair.unavailable(spec, sampler)
-            if why is None and spec.form is registry.Form.PLUGIN and checkpoints:
-                why = _too_small(case, checkpoints)
+            why = why_not(case, spec, sampler, checkpoints)
             if why is not None:
                 checker.error(("estimators", e), f"{label} is not available for case '{case.name}': {why}")
 
 
-def default_estimators(cases: Sequence[Case], sampler: str, checkpoints) -> tuple[tuple[str, ...], list[str]]:
-    """The default estimators less those some parametric case cannot have, and a note per one left out."""
-    keep, notes = [], []
-    for spec in registry.CONVERGENCE:
-        why = next(
-            (
-                (c.name, r)
-                for c in cases
-                if c.pair.parametric
-                and (
-                    r := c.pair.unavailable(spec, sampler)
-                    or (spec.form is registry.Form.PLUGIN and _too_small(c, checkpoints))
-                )
-            ),
-            None,
-        )
-        if why is None:
-            keep.append(spec.name)
-        else:
-            notes.append(f"estimators: {spec.name} left out of the defaults: case '{why[0]}': {why[1]}")
-    return tuple(keep), notes
+def why_not(case: Case, spec: registry.Estimator, sampler: str, checkpoints) -> str | None:
+    """Why ``spec`` cannot be asked of this parametric case with ``sampler`` (or None)."""
+    why = case.pair.unavailable(spec, sampler)
+    if why is None and spec.form is registry.Form.PLUGIN:
+        why = _too_small(case, checkpoints)
+    return why
 
 
 def _too_small(case: Case, checkpoints) -> str | None:
     smallest = case.pair.p.fitted_kl_minimum_n()
-    if case.pair.same_family and checkpoints[0] < smallest:
+    if case.pair.same_family and checkpoints and checkpoints[0] < smallest:
         return (
             f"the fitted {case.pair.p.name} is degenerate below n = {smallest} (KL = ∞); "
             f"start n at {smallest}"

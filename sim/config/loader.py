@@ -6,12 +6,17 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .. import registry
 from ..errors import ConfigError, ConfigIssue
+from ..families import FamilyPair
+from ..markov import MarkovPair
+from . import families, markov
 from .cases import _cases, _check_against_cases, _check_q_sample_sizes, _checkpoints, _estimators
 from .checker import _Checker, _describe
 from .common import _build, _check_sampler, _common_keys
-from .families import check_family_cases, default_estimators
+from .families import check_family_cases
 from .fit import _fit_experiment
+from .markov import check_markov_cases
 from .model import (
     _FIT_KEYS,
     _TOP_KEYS,
@@ -61,12 +66,34 @@ def _experiment(data: Any, checker: _Checker) -> Experiment | FitExperiment | No
     _check_q_sample_sizes(valid_cases, grid, common["sampler"], checker)
     ckpts = grid.checkpoints if grid is not None else ()
     check_family_cases(top, valid_cases, parsed, common["sampler"], ckpts, checker)
+    check_markov_cases(top, valid_cases, parsed, ckpts, checker)
     if "estimators" not in top and cases and common["sampler"] is not None:
-        estimators, left_out = default_estimators(cases, common["sampler"], ckpts)
+        estimators, left_out = _default_estimators(cases, common["sampler"], ckpts)
         checker.notes.extend(left_out)
     return _build(
         Experiment, checker, common, grid, cases=cases, estimators=estimators, kind=kind, save_replicates=save
     )
+
+
+def _default_estimators(cases, sampler: str, checkpoints) -> tuple[tuple[str, ...], list[str]]:
+    """The default estimators less those some case cannot have, and a note per one left out."""
+    keep, notes = [], []
+    for spec in registry.CONVERGENCE:
+        why = next(((c.name, r) for c in cases if (r := _why_not(c, spec, sampler, checkpoints))), None)
+        if why is None:
+            keep.append(spec.name)
+        else:
+            notes.append(f"estimators: {spec.name} left out of the defaults: case '{why[0]}': {why[1]}")
+    return tuple(keep), notes
+
+
+def _why_not(case, spec, sampler: str, checkpoints) -> str | None:
+    """Why a case cannot have ``spec`` (parametric families and Markov cases restrict them)."""
+    if isinstance(case.pair, FamilyPair):
+        return families.why_not(case, spec, sampler, checkpoints)
+    if isinstance(case.pair, MarkovPair):
+        return markov.why_not(case, spec, checkpoints)
+    return None
 
 
 def _apply_override(data: Any, item: str, overrides: dict[KeyPath, str]) -> list[ConfigIssue]:

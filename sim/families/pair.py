@@ -44,6 +44,11 @@ class FamilyPair:
     q_sample: ClassVar[None] = None
     #: Cells a replicate holds in memory (its statistics): the block sizes ask this.
     cells: ClassVar[int] = 1
+    #: ``analytic.csv``'s k and k_support: a family has no categories (empty).
+    sizes: ClassVar[tuple[None, None]] = (None, None)
+    extra_analytic: ClassVar[tuple[str, ...]] = ()
+    #: The fitted member maximises the likelihood: its KL (the plug-in) is at least the llr.
+    plugin_bounds_llr: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         if self.q.support not in self.p.within:
@@ -137,6 +142,10 @@ class FamilyPair:
     def moments(self, spec: Estimator, n: int) -> Moments:
         """Exact mean, sd and fourth central moment of ``spec`` at n (nats)."""
         return _moments(self, spec, n)
+
+    def bounds(self, spec: Estimator, n: int) -> tuple[float, float]:
+        """Every value of ``spec`` at n lies in [low, high] (nats): a KL ≥ 0, the rest unbounded."""
+        return (0.0 if spec.form is Form.PLUGIN else -math.inf), math.inf
 
     def shape(self, spec: Estimator, n: int) -> tuple[float, float]:
         """Skewness and excess kurtosis of one replicate of ``spec`` at n (exact)."""

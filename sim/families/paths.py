@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import registry
-from ..blocks import stack
+from ..blocks import coverage_flags, run_own_blocks
 from ..config import Case, Experiment
 from ..registry import Form, PairLogs
 from ..tasks import Task, block_rng, block_size
@@ -30,14 +30,7 @@ CHUNK = 1 << 20
 def run_task(experiment: Experiment, task: Task) -> dict[str, np.ndarray]:
     """Simulate one task's blocks: values ``(checkpoints, estimators, replicates)`` in the experiment's
     units and the llr's coverage flags ``(checkpoints, replicates)``."""
-    case = experiment.cases[task.case]
-    divisor = registry.divisors(experiment.estimators, experiment.units)[:, None]
-    values, covered = [], []
-    for b in range(task.first, task.first + task.blocks):
-        v, c = simulate_block(experiment, case, b)
-        values.append(v / divisor)
-        covered.append(c)
-    return {"values": stack(values), "covered": stack(covered)}
+    return run_own_blocks(experiment, task, simulate_block)
 
 
 def simulate_block(experiment: Experiment, case: Case, block: int) -> tuple[np.ndarray, np.ndarray]:
@@ -51,12 +44,7 @@ def simulate_block(experiment: Experiment, case: Case, block: int) -> tuple[np.n
     out = np.empty((len(experiment.checkpoints), len(specs), rows))
     for j, row in enumerate(steps(pair, specs, experiment.checkpoints, rows, rng)):
         out[j] = row
-    covered = np.zeros((len(experiment.checkpoints), rows), dtype=bool)
-    for e, spec in enumerate(specs):
-        if spec.coverage:
-            half = 1.96 * pair.llr_sigma / np.sqrt(np.asarray(experiment.checkpoints, dtype=float))
-            covered = np.abs(out[:, e] - pair.kl_pq) <= half[:, None]
-    return out, covered
+    return out, coverage_flags(pair, specs, experiment.checkpoints, out)
 
 
 def _by_statistics(pair: FamilyPair, specs, checkpoints, rows: int, rng: np.random.Generator):

@@ -102,6 +102,9 @@ def describe_distribution(spec: Any, *, max_values: int = 6) -> str:
             return f"Zipf(K={args['k']:,}, s={args['s']:g})"
         if kind == "dirichlet":
             return f"Dirichlet(K={args['k']:,}, α={args['alpha']:g}, seed {args['seed']})"
+        if kind == "markov":
+            start = "" if args.get("initial", "stationary") == "stationary" else ", given start"
+            return f"Markov chain (K={len(args['transition'])}{start})"
         if isinstance(args, dict):  # a parametric family: Normal(mean=0, sd=1), Poisson(rate=3), …
             return f"{str(kind).capitalize()}(" + ", ".join(f"{k}={v:g}" for k, v in args.items()) + ")"
     return str(spec)

@@ -13,7 +13,10 @@ import pandas as pd
 from .. import blocks
 from .. import results as res
 from ..config import Experiment
+from ..families import FamilyPair
 from ..families import paths as family_paths
+from ..markov import MarkovPair
+from ..markov import paths as markov_paths
 from ..streaming import Accumulator
 from ..summary import analytic_table, replicates_frame, summarize_case, summarize_stream
 from ..tasks import Task, plan
@@ -23,11 +26,14 @@ from .base import RunTasks, Stage
 _WORK_K = 1000
 
 
+#: Each kind of pair's sampler (categorical i.i.d. cases: :func:`sim.blocks.run_task`).
+_SAMPLERS = {FamilyPair: family_paths.run_task, MarkovPair: markov_paths.run_task}
+
+
 def run_task(experiment: Experiment, task: Task) -> dict:
-    """One task's arrays: :func:`sim.blocks.run_task` for categorical cases, parametric families' own paths."""
-    if experiment.cases[task.case].pair.parametric:
-        return family_paths.run_task(experiment, task)
-    return blocks.run_task(experiment, task)
+    """One task's arrays, from the sampler of its case's kind of pair."""
+    pair = experiment.cases[task.case].pair
+    return _SAMPLERS.get(type(pair), blocks.run_task)(experiment, task)
 
 
 class ConvergencePipeline:
