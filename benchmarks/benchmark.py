@@ -72,6 +72,65 @@ def simulate_all(experiment) -> None:
         run_task(experiment, task)
 
 
+def letters_config(replicates: int, n_max: int):
+    """The shipped 27-symbol letters chain (configs/markov.yaml) alone, to ``n_max`` tokens."""
+    import yaml
+
+    shipped = yaml.safe_load((ROOT / "configs" / "markov.yaml").read_text(encoding="utf-8"))
+    case = next(c for c in shipped["cases"] if c["name"] == "letters")
+    text = yaml.safe_dump(
+        {
+            "name": "m",
+            "seed": 1,
+            "replicates": replicates,
+            "n": [2, n_max],
+            "estimators": ["llr"],
+            "cases": [case],
+        }
+    )
+    return parse_config(text)
+
+
+def plain_markov_loop(transition: np.ndarray, replicates: int, steps: int) -> None:
+    """A plain numpy loop over steps: every replicate's next state by inverse CDF of its row (K-wide)."""
+    rng = np.random.default_rng(0)
+    cdf = np.cumsum(transition, axis=1)
+    state = np.zeros(replicates, dtype=np.int64)
+    total = np.zeros(replicates)
+    log_p = np.log(np.where(transition > 0, transition, 1.0))
+    for _ in range(steps):
+        u = rng.random(replicates)
+        nxt = np.minimum((u[:, None] >= cdf[state]).sum(axis=1), transition.shape[0] - 1)
+        total += log_p[state, nxt]
+        state = nxt
+
+
+def markov_rows(record, quick: bool) -> None:
+    """Issue 18: transitions per second of a Markov case (K = 27), and against a plain numpy loop."""
+    replicates, n_max = (1000, 2000) if quick else (2000, 20_000)
+    experiment = letters_config(replicates, n_max)
+    t_ours = best(lambda: simulate_all(experiment), 3)
+    rate = replicates * (n_max - 1) / t_ours
+    record(
+        "Markov: transitions per second",
+        rate,
+        "/s",
+        "≥ 2e7",
+        rate >= 2e7,
+        f"K = 27 (the shipped letters chain), {replicates:,} replicates to N = {n_max:,}, one core",
+    )
+    transition = experiment.cases[0].pair.p.transition
+    t_plain = best(lambda: plain_markov_loop(transition, replicates, n_max - 1), 3)
+    record(
+        "Markov: plain numpy loop / ours",
+        t_plain / t_ours,
+        "×",
+        "",
+        None,
+        "the same paths' cost by inverse CDF of each row, one step at a time",
+    )
+
+
 def raw_draws(experiment) -> None:
     """numpy drawing the same Binomial increments, and nothing else."""
     rng = np.random.default_rng(0)
@@ -315,6 +374,7 @@ def main() -> None:
         t_g <= 1.2,
         f"{r_c:,} replicates, 10 checkpoints, 4 estimators (sufficient statistics)",
     )
+    markov_rows(record, q)
     more = parse_config(coin(4 * r_c, 10**3))
     t_more = best(lambda: simulate_all(more), 3)
     record("time(4× replicates) / time(1×)", t_more / t_small, "×", "≈ 4", None, "linear in replicates")
