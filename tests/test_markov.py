@@ -404,3 +404,20 @@ def test_the_stationary_marginals_kl_keeps_its_precision_for_nearly_equal_chains
     want = sum(a * (a / b).ln() for a, b in zip(pi_p, pi_q, strict=True))
     assert pair.kl_stationary == pytest.approx(float(want), rel=1e-11, abs=0.0)
     assert pair.exact(registry.log_ratio).mean(1) == pytest.approx(float(want), rel=1e-11, abs=0.0)
+
+
+def test_the_convergence_figure_names_the_kl_rate(simulated):
+    import matplotlib.pyplot as plt
+
+    from sim.figures.convergence import plot_convergence
+
+    _, tables = simulated
+    analytic = tables["analytic.csv"].set_index("case", drop=False)
+    summary = tables["summary.csv"]
+    fig, ax = plt.subplots()
+    try:
+        plot_convergence(summary[summary.case == "sticky"], analytic.loc["sticky"], ax=ax)
+        assert "KL rate (per token)" in [line.get_label() for line in ax.get_lines()]
+        assert "KL rate = 0.3681" in ax.get_title()
+    finally:
+        plt.close(fig)

@@ -15,6 +15,7 @@ from scipy import stats
 
 from .. import registry
 from ..distributions import unit_size
+from ..markov import MarkovPair
 from ..registry import CROSS_ENTROPY, ENTROPY, LLR, PLUGIN_KL
 from .style import (
     COLOURS,
@@ -34,6 +35,16 @@ from .style import (
     case_titles,
     in_order,
 )
+
+
+def is_rate(analytic: Mapping) -> bool:
+    """Whether a case's ``kl_pq`` is a rate per token (a Markov source), read from ``analytic.csv``."""
+    return analytic.get("family") == MarkovPair.family
+
+
+def kl_name(analytic: Mapping) -> str:
+    """What the llr converges to, as a legend says it: KL(p‖q), or the KL rate of a Markov source."""
+    return "KL rate (per token)" if is_rate(analytic) else "KL(p‖q)"
 
 
 def plot_convergence(
@@ -57,11 +68,12 @@ def plot_convergence(
     colour = COLOURS[LLR.name]
     ax.fill_between(s.n, s.q05, s.q95, color=colour, alpha=0.25, linewidth=0, label="5–95% of replicates")
     ax.plot(s.n, s["mean"], color=colour, marker="o", markersize=3, label="mean llr")
-    ax.axhline(analytic["kl_pq"], label="KL(p‖q)", **THEORY)
+    ax.axhline(analytic["kl_pq"], label=kl_name(analytic), **THEORY)
     ax.set_xscale("log")
     ax.set_xlabel("sample size n")
     ax.set_ylabel(f"llr ({_units(s)})")
-    _title(ax, title or str(analytic["case"]), f"  [KL = {analytic['kl_pq']:.4g}]")
+    short = "KL rate" if is_rate(analytic) else "KL"
+    _title(ax, title or str(analytic["case"]), f"  [{short} = {analytic['kl_pq']:.4g}]")
     return ax
 
 
@@ -86,7 +98,7 @@ def plot_paths(
         alpha=0.2,
         label="KL ± 2σ/√n",
     )
-    ax.axhline(kl, label="KL(p‖q)", **THEORY)
+    ax.axhline(kl, label=kl_name(analytic), **THEORY)
     ax.set_xscale("log")
     ax.set_xlabel("sample size n")
     ax.set_ylabel(f"llr ({analytic.get('units', 'nats')})")
@@ -318,7 +330,8 @@ def convergence_figure(
         summary,
         analytic,
         config=config,
-        suptitle="The normalised log-likelihood ratio converges to KL(p‖q)",
+        suptitle="The normalised log-likelihood ratio converges to KL(p‖q)"
+        + (" (its rate, for Markov sources)" if (analytic["family"] == MarkovPair.family).any() else ""),
     )
 
 
