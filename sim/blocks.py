@@ -260,6 +260,8 @@ def coverage_flags(pair, specs, checkpoints: Sequence[int], values: np.ndarray) 
     covered = np.zeros((len(checkpoints), values.shape[-1]), dtype=bool)
     for e, spec in enumerate(specs):
         if spec.coverage:
+            # as events.llr_covered and sim check's recount: rounding never decides (σ may be 0)
             half = 1.96 * pair.llr_sigma / np.sqrt(np.asarray(checkpoints, dtype=float))
+            half += 1e-12 * max(1.0, abs(pair.kl_pq))
             covered = np.abs(values[:, e] - pair.kl_pq) <= half[:, None]
     return covered

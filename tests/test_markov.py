@@ -421,3 +421,26 @@ def test_the_convergence_figure_names_the_kl_rate(simulated):
         assert "KL rate = 0.3681" in ax.get_title()
     finally:
         plt.close(fig)
+
+
+def test_paths_longer_than_ten_million_tokens_are_refused():
+    with pytest.raises(
+        ConfigError, match=r"n: Markov paths are simulated step by step .* at most 10,000,000"
+    ):
+        parse_config(_config(CASES, n="[2, 20000000]"), "m.yaml")
+
+
+def test_a_deterministic_source_with_sigma_zero_passes_sim_check():
+    """A periodic chain from a fixed state: the llr is the rate exactly at even n (σ = 0); coverage
+    flags and sim check's recount must agree however the last bit falls."""
+    text = _config(
+        "  - {name: alt, p: {markov: {transition: [[0, 1], [1, 0]], initial: [1, 0]}}, q: [0.3, 0.7]}\n"
+        "  - {name: half, p: {markov: {transition: [[0, 1], [1, 0]], initial: [1, 0]}}, q: [0.5, 0.5]}\n",
+        n="[2, 10, 100, 1000]",
+    ).replace("replicates: 400", "replicates: 50")
+    experiment = parse_config(text)
+    tables = _tables(experiment)
+    report = check_tables(experiment, tables, name="m")
+    assert report.passed, report.table()
+    s = tables["summary.csv"]
+    assert set(s[s.estimator == "llr"].coverage95) == {1.0}

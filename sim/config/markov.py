@@ -13,10 +13,12 @@ from .. import registry
 from ..markov import MAX_STATES, Chain, MarkovPair, unigram
 from ..markov.chain import reachable
 from .checker import _Checker
-from .model import Case, KeyPath
+from .model import PER_SAMPLE_MAX_N, Case, KeyPath
 
 _KEYS = ("transition", "initial")
 STATIONARY = "stationary"
+#: The longest Markov path (as for sampler: per-sample, whose cost is also linear in n).
+MAX_N = PER_SAMPLE_MAX_N
 
 
 class ReadChain(NamedTuple):
@@ -50,13 +52,11 @@ def read_markov(value: dict, path: KeyPath, checker: _Checker) -> ReadChain | No
     if initial != STATIONARY and start is None:
         return None
     chain = Chain(np.array(matrix), None if start is None else np.array(start))
-    if initial == STATIONARY and not chain.irreducible:
-        if path[-1] == "p":
-            why = "its KL rate does not exist; every state must be reachable from every other"
-        else:
-            why = "it has no stationary law to start from (the default): give it an initial law"
+    if initial == STATIONARY and not chain.irreducible and path[-1] == "p":
+        why = "its KL rate does not exist; every state must be reachable from every other"
         _not_irreducible(chain, mpath + ("transition",), why, checker)
         return None
+    # a reducible q cannot cover an irreducible p's transitions: the coverage check says where
     written = {"markov": {"transition": matrix, "initial": initial if start is None else start}}
     return ReadChain(written, chain)
 
@@ -70,6 +70,13 @@ def _transition(value: Any, path: KeyPath, checker: _Checker) -> list[list[float
     if k > MAX_STATES:
         checker.error(path, f"more than {MAX_STATES} states (its exact moments power 5K × 5K matrices)")
         return None
+    ragged = [i for i, row in enumerate(value) if len(row) != k]
+    if ragged:
+        i = ragged[0]
+        checker.error(
+            path, f"must be square: {k} rows of {k} probabilities, but row {i} holds {len(value[i])}"
+        )
+        return None
     rows = [_probabilities(row, path + (i,), k, checker) for i, row in enumerate(value)]
     return None if any(row is None for row in rows) else rows
 
@@ -80,7 +87,7 @@ def _probabilities(value: Any, path: KeyPath, k: int, checker: _Checker) -> list
         checker.error(path, f"must be a list of {k} probabilities or '{STATIONARY}', got {value!r}")
         return None
     if len(value) != k:
-        checker.error(path, f"must hold {k} probabilities (one per state), got {len(value)}")
+        checker.error(path, f"must hold one probability per state ({k}), got {len(value)}")
         return None
     probs = checker.probabilities(value, path)
     return None if probs is None else [float(v) for v in dist.categorical(probs).probs]
@@ -172,6 +179,12 @@ def check_markov_cases(
     if top.get("save_replicates", True) is False:
         checker.error(
             ("save_replicates",), "Markov cases keep their replicates (streaming is not offered for them)"
+        )
+    if checkpoints and checkpoints[-1] > MAX_N:
+        checker.error(
+            ("n",),
+            f"Markov paths are simulated step by step (the cost is linear in n): n may be at most {MAX_N:,}, "
+            f"got {checkpoints[-1]:,}",
         )
     if "estimators" not in top:
         return

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import math
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -189,12 +190,14 @@ class Exact:
 
     def _block_power(self, j: int) -> np.ndarray:
         """M^(2^j) of the recursion α'_k = Σ_{l ≤ k} C(k, l) α_l (P ∘ F̃^(k−l)), F̃ = F − κ."""
+        _POWERS.touch(self)
         while len(self._block_powers) <= j:
             if not self._block_powers:
                 self._block_powers.append(self._block_matrix())
             else:
                 last = self._block_powers[-1]
                 self._block_powers.append(last @ last)
+            _POWERS.grow(self, self._block_powers[-1].nbytes)
         return self._block_powers[j]
 
     def _block_matrix(self) -> np.ndarray:
@@ -206,3 +209,36 @@ class Exact:
                 block = math.comb(high, low) * p * f ** (high - low)
                 out[low * k : (low + 1) * k, high * k : (high + 1) * k] = block
         return out
+
+
+class _PowerBudget:
+    """Bounds the memory the moment recursions' squarings hold across every :class:`Exact` alive.
+
+    A K = 100 chain's squarings to n = 10⁷ take ~50 MB per estimator; the least recently used
+    are dropped beyond :data:`POWER_BUDGET` (and recomputed if asked for again).
+    """
+
+    def __init__(self, budget: int):
+        self.budget = budget
+        self.held: dict[int, tuple[weakref.ref, int]] = {}  # id → (the Exact, bytes), oldest first
+
+    def touch(self, exact: Exact) -> None:
+        key = id(exact)
+        if key in self.held:
+            self.held[key] = self.held.pop(key)
+
+    def grow(self, exact: Exact, nbytes: int) -> None:
+        key = id(exact)
+        _, held = self.held.pop(key, (None, 0))
+        self.held[key] = (weakref.ref(exact, lambda _, key=key: self.held.pop(key, None)), held + nbytes)
+        while sum(b for _, b in self.held.values()) > self.budget and len(self.held) > 1:
+            oldest = next(iter(self.held))
+            ref, _ = self.held.pop(oldest)
+            victim = ref()
+            if victim is not None:
+                victim._block_powers = []
+
+
+#: Bytes of squarings kept at once (see :class:`_PowerBudget`).
+POWER_BUDGET = 128 * 2**20
+_POWERS = _PowerBudget(POWER_BUDGET)
