@@ -444,3 +444,14 @@ def test_a_deterministic_source_with_sigma_zero_passes_sim_check():
     assert report.passed, report.table()
     s = tables["summary.csv"]
     assert set(s[s.estimator == "llr"].coverage95) == {1.0}
+
+
+def test_a_unigram_model_of_the_rounded_stationary_law_has_its_tiny_kl_right():
+    """q = p's stationary law rounded to doubles: KL(π_p‖q) ~ 1e-32, against 50-digit laws."""
+    r = Chain(THREE_P).stationary.copy()
+    r[0] = np.nextafter(r[0], 1.0)  # one more ulp: a gap of ~1e-17, a KL of ~1e-33
+    pair = MarkovPair(Chain(THREE_P), unigram(r))
+    pi_p, q = _decimal_stationary(_normalised(THREE_P)), _normalised(r)
+    want = sum(a * (a / b).ln() for a, b in zip(pi_p, q, strict=True))
+    assert 0.0 < float(want) < 1e-30
+    assert pair.kl_stationary == pytest.approx(float(want), rel=1e-12, abs=0.0)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 
 from .. import registry
+from ..distributions import two_product
 from ..registry import Estimator, Form
 from .chain import Chain
 from .theory import Exact, Functional, kl_from_gap, kl_rows, log_ratio
@@ -117,16 +118,24 @@ class MarkovPair:
 
     @functools.cached_property
     def stationary_gap(self) -> np.ndarray | None:
-        """π_q − π_p for a chain q, from Δ(I − Q + 1π_q) = π_p(Q − P): its relative precision is that
-        of Q − P, where the difference of two separately computed laws would keep only ε/|Δ| of it."""
-        if self.q.iid or self.q.stationary is None:
-            return None
-        if np.max(np.abs(self.q.stationary - self.p.stationary) / self.p.stationary) > _SMALL_GAP:
+        """π_q − π_p solved for directly where the two laws are close (None elsewhere).
+
+        A chain q: Δ(I − Q + 1π_q) = π_p(Q̄ − P̄); an i.i.d. q = r: Δ(I − P + 1π_p) = r̄ − r̄P̄, its
+        right side summed from exact products.  Its relative precision is that of Q − P (or of r's
+        distance from stationarity), where the difference of two separately computed laws would
+        keep only ε/|Δ| of it (a unigram model of the rounded stationary law has a KL of 1e-32).
+        Rows are normalised exactly (P̄, Q̄, r̄): their sums' ulp is first order in such gaps.
+        """
+        pi_q = self.q.stationary
+        if pi_q is None or np.max(np.abs(pi_q - self.p.stationary) / self.p.stationary) > _SMALL_GAP:
             return None  # far apart: the two laws' own precision is the better one
         big_p, big_q, k = self.p.transition, self.q.transition, self.p.k
-        system = np.eye(k) - big_q + np.outer(np.ones(k), self.q.stationary)
-        # Q̄ − P̄ of the rows normalised exactly: their sums' ulp is first order in a gap of 1e-7
-        sum_p, sum_q = (np.array([math.fsum(row) for row in m]) for m in (big_p, big_q))
+        sum_p = np.array([math.fsum(row) for row in big_p])
+        if self.q.iid:
+            system = np.eye(k) - big_p + np.outer(np.ones(k), self.p.stationary)
+            return np.linalg.solve(system.T, _unigram_residual(pi_q, big_p, sum_p))
+        system = np.eye(k) - big_q + np.outer(np.ones(k), pi_q)
+        sum_q = np.array([math.fsum(row) for row in big_q])
         sums_gap = np.array([math.fsum([*x, *(-y)]) for x, y in zip(big_p, big_q, strict=True)])
         diff = (big_q - big_p) / sum_q[:, None] + big_p * (sums_gap / (sum_p * sum_q))[:, None]
         return np.linalg.solve(system.T, self.p.stationary @ diff)
@@ -181,6 +190,7 @@ class MarkovPair:
         return low, high
 
 
+_EPS = float(np.finfo(float).eps)
 #: Below this relative gap between the stationary laws, it is solved for directly (see stationary_gap).
 _SMALL_GAP = 1e-2
 
@@ -206,7 +216,7 @@ def _functional(pair: MarkovPair, term) -> Functional:
         start_q = np.where(first, np.log(np.where(first, nu, 1.0)) - _log_mass(nu)[0], 0.0)
     if term is registry.log_ratio:
         steps = np.where(live, log_ratio(big_p, big_q) - _log_mass_ratio(big_p, big_q)[:, None], 0.0)
-        if p.initial is None and q.initial is None and pair.stationary_gap is not None:  # π_p against π_q
+        if p.initial is None and (q.initial is None or q.iid) and pair.stationary_gap is not None:  # π_p, π_q
             gap = pair.stationary_gap
             starts = np.where(first, -np.log1p(np.where(first, gap / np.where(first, mu, 1.0), 0.0)), 0.0)
             return Functional(starts, steps, kl_rows(big_p, big_q), float(kl_from_gap(mu, gap)))
@@ -221,6 +231,19 @@ def _functional(pair: MarkovPair, term) -> Functional:
         cross = math.fsum((entropy_start, float(kl_rows(mu, nu)[0])))
         return Functional(-start_q, -log_q, entropy_rows + kl_rows(big_p, big_q), cross)
     raise ValueError(f"no Markov functional for the term {term.__name__}")
+
+
+def _unigram_residual(r: np.ndarray, big_p: np.ndarray, sum_p: np.ndarray) -> np.ndarray:
+    """r̄ − r̄P̄ per state, r̄ = r/Σr and P̄ = P/ΣP_i, summed from exact products (Dekker's)."""
+    hi, lo = two_product(r[:, None], big_p)
+    excess = np.array([math.fsum([*row, -1.0]) for row in big_p])  # ΣP_i − 1, exactly rounded
+    shrink = -(r[:, None] * big_p) * (excess / sum_p)[:, None]  # r_i P_ij (1/ΣP_i − 1)
+    residual = np.array(
+        [math.fsum([r[j], *(-hi[:, j]), *(-lo[:, j]), *(-shrink[:, j])]) for j in range(r.size)]
+    )
+    # only the shrink terms are rounded (by ε of their size): a residual within that is 0
+    residual[np.abs(residual) <= 4.0 * _EPS * np.sum(np.abs(shrink), axis=0)] = 0.0
+    return residual / math.fsum(r)
 
 
 def _log_mass(a: np.ndarray) -> np.ndarray:
