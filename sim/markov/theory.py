@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..distributions import snap_rounding, xlog1px_minus_x
+from ..distributions import snap_rounding, two_product, xlog1px_minus_x
 from .chain import Chain
 
 #: Steps of iterative refinement of the Poisson equation's solution (residuals summed exactly).
@@ -112,26 +112,47 @@ class Exact:
     @functools.cached_property
     def poisson(self) -> np.ndarray:
         """u with (I − P + 1π) u = d̃ (so π·u = 0 and u − Pu = d − κ)."""
+        hi, lo = self._poisson_parts
+        return hi + lo
+
+    @functools.cached_property
+    def _poisson_parts(self) -> tuple[np.ndarray, np.ndarray]:
+        """u as an unevaluated sum hi + lo, refined twice with residuals from exact products.
+
+        A nearly reducible chain (mixing time 10⁶) has |u| ~ 10⁶ while σ needs differences
+        u_j − u_l of order 1 within a block: hi alone would leave them ~10⁻¹⁰ relative.
+        """
         p, k = self.chain.transition, self.chain.k
         system = np.eye(k) - p + np.outer(np.ones(k), self.pi)
-        u = np.linalg.solve(system, self.d_centred)
-        # refined with residuals summed exactly: a nearly reducible chain (mixing time 10⁶) would
-        # otherwise lose six digits of u, and of σ, to the system's condition
+        hi = np.linalg.solve(system, self.d_centred)
+        lo = np.zeros(k)
         for _ in range(_REFINEMENTS):
+            a_hi, a_lo = two_product(system, hi[None, :])
+            b_hi, b_lo = two_product(system, lo[None, :])
             residual = np.array(
-                [math.fsum([b, *(-row * u)]) for b, row in zip(self.d_centred, system, strict=True)]
+                [
+                    math.fsum([self.d_centred[i], *(-a_hi[i]), *(-a_lo[i]), *(-b_hi[i]), *(-b_lo[i])])
+                    for i in range(k)
+                ]
             )
-            u = u + np.linalg.solve(system, residual)
-        return u
+            lo = lo + np.linalg.solve(system, residual)
+        return hi, lo
 
     @functools.cached_property
     def sigma2(self) -> float:
-        """lim n·Var(S_n/n): Σ_i π_i E[m²|i], m the martingale increment."""
-        p, f, u, d = self.chain.transition, self.fn.F, self.poisson, self.fn.d
-        pu = p @ u
-        m = f - d[:, None] + (u[None, :] - pu[:, None])
+        """lim n·Var(S_n/n): Σ_i π_i E[m²|i], m the martingale increment.
+
+        m_ij = F_ij − d_i + u_j − (Pu)_i is formed as F_ij − d_i + Σ_l P_il (u_j − u_l) + u_j (1 − ΣP_i),
+        with the differences of u taken part by part, so that u's size never enters.
+        """
+        p, f, d = self.chain.transition, self.fn.F, self.fn.d
+        hi, lo = self._poisson_parts
+        diff = (hi[:, None] - hi[None, :]) + (lo[:, None] - lo[None, :])  # u_j − u_l, [j, l]
+        drift = np.einsum("il,jl->ij", p, diff)  # Σ_l P_il (u_j − u_l)
+        excess = np.array([math.fsum([*row, -1.0]) for row in p])  # ΣP_i − 1
+        m = f - d[:, None] + drift - (hi + lo)[None, :] * excess[:, None]
         # a functional constant in exact arithmetic has σ = 0, not the rounding of its terms
-        size = np.maximum(np.maximum(np.abs(f), np.abs(d)[:, None]), np.abs(u)[None, :] + np.abs(pu)[:, None])
+        size = np.maximum(np.maximum(np.abs(f), np.abs(d)[:, None]), np.abs(drift))
         m = snap_rounding(m, size)
         v = np.sum(np.where(p > 0.0, p * m * m, 0.0), axis=1)
         return max(math.fsum(self.pi * v), 0.0)
