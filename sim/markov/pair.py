@@ -22,7 +22,7 @@ from .. import registry
 from ..distributions import two_product
 from ..registry import Estimator, Form
 from .chain import Chain
-from .theory import Exact, Functional, kl_from_gap, kl_rows, log_ratio
+from .theory import Exact, Functional, generator, kl_from_gap, kl_rows, log_ratio
 
 if TYPE_CHECKING:
     from ..exact import Moments
@@ -132,9 +132,9 @@ class MarkovPair:
         big_p, big_q, k = self.p.transition, self.q.transition, self.p.k
         sum_p = np.array([math.fsum(row) for row in big_p])
         if self.q.iid:
-            system = np.eye(k) - big_p + np.outer(np.ones(k), self.p.stationary)
+            system = generator(big_p) + np.outer(np.ones(k), self.p.stationary)
             return np.linalg.solve(system.T, _unigram_residual(pi_q, big_p, sum_p))
-        system = np.eye(k) - big_q + np.outer(np.ones(k), pi_q)
+        system = generator(big_q) + np.outer(np.ones(k), pi_q)
         sum_q = np.array([math.fsum(row) for row in big_q])
         sums_gap = np.array([math.fsum([*x, *(-y)]) for x, y in zip(big_p, big_q, strict=True)])
         diff = (big_q - big_p) / sum_q[:, None] + big_p * (sums_gap / (sum_p * sum_q))[:, None]
