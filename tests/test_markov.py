@@ -402,8 +402,8 @@ def test_the_stationary_marginals_kl_keeps_its_precision_for_nearly_equal_chains
     pi_p = _decimal_stationary(_normalised(THREE_P))
     pi_q = _decimal_stationary(_normalised(THREE_P + tilt))
     want = sum(a * (a / b).ln() for a, b in zip(pi_p, pi_q, strict=True))
-    assert pair.kl_stationary == pytest.approx(float(want), rel=1e-11, abs=0.0)
-    assert pair.exact(registry.log_ratio).mean(1) == pytest.approx(float(want), rel=1e-11, abs=0.0)
+    assert pair.kl_stationary == pytest.approx(float(want), rel=1e-13, abs=0.0)
+    assert pair.exact(registry.log_ratio).mean(1) == pytest.approx(float(want), rel=1e-13, abs=0.0)
 
 
 def test_the_convergence_figure_names_the_kl_rate(simulated):
@@ -455,3 +455,39 @@ def test_a_unigram_model_of_the_rounded_stationary_law_has_its_tiny_kl_right():
     want = sum(a * (a / b).ln() for a, b in zip(pi_p, q, strict=True))
     assert 0.0 < float(want) < 1e-30
     assert pair.kl_stationary == pytest.approx(float(want), rel=1e-12, abs=0.0)
+
+
+#: Two blocks {0, 1} and {2, 3} joined by transitions of probability 10⁻⁶ only.
+BLOCKS = np.array(
+    [[0.6, 0.4 - 1e-6, 1e-6, 0.0], [0.3, 0.7, 0.0, 0.0], [0.0, 0.0, 0.2, 0.8], [1e-6, 0.0, 0.5, 0.5 - 1e-6]]
+)
+
+
+def test_nearly_reducible_chains_keep_the_marginals_kl_to_full_precision():
+    """π_q − π_p of two nearly reducible chains hinges on their slow exchange between the blocks,
+    which a linear solve of the gap's system loses (it agreed to 2e-11); against 50-digit laws."""
+    tilt = np.random.default_rng(18).uniform(-1e-3, 1e-3, size=BLOCKS.shape)
+    q = BLOCKS * (1.0 + tilt)
+    q /= q.sum(axis=1, keepdims=True)  # as a config's rows are (to within an ulp of 1)
+    pair = MarkovPair(Chain(BLOCKS), Chain(q))
+    pi_p, pi_q = _decimal_stationary(_normalised(BLOCKS)), _decimal_stationary(_normalised(q))
+    want = sum(a * (a / b).ln() for a, b in zip(pi_p, pi_q, strict=True))
+    assert 1e-8 < float(want) < 1e-5
+    assert pair.kl_stationary == pytest.approx(float(want), rel=1e-13, abs=0.0)
+    assert pair.exact(registry.log_ratio).mean(1) == pytest.approx(float(want), rel=1e-13, abs=0.0)
+
+
+@pytest.mark.parametrize("name", list(TERMS))
+def test_exit_rates_of_1e_minus_12_leave_sigma_its_precision(name):
+    """A cycle leaving each state with probability 10⁻¹², against a circulant model: every state's
+    expected term d_i is the same (the rows are rotations of each other), so the Poisson solution
+    is 0 and σ² = Σ_j P_0j (F_0j − d_0)², exactly, in 50 digits.  A rounding of the rate along 1
+    (1e-17) used to reach u through the 10⁻¹² rates and move the cross-entropy's σ by 2e-11."""
+    p = np.array([[1 - 1e-12, 1e-12, 0.0], [0.0, 1 - 1e-12, 1e-12], [1e-12, 0.0, 1 - 1e-12]])
+    q = np.array([[0.9, 0.05, 0.05], [0.05, 0.9, 0.05], [0.05, 0.05, 0.9]])
+    pair = MarkovPair(Chain(p), Chain(q))
+    _, fs = _decimal_logs(pair, name)
+    row = _normalised(p)[0]
+    d0 = sum(row[j] * fs[0, j] for j in range(3) if (0, j) in fs)
+    want = sum(row[j] * (fs[0, j] - d0) ** 2 for j in range(3) if (0, j) in fs)
+    assert pair.exact(TERMS[name]).sigma2 == pytest.approx(float(want), rel=1e-13, abs=0.0)

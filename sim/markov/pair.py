@@ -21,7 +21,7 @@ import numpy as np
 from .. import registry
 from ..distributions import two_product
 from ..registry import Estimator, Form
-from .chain import Chain
+from .chain import Chain, gth_gap
 from .theory import Exact, Functional, generator, kl_from_gap, kl_rows, log_ratio
 
 if TYPE_CHECKING:
@@ -118,13 +118,15 @@ class MarkovPair:
 
     @functools.cached_property
     def stationary_gap(self) -> np.ndarray | None:
-        """π_q − π_p solved for directly where the two laws are close (None elsewhere).
+        """π_q − π_p computed as a difference where the two laws are close (None elsewhere).
 
-        A chain q: Δ(I − Q + 1π_q) = π_p(Q̄ − P̄); an i.i.d. q = r: Δ(I − P + 1π_p) = r̄ − r̄P̄, its
-        right side summed from exact products.  Its relative precision is that of Q − P (or of r's
-        distance from stationarity), where the difference of two separately computed laws would
-        keep only ε/|Δ| of it (a unigram model of the rounded stationary law has a KL of 1e-32).
-        Rows are normalised exactly (P̄, Q̄, r̄): their sums' ulp is first order in such gaps.
+        A chain q: carried through both chains' GTH eliminations from Q̄ − P̄ (:func:`gth_gap`), which
+        also keeps a nearly reducible pair's slow exchange between blocks; an i.i.d. q = r: solved
+        from Δ(I − P + 1π_p) = r̄ − r̄P̄, its right side summed from exact products.  Its relative
+        precision is that of Q − P (or of r's distance from stationarity), where the difference of
+        two separately computed laws would keep only ε/|Δ| of it (a unigram model of the rounded
+        stationary law has a KL of 1e-32).  Rows are normalised exactly (P̄, Q̄, r̄): their sums'
+        ulp is first order in such gaps.
         """
         pi_q = self.q.stationary
         if pi_q is None or np.max(np.abs(pi_q - self.p.stationary) / self.p.stationary) > _SMALL_GAP:
@@ -134,11 +136,10 @@ class MarkovPair:
         if self.q.iid:
             system = generator(big_p) + np.outer(np.ones(k), self.p.stationary)
             return np.linalg.solve(system.T, _unigram_residual(pi_q, big_p, sum_p))
-        system = generator(big_q) + np.outer(np.ones(k), pi_q)
         sum_q = np.array([math.fsum(row) for row in big_q])
         sums_gap = np.array([math.fsum([*x, *(-y)]) for x, y in zip(big_p, big_q, strict=True)])
         diff = (big_q - big_p) / sum_q[:, None] + big_p * (sums_gap / (sum_p * sum_q))[:, None]
-        return np.linalg.solve(system.T, self.p.stationary @ diff)
+        return gth_gap(big_p, big_q, diff)
 
     @functools.cached_property
     def log_ratio(self) -> np.ndarray:

@@ -115,6 +115,19 @@ def kl_from_gap(a: np.ndarray, gap: np.ndarray) -> float:
     return math.fsum(np.where(live, b * xlog1px_minus_x(np.maximum(rel, -1.0)), 0.0))
 
 
+def _consistent(centred: np.ndarray, pi: np.ndarray) -> np.ndarray:
+    """d − κ less its remaining π-mean, so that it is in the generator's range (π·x = 0) to rounding.
+
+    The Poisson solve drops one equation, and whatever of the right side lies along 1 lands on the
+    solution divided by the slowest rate: with d constant (a chain whose rows are permutations of
+    each other) the rounding of κ alone (1e-17) put ±1e-5 into u through exit rates of 10⁻¹² and
+    moved σ by 5e-11.  The π-mean is summed from exact products; a constant along 1 changes only u's
+    irrelevant constant, so nothing true is lost.
+    """
+    hi, lo = two_product(pi, centred)
+    return centred - math.fsum([*hi, *lo]) / math.fsum(pi)
+
+
 @dataclass(frozen=True, eq=False)
 class Functional:
     """S_n = g(X_1) + Σ_{t=2}^n F(X_{t−1}, X_t) on a chain's paths (nats).
@@ -147,7 +160,7 @@ class Exact:
         self.pi = chain.stationary
         self.mu = chain.start
         self.rate = math.fsum(self.pi * fn.d)
-        self.d_centred = fn.d - self.rate
+        self.d_centred = _consistent(fn.d - self.rate, self.pi)
         self._powers: list[np.ndarray] = []  # E^(2^j)
         self._block_powers: list[np.ndarray] = []  # M^(2^j) of the moment recursion
 
