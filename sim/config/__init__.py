@@ -28,11 +28,14 @@ The keys of an experiment::
       - name: die
         p: [0.1, 0.2, 0.3, 0.4]
         q: {uniform: 4}        # or {zipf: {k, s}}, {dirichlet: {k, alpha, seed}}
+    grid:                      # optional: one case per combination of the lists
+      p: [0.5, 0.7]            # (see sim.config.grids; cases or grid is required)
+      q: [0.55, 0.6, 0.8]
 
 Modules: :mod:`.model` (the validated objects, limits and resolved form),
 :mod:`.yamlnodes` (YAML with line numbers), :mod:`.checker` (located issues,
 scalar readers), :mod:`.cases` and :mod:`.fit` (each kind's validation),
-:mod:`.common` (the keys both kinds share, and the one builder of the
+:mod:`.grids` (a ``grid:``'s expansion into cases), :mod:`.common` (the keys both kinds share, and the one builder of the
 experiment object) and :mod:`.loader` (the entry points re-exported here).
 """
 

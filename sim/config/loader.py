@@ -16,6 +16,7 @@ from .checker import _Checker, _describe
 from .common import _build, _check_sampler, _common_keys
 from .families import check_family_cases
 from .fit import _fit_experiment
+from .grids import entries, read_grid
 from .markov import check_markov_cases
 from .model import (
     _FIT_KEYS,
@@ -44,9 +45,11 @@ def _experiment(data: Any, checker: _Checker) -> Experiment | FitExperiment | No
     top = checker.mapping(data, (), _FIT_KEYS if fit else _TOP_KEYS, "experiment keys")
     if top is None:
         return None
-    for key in ("name", "n", "cases") + (("truth",) if fit else ()):
+    for key in ("name", "n") + (("truth",) if fit else ()):
         if key not in top:
             checker.error((), f"missing key '{key}'")
+    if "cases" not in top and (fit or "grid" not in top):
+        checker.error((), "missing key 'cases'" + ("" if fit else " (or 'grid', a grid of cases)"))
     common = _common_keys(top, checker)
     grid = _checkpoints(top["n"], ("n",), checker) if "n" in top else None
     names = FIT_ESTIMATORS if fit else (*ESTIMATORS, *OPTIONAL_ESTIMATORS)
@@ -61,7 +64,7 @@ def _experiment(data: Any, checker: _Checker) -> Experiment | FitExperiment | No
     if fit:
         return _fit_experiment(top, checker, common, grid, estimators)
     valid_cases: list = []
-    cases = _cases(top["cases"], checker, valid_cases) if "cases" in top else None
+    cases = _all_cases(top, checker, valid_cases)
     _check_against_cases(parsed, valid_cases, checker)
     _check_q_sample_sizes(valid_cases, grid, common["sampler"], checker)
     ckpts = grid.checkpoints if grid is not None else ()
@@ -70,9 +73,21 @@ def _experiment(data: Any, checker: _Checker) -> Experiment | FitExperiment | No
     if "estimators" not in top and cases and common["sampler"] is not None:
         estimators, left_out = _default_estimators(cases, common["sampler"], ckpts)
         checker.notes.extend(left_out)
-    return _build(
-        Experiment, checker, common, grid, cases=cases, estimators=estimators, kind=kind, save_replicates=save
-    )
+    grids = tuple(entries(top["grid"])) if "grid" in top else ()
+    fields = {"cases": cases, "estimators": estimators, "kind": kind, "save_replicates": save, "grids": grids}
+    return _build(Experiment, checker, common, grid, **fields)
+
+
+def _all_cases(top: dict, checker: _Checker, valid: list) -> tuple | None:
+    """The written cases, then the grid's (None if any is invalid); ``valid`` gets those that are."""
+    cases = _cases(top["cases"], checker, valid) if "cases" in top else ()
+    if "grid" not in top:
+        return cases
+    written = top.get("cases") if isinstance(top.get("cases"), list) else []
+    taken = [c["name"] for c in written if isinstance(c, dict) and isinstance(c.get("name"), str)]
+    gridded = read_grid(top["grid"], checker, taken)
+    valid.extend(gridded or ())
+    return None if cases is None or gridded is None else cases + gridded
 
 
 def _default_estimators(cases, sampler: str, checkpoints) -> tuple[tuple[str, ...], list[str]]:

@@ -62,11 +62,12 @@ _TOP_KEYS = (
     "sampler",
     "save_replicates",
     "cases",
+    "grid",
     "notes",
 )
 _CASE_KEYS = ("name", "description", "p", "q", "q_sample")
 _FIT_KEYS = (
-    *(k for k in _TOP_KEYS if k not in ("cases", "notes")),  # save_replicates: accepted, not applied
+    *(k for k in _TOP_KEYS if k not in ("cases", "grid", "notes")),  # save_replicates: accepted, not applied
     "smoothing",
     "inputs",
     "truth",
@@ -115,6 +116,8 @@ class Case:
     pair: dist.Pair
     description: str | None = None
     q_sample: dict[str, float] | None = None
+    #: Expanded from a ``grid:`` entry (the resolved config keeps the grid, not the case).
+    from_grid: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The case as it goes into the resolved ``config.yaml``."""
@@ -157,15 +160,17 @@ class Experiment(BaseExperiment):
     estimators: tuple[str, ...] = ESTIMATORS
     kind: str = "convergence"
     save_replicates: bool = True
+    #: The ``grid:`` entries as written (see :mod:`sim.config.grids`); their cases are in ``cases``.
+    grids: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        """The fully resolved config: every key, every default filled in."""
+        """The fully resolved config: every key, every default filled in (a grid as written)."""
+        written = [c.to_dict() for c in self.cases if not c.from_grid]
         return (
             _common(self)
-            | {
-                "save_replicates": self.save_replicates,
-                "cases": [c.to_dict() for c in self.cases],
-            }
+            | {"save_replicates": self.save_replicates}
+            | ({"cases": written} if written or not self.grids else {})
+            | ({"grid": list(self.grids) if len(self.grids) > 1 else self.grids[0]} if self.grids else {})
             | _notes(self.notes)
         )
 

@@ -21,7 +21,11 @@ kind                axes level                        figure level
 ``estimators``      :func:`plot_estimators`           :func:`estimators_figure`
 ``testing``         :func:`plot_p_wrong`,             :func:`testing_figure`
                     :func:`plot_stein`
+``sweep``           :func:`plot_sweep`                :func:`sweep_figure`
 ==================  ================================  =======================
+
+The ``sweep`` figure is drawn for a grid of cases (``grid:``); its panels are sample sizes, not
+cases (see :mod:`.sweep`).
 
 A fit experiment has ``fit_trajectory`` (:func:`plot_fit_trajectory`,
 :func:`fit_trajectory_figure`) and ``fit_convergence``
@@ -30,7 +34,7 @@ A fit experiment has ``fit_trajectory`` (:func:`plot_fit_trajectory`,
 Every estimator keeps one colour in every figure (seaborn's colourblind
 palette, from :mod:`sim.registry`); exact theory is drawn in black, dashed.
 Modules: :mod:`.style`, :mod:`.convergence`, :mod:`.estimators` (which
-estimator of KL), :mod:`.decision` (the testing figure), :mod:`.fit`, :mod:`.layout` (margins measured once, so that each
+estimator of KL), :mod:`.decision` (the testing figure), :mod:`.sweep` (a grid's sweep), :mod:`.fit`, :mod:`.layout` (margins measured once, so that each
 figure is drawn once) and :mod:`.folders` (reading results, building and
 saving figures).
 """
@@ -71,6 +75,7 @@ from .style import (
     case_titles,
     describe_distribution,
 )
+from .sweep import plot_sweep, sweep_figure
 
 __all__ = [
     "COLOURS",
@@ -106,7 +111,9 @@ __all__ = [
     "plot_p_wrong",
     "plot_paths",
     "plot_stein",
+    "plot_sweep",
     "save_figure",
+    "sweep_figure",
     "testing_figure",
     "warm_up",
 ]

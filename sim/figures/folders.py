@@ -26,9 +26,10 @@ from .decision import testing_figure
 from .estimators import compares_estimators, estimators_figure
 from .fit import fit_convergence_figure, fit_trajectory_figure
 from .style import DPI, FIT_KINDS, FORMATS, KINDS
+from .sweep import has_sweep, sweep_figure
 
 #: Every figure kind, in drawing order.
-ALL_KINDS = (*KINDS, "estimators", "testing", *FIT_KINDS)
+ALL_KINDS = (*KINDS, "estimators", "testing", "sweep", *FIT_KINDS)
 
 #: Why a figure needs the replicates that ``save_replicates: false`` does not keep.
 NEEDS_REPLICATES = {
@@ -136,7 +137,8 @@ def figure_kinds(tables: Mapping[str, Any]) -> list[str]:
     ``save_replicates: false``), ``decomposition`` with llr, cross-entropy
     and entropy, ``estimators`` with an estimator of KL beyond ``llr`` and
     ``plugin_kl`` (:func:`sim.figures.estimators.compares_estimators`), and
-    ``testing`` with ``p_wrong`` or ``p_wrong_tilted``.
+    ``testing`` with ``p_wrong`` or ``p_wrong_tilted``, and ``sweep`` with a grid of cases
+    (:func:`sim.figures.sweep.has_sweep`).
     """
     if _is_fit(tables):
         return list(FIT_KINDS)
@@ -155,7 +157,9 @@ def figure_kinds(tables: Mapping[str, Any]) -> list[str]:
         wanted |= {"testing"}
     if compares_estimators(tables["summary"]):
         wanted |= {"estimators"}
-    return [k for k in (*KINDS, "estimators", "testing") if k in wanted]
+    if has_sweep(tables["config"]):
+        wanted |= {"sweep"}
+    return [k for k in (*KINDS, "estimators", "testing", "sweep") if k in wanted]
 
 
 def figure_notes(tables: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
@@ -192,6 +196,7 @@ def _drawers(tables: Mapping[str, Any]) -> dict[str, Callable[[], Figure]]:
         "decomposition": lambda: decomposition_figure(summary, analytic, config=config),
         "estimators": lambda: estimators_figure(summary, analytic, config=config),
         "testing": lambda: testing_figure(summary, analytic, replicates=replicates, config=config),
+        "sweep": lambda: sweep_figure(summary, analytic, config=config),
         "fit_trajectory": lambda: fit_trajectory_figure(tables.get("trajectory"), config=config, units=units),
         "fit_convergence": lambda: fit_convergence_figure(summary, analytic, config=config),
     }

@@ -14,6 +14,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from .. import registry
+from ..config.grids import written_cases
 from .layout import finish
 
 KINDS = ("convergence", "paths", "error", "clt", "decomposition")
@@ -113,7 +114,7 @@ def describe_distribution(spec: Any, *, max_values: int = 6) -> str:
 def case_titles(config: Config | None) -> dict[str, str]:
     """Case name → ``"name: p = …, q = …"`` from a resolved config."""
     titles: dict[str, str] = {}
-    for case in (config or {}).get("cases", []):
+    for case in written_cases(config or {}):
         p, q = describe_distribution(case["p"]), describe_distribution(case["q"])
         titles[case["name"]] = f"{case['name']}: p = {p}, q = {q}"
     return titles
@@ -122,7 +123,7 @@ def case_titles(config: Config | None) -> dict[str, str]:
 def _coins(config: Config | None) -> dict[str, tuple[float, float]]:
     """Cases whose p and q are both coins: name → (P_p(heads), P_q(heads))."""
     out = {}
-    for case in (config or {}).get("cases", []):
+    for case in written_cases(config or {}):
         p, q = case["p"], case["q"]
         if isinstance(p, int | float) and isinstance(q, int | float):
             out[case["name"]] = (float(p), float(q))

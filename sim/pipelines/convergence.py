@@ -58,10 +58,11 @@ class ConvergencePipeline:
         return experiment.replicates * len(experiment.checkpoints) * steps
 
     def effort(self, experiment: Experiment) -> float:
-        # summary rows (each checked, most drawn), exact sums over every category at every n
-        # (a thousand categories about one row's cost), and the sampling
+        # summary rows (each checked, most drawn), exact sums over every category at every n for
+        # every estimator (a thousand categories about one row's cost), and the sampling
         rows = len(experiment.cases) * len(experiment.checkpoints) * len(experiment.estimators)
         categories = sum(c.pair.cells for c in experiment.cases) * len(experiment.checkpoints)
+        categories *= len(experiment.estimators)
         return rows + categories / 1000 + self.work(experiment) / 1e6
 
     def analytic(self, experiment: Experiment) -> pd.DataFrame:

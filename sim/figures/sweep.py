@@ -1,0 +1,162 @@
+"""The sweep figure: an estimator at a few sample sizes against a grid's swept parameter.
+
+The nested-loop view of a grid of cases (``grid:`` in a config; :mod:`sim.config.grids`): the
+swept parameter with the most numeric values on the x axis, one line per combination of the other
+swept parameters, one panel per sample size (the smallest, a middle and the largest checkpoint).
+The simulated means are markers with ±2 MCSE bars, the exact mean at that n a solid line, and
+the estimator's target (the n → ∞ limit) a dashed one.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from .. import registry
+from ..config import grids
+from .style import LABELS, Config, _ax, _facets, _suptitle, _title, _units, in_order
+
+#: At most this many sample sizes get a panel.
+MAX_PANELS = 3
+#: Line colours of the sweep's groups (seaborn's colour-blind palette, as the other figures').
+_PALETTE = [tuple(c) for c in sns.color_palette("colorblind")]
+
+
+class Sweep(NamedTuple):
+    """What a sweep panel shows: cases' swept values, the x parameter, and the lines' parameters.
+
+    Attributes
+    ----------
+    values : pandas.DataFrame
+        One row per grid case: ``case`` and one column per swept label.
+    x : str
+        The swept label on the x axis.
+    hue : list of str
+        The other swept labels: one line per combination of their values.
+    """
+
+    values: pd.DataFrame
+    x: str
+    hue: list[str]
+
+
+def sweep_of(config: Config | None) -> Sweep | None:
+    """The sweep a resolved config's grid makes, or None (no grid, or no numeric swept parameter
+    with two values or more).  Of several grid entries, the first that has one is drawn."""
+    for entry in grids.entries((config or {}).get("grid") or []):
+        if not isinstance(entry, dict):
+            continue
+        numeric = [
+            s for s in grids.sweeps(entry) if len(s.values) > 1 and all(grids.is_number(v) for v in s.values)
+        ]
+        if not numeric:
+            continue
+        x = max(reversed(numeric), key=lambda s: len(s.values)).label  # the most values; the last of a tie
+        rows = [{"case": made.name} | made.values for made in grids.expand(entry)]
+        hue = [s.label for s in grids.sweeps(entry) if s.label != x]
+        return Sweep(pd.DataFrame(rows), x, hue)
+    return None
+
+
+def plot_sweep(
+    summary: pd.DataFrame,
+    sweep: Sweep,
+    *,
+    n: int,
+    estimator: str,
+    ax: Axes | None = None,
+    title: str = "",
+) -> Axes:
+    """``estimator``'s mean at ``n`` against the swept parameter, one line per other parameter.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        ``summary.csv`` (any cases; those of the sweep are drawn).
+    sweep : Sweep
+        The grid's cases and parameters (:func:`sweep_of`).
+    n : int
+        The sample size.
+    estimator : str
+        The estimator's name.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; the current Axes by default.
+    title : str
+        Panel title (default ``n = …``).
+    """
+    ax = _ax(ax)
+    rows = summary[(summary.n == n) & (summary.estimator == estimator)]
+    table = sweep.values.merge(rows, on="case").sort_values(sweep.x)
+    groups = table.groupby(sweep.hue, sort=True) if sweep.hue else [((), table)]
+    for (key, part), colour in zip(groups, itertools.cycle(_PALETTE), strict=False):
+        label = ", ".join(f"{h} = {_short(v)}" for h, v in zip(sweep.hue, np.atleast_1d(key), strict=True))
+        _draw_line(ax, part, sweep.x, colour, label)
+    ax.plot([], [], color="0.3", linewidth=1.1, label="exact mean at n")
+    ax.plot([], [], color="0.3", linewidth=0.9, linestyle="--", label="target (n → ∞)")
+    ax.errorbar([], [], yerr=[], fmt="o", color="0.3", markersize=3.5, label="simulated ± 2 MCSE")
+    values = sweep.values[sweep.x].to_numpy(dtype=float)
+    if values.min() > 0 and values.max() / values.min() >= 30:
+        ax.set_xscale("log")
+    ax.set_xlabel(sweep.x)
+    ax.set_ylabel(f"{LABELS[estimator]} ({_units(summary)})")
+    _title(ax, title or f"n = {n:,}")
+    return ax
+
+
+def _draw_line(ax: Axes, part: pd.DataFrame, x: str, colour, label: str) -> None:
+    """One line of the sweep: simulated means ± 2 MCSE, the exact mean at n, the target."""
+    xs = part[x].to_numpy(dtype=float)
+    ax.errorbar(
+        xs, part["mean"], yerr=2.0 * part["mcse"].fillna(0.0), fmt="o", color=colour,
+        markersize=3.5, capsize=2, linewidth=0.9, label=label or None,
+    )  # fmt: skip
+    if part["exact_mean"].notna().any():
+        ax.plot(xs, part["exact_mean"], color=colour, linewidth=1.1)
+    ax.plot(xs, part["target"], color=colour, linewidth=0.9, linestyle="--", alpha=0.7)
+
+
+def _short(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def sweep_sizes(checkpoints) -> list[int]:
+    """The sample sizes a sweep figure shows: the smallest, a middle and the largest."""
+    ns = sorted(set(int(n) for n in checkpoints))
+    if len(ns) <= MAX_PANELS:
+        return ns
+    return [ns[0], ns[len(ns) // 2], ns[-1]]
+
+
+def sweep_estimator(summary: pd.DataFrame) -> str:
+    """The estimator a sweep figure shows: llr when there is one, else the first drawn."""
+    names = in_order(summary.estimator)
+    return registry.LLR.name if registry.LLR.name in names else names[0]
+
+
+def sweep_figure(summary: pd.DataFrame, analytic: pd.DataFrame, *, config: Config | None = None) -> Figure:
+    """One panel per sample size of :func:`sweep_sizes`: :func:`plot_sweep` of the config's grid."""
+    sweep = sweep_of(config)
+    if sweep is None:
+        raise ValueError("the config has no grid with a numeric swept parameter to draw")
+    estimator = sweep_estimator(summary[summary.case.isin(sweep.values.case)])
+    what = f"{LABELS[estimator]} against {sweep.x}" + (
+        f", one line per {', '.join(sweep.hue)}" if sweep.hue else ""
+    )
+    return _facets(
+        sweep_sizes(summary.n),
+        lambda ax, n: plot_sweep(summary, sweep, n=n, estimator=estimator, ax=ax),
+        suptitle=_suptitle(f"Sweep: {what}", config),
+        columns=MAX_PANELS,
+    )
+
+
+def has_sweep(config: Mapping | None) -> bool:
+    """Whether a resolved config's grid supports the sweep figure."""
+    return sweep_of(config) is not None
