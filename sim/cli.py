@@ -247,16 +247,26 @@ def _run_one(
     return _report_figures(str(report.path), report.figures)
 
 
+def _alpha_option(what: str):
+    """``--alpha``: a family-wise false-alarm rate (shared by check and compare)."""
+    return click.option(
+        "--alpha",
+        type=click.FloatRange(0, 1, min_open=True, max_open=True),
+        default=1e-3,
+        show_default=True,
+        help=f"Family-wise false-alarm rate of {what} (Bonferroni-corrected).",
+    )
+
+
+def _json_option(what: str):
+    """``--json``: print a machine-readable report instead of the table (shared by check and compare)."""
+    return click.option("--json", "as_json", is_flag=True, help=f"Print {what} as JSON.")
+
+
 @main.command()
 @click.argument("results", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=str))
-@click.option(
-    "--alpha",
-    type=click.FloatRange(0, 1, min_open=True, max_open=True),
-    default=1e-3,
-    show_default=True,
-    help="Family-wise false-alarm rate of each folder's statistical tests (Bonferroni-corrected).",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the reports as JSON (one object per folder).")
+@_alpha_option("each folder's statistical tests")
+@_json_option("the reports (one object per folder)")
 @_fail_on_library_errors
 def check(results: tuple[str, ...], alpha: float, as_json: bool) -> None:
     """Test RESULTS folders against exact theory; exit 1 if any test fails.
@@ -290,6 +300,43 @@ def check(results: tuple[str, ...], alpha: float, as_json: bool) -> None:
                 click.echo()
             click.echo(report.table())
     if not all(r.passed for r in reports):
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("a", type=click.Path(file_okay=False, path_type=str))
+@click.argument("b", type=click.Path(file_okay=False, path_type=str))
+@_alpha_option("the row-by-row tests")
+@_json_option("the comparison, every row")
+@_fail_on_library_errors
+def compare(a: str, b: str, alpha: float, as_json: bool) -> None:
+    """Compare two results folders' means row by row; exit 1 if they disagree.
+
+    Each summary.csv row (case, n, estimator) of A and B estimates the same
+    expectation: z = (mean_A − mean_B) / √(mcse_A² + mcse_B²), tested against
+    the two-sided Bonferroni critical value over the rows (exact rows, with
+    both MCSEs 0, must agree to rounding).  Exit status: 0 they agree, 1 a
+    row disagrees (each is named), 2 they are not comparable (other cases,
+    sample sizes or units; estimators only one has are left out, with a
+    note) or a folder is not a results folder.
+
+    \b
+    Examples:
+      sim compare results/coin other/coin
+      sim compare results/coin rerun/coin --json
+    """
+    from .compare import compare_results
+
+    result = compare_results(a, b, alpha=alpha)
+    if as_json:
+        import json
+
+        click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        click.echo(result.table())
+    if not result.comparable:
+        sys.exit(2)
+    if not result.agree:
         sys.exit(1)
 
 
