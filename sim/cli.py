@@ -340,6 +340,41 @@ def compare(a: str, b: str, alpha: float, as_json: bool) -> None:
         sys.exit(1)
 
 
+@main.command()
+@click.argument("results", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=str))
+@click.option(
+    "-o",
+    "--output",
+    default="report.html",
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=str),
+    help="The HTML file to write (replaced atomically).",
+)
+@_alpha_option("each folder's sim check")
+@_fail_on_library_errors
+def report(results: tuple[str, ...], output: str, alpha: float) -> None:
+    """Write one self-contained HTML page for RESULTS folders.
+
+    Per experiment: description, sim check verdict (failures highlighted),
+    every figure embedded, the analytic table, the summary table with each
+    mean to its MCSE, and config.yaml.  No script, no network: it reads
+    offline.  Built from the folders' files only; every folder is read and
+    checked before the page is written.  Exit status: 0 written (whatever
+    the checks say: the page shows them), 2 a folder is not a results folder.
+
+    \b
+    Examples:
+      sim report results/*
+      sim report results/coin results/markov -o coin-and-markov.html
+    """
+    from .report import write_report
+
+    read = write_report(results, output, alpha=alpha)
+    failing = [f.name for f in read if not f.check.passed]
+    note = f"; sim check fails for {', '.join(failing)}" if failing else ""
+    click.echo(f"{output}: {len(read)} experiment(s), {sum(len(f.figures) for f in read)} figures{note}")
+
+
 def _interrupt(signum, frame) -> None:
     """SIGTERM ends a run as Ctrl-C does: cleanly, keeping the previous results."""
     raise KeyboardInterrupt
