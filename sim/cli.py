@@ -237,7 +237,7 @@ def _run_one(
     )
     click.echo(
         f"{experiment.name}: {len(experiment.cases)} case(s) × {len(experiment.checkpoints)} sizes × "
-        f"{experiment.replicates:,} replicates → {report.path} ({time.perf_counter() - t0:.1f} s)"
+        f"{_replicates_made(experiment, report.summary)} → {report.path} ({time.perf_counter() - t0:.1f} s)"
     )
     click.echo(f"  {report.check.headline()}", err=not report.check.passed)
     for note in experiment.notes:  # what the config asked for but was adjusted (also in config.yaml)
@@ -375,6 +375,66 @@ def report(results: tuple[str, ...], output: str, alpha: float) -> None:
     click.echo(f"{output}: {len(read)} experiment(s), {sum(len(f.figures) for f in read)} figures{note}")
 
 
+def _template_options(func):
+    """``--coin``, ``--categorical``, … : the kind of template ``sim init`` writes (one of them)."""
+    from .config.templates import DEFAULT, TEMPLATES
+
+    for kind in reversed(list(TEMPLATES)):
+        default = {"default": True} if kind == DEFAULT else {}  # one default for the shared "kind"
+        func = click.option(f"--{kind}", "kind", flag_value=kind, help=TEMPLATES[kind][0], **default)(func)
+    return func
+
+
+@main.command()
+@click.argument("name")
+@_template_options
+@click.option(
+    "--out",
+    "out",
+    default=".",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=str),
+    help="Folder to write NAME.yaml into.",
+)
+@_fail_on_library_errors
+def init(name: str, kind: str, out: str) -> None:
+    """Write a commented config template NAME.yaml that validates as written.
+
+    One kind of experiment per flag (a coin by default).  An existing file
+    is never replaced (exit 2).
+
+    \b
+    Examples:
+      sim init my-coin
+      sim init my-grid --grid --out configs
+    """
+    from .config import parse_config
+    from .config.templates import template
+    from .errors import OutputError
+
+    text = template(kind, name)
+    path = Path(out) / f"{name}.yaml"
+    parse_config(text, source=str(path))  # a bad name is a config error (exit 2), before writing
+    if path.exists():
+        raise OutputError(f"{path}: already exists; sim init never replaces a file")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "x", encoding="utf-8") as handle:
+        handle.write(text)
+    click.echo(f"{path}: a {kind} experiment; run it with: sim run {path}")
+
+
+def _replicates_made(experiment, summary) -> str:
+    """``1,000 replicates``, or for replicates chosen by precision the range the cases reached."""
+    precision = getattr(experiment, "precision", None)
+    if precision is None:
+        return f"{experiment.replicates:,} replicates"
+    if summary is None or not len(summary):
+        return f"replicates for an MCSE ≤ {precision.mcse:g} (at most {precision.max:,})"
+    low, high = int(summary.replicates.min()), int(summary.replicates.max())
+    made = f"{low:,}" if low == high else f"{low:,}–{high:,}"
+    return f"{made} replicates (for an MCSE ≤ {precision.mcse:g}, at most {precision.max:,})"
+
+
 def _interrupt(signum, frame) -> None:
     """SIGTERM ends a run as Ctrl-C does: cleanly, keeping the previous results."""
     raise KeyboardInterrupt
@@ -485,7 +545,7 @@ def validate(configs: tuple[str, ...], overrides: tuple[str, ...]) -> None:
 
     for e in load_all(configs, overrides):
         ns = e.checkpoints
-        sizes = f"N = {ns[0]:,}…{ns[-1]:,} ({len(ns)} sizes), {e.replicates:,} replicates"
+        sizes = f"N = {ns[0]:,}…{ns[-1]:,} ({len(ns)} sizes), {_replicates_made(e, None)}"
         if isinstance(e, FitExperiment):
             models = ", ".join(c.model for c in e.cases)
             click.echo(

@@ -66,6 +66,8 @@ REPLICATES = "replicates.csv.gz"
 RUN = "run.json"
 TRAJECTORY = "trajectory.csv"
 FIGURES = "figures"
+#: What the folder holds and every column means (sim.columns.folder_readme).
+README = "README.md"
 
 
 #: Rows formatted at once by :func:`write_csv`: bounds the text held in memory.

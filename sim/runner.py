@@ -26,10 +26,12 @@ import pandas as pd
 from . import provenance
 from . import results as res
 from .check import CheckReport, check_tables
+from .columns import folder_readme
 from .config import Experiment, FitExperiment, dump_config
 from .errors import OutputError, one_line
 from .executors import default_workers, execute
 from .pipelines import Pipeline, pipeline_for
+from .precision import shortfall_notes
 from .progress import Progress
 from .resume import ResumeStore, fingerprint
 from .sidebyside import can_fork, workers_here
@@ -189,12 +191,13 @@ def _run_locked(experiment, out: Path, command, after, execution: Execution) -> 
     tables = pipeline.tables(experiment, stage, run_tasks)
     analytic, summary = tables[res.ANALYTIC], tables[res.SUMMARY]
     report.summary, report.analytic = summary, analytic
-    report.notes = unseen_notes(summary)
+    report.notes = unseen_notes(summary) + shortfall_notes(getattr(experiment, "precision", None), summary)
     with stage("check"):
         report.check = check_tables(experiment, tables, name=experiment.name)
     with res.staged_folder(out, experiment.name) as tmp:
         with stage("write"):
             (tmp / res.CONFIG).write_text(dump_config(experiment), encoding="utf-8")
+            (tmp / res.README).write_text(folder_readme(experiment, tables), encoding="utf-8")
             for name, frame in tables.items():
                 _write_table(frame, tmp / name, experiment.name, quiet=execution.quiet)
         if after is not None:

@@ -296,7 +296,7 @@ def summarize_stream(
     k = np.zeros(acc.mean.shape, dtype=np.int64) if ranges.exponent is None else ranges.exponent
     stats = {  # accumulated as v·2⁻ᵏ where tiny (see sim.streaming.Ranges): scaled back
         "mean": np.ldexp(acc.mean, k),
-        "sd": np.ldexp(np.sqrt(acc.m2 / (r - 1)), k),
+        "sd": stream_sd(acc, ranges),
         "rmse": np.ldexp(np.sqrt(acc.m2 / r + (acc.mean - np.ldexp(targets, -k)) ** 2), k),
         "q05": np.ldexp(q05, k),
         "q50": np.ldexp(q50, k),
@@ -309,6 +309,13 @@ def summarize_stream(
     )
     frame["quantile_error"] = errors.max(axis=0).ravel()
     return frame
+
+
+def stream_sd(acc, ranges) -> np.ndarray:
+    """The sd (ddof 1) per (n, estimator) of a :class:`sim.streaming.Accumulator`'s values."""
+    k = np.zeros(acc.mean.shape, dtype=np.int64) if ranges.exponent is None else ranges.exponent
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.ldexp(np.sqrt(acc.m2 / (acc.count - 1)), k)
 
 
 def describe(values: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, ...]:

@@ -66,7 +66,13 @@ def plan(experiment: Experiment) -> list[Task]:
     """Every task of a convergence experiment, in merge order."""
     tasks = []
     for c, case in enumerate(experiment.cases):
-        size = block_size(case.pair.cells)
-        blocks = math.ceil(experiment.replicates / size)
-        tasks += [Task(c, b, min(BLOCKS_PER_TASK, blocks - b)) for b in range(0, blocks, BLOCKS_PER_TASK)]
+        tasks += tasks_between(c, 0, experiment.replicates, block_size(case.pair.cells))
     return tasks
+
+
+def tasks_between(case: int, start: int, stop: int, size: int) -> list[Task]:
+    """The tasks making replicates ``start .. stop − 1`` of case number ``case`` (``start`` a whole
+    number of blocks of ``size``), in order: a run with replicates chosen by precision
+    (:mod:`sim.precision`) adds rounds of them."""
+    first, blocks = start // size, math.ceil(stop / size)
+    return [Task(case, b, min(BLOCKS_PER_TASK, blocks - b)) for b in range(first, blocks, BLOCKS_PER_TASK)]

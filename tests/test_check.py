@@ -316,13 +316,21 @@ def test_the_replicates_grid_is_decided_by_arrays_in_any_row_order():
     experiment = SimpleNamespace(
         replicates=3, checkpoints=[1, 10], cases=[SimpleNamespace(name="a"), SimpleNamespace(name="b")]
     )
+    counts = {"a": 3, "b": 3}
     rows = [(c, r, n) for c in "ab" for r in range(3) for n in (1, 10)]
     frame = pd.DataFrame(rows, columns=["case", "replicate", "n"])
-    assert _complete_grid(frame.sample(frac=1.0, random_state=2), experiment)
+    assert _complete_grid(frame.sample(frac=1.0, random_state=2), experiment, counts)
     moved = frame.copy()
     moved.loc[0, "n"] = 10  # (a, 0, 10) twice, (a, 0, 1) missing
     renamed = frame.copy()
     renamed.loc[3, "case"] = "c"
-    assert not _complete_grid(moved, experiment)
-    assert not _complete_grid(renamed, experiment)
-    assert not _complete_grid(frame.iloc[1:], experiment)
+    assert not _complete_grid(moved, experiment, counts)
+    assert not _complete_grid(renamed, experiment, counts)
+    assert not _complete_grid(frame.iloc[1:], experiment, counts)
+    # cases of their own counts (replicates chosen by precision)
+    uneven = pd.DataFrame(
+        [(c, r, n) for c, k in (("a", 2), ("b", 5)) for r in range(k) for n in (1, 10)],
+        columns=["case", "replicate", "n"],
+    )
+    assert _complete_grid(uneven, experiment, {"a": 2, "b": 5})
+    assert not _complete_grid(uneven, experiment, {"a": 3, "b": 4})

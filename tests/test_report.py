@@ -33,14 +33,17 @@ cases:
 
 def _folder(out: Path, name: str) -> Path:
     folder = run_experiment(parse_config(CONFIG.format(name=name)), out, execution=Execution(workers=1)).path
-    figures.draw_figures(folder)
+    figures.draw_figures(folder, processes=1)
     return folder
 
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("report")
-    good, bad = _folder(out, "good"), _folder(out, "bad")
+    good = _folder(out, "good")
+    bad = Path(shutil.copytree(good, out / "bad"))  # the same run, named bad, and tampered with
+    config = bad / "config.yaml"
+    config.write_text(config.read_text(encoding="utf-8").replace("name: good", "name: bad"), encoding="utf-8")
     summary = pd.read_csv(bad / "summary.csv")
     row = (summary.case == "coin") & (summary.n == 100) & (summary.estimator == "llr")
     summary.loc[row, "mean"] += 10 * summary.loc[row, "mcse"]  # a mean 10 MCSE off: sim check fails

@@ -29,7 +29,7 @@ from tests.helpers import TINY, z_crit
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 REQUIRED = {"coin", "coin_sweep", "categorical", "vocabulary", "bits", "classifier", "testing", "estimators"}
-FILES = ("config.yaml", "analytic.csv", "summary.csv", "replicates.csv.gz", "trajectory.csv")
+FILES = ("config.yaml", "README.md", "analytic.csv", "summary.csv", "replicates.csv.gz", "trajectory.csv")
 
 
 #: Run first, so that the two processes of :func:`runs` finish together (the others take seconds).

@@ -30,6 +30,7 @@ from ..registry import LLR
 from ..summary import FIT_SUMMARY_COLUMNS, SUMMARY_COLUMNS
 from . import tables as tbl
 from .columns import EPS, Row, RowCheck
+from .counts import replicate_counts
 from .laws import Law, convergence_law, fit_law
 from .report import ALPHA, CheckReport
 
@@ -163,20 +164,24 @@ def check_tables(
     keys = [(c, n, e) for c in kind.cases for n in experiment.checkpoints for e in experiment.estimators]
     records += tbl.row_set("summary.csv", summary, ["case", "n", "estimator"], keys)
     laws = {k: kind.law(*k) for k in keys}
-    replicate_records, values = _replicates(experiment, kind, tables.get(res.REPLICATES), laws)
+    counts, count_records = replicate_counts(experiment, tables)
+    records += count_records
+    replicate_records, values = _replicates(experiment, kind, tables.get(res.REPLICATES), laws, counts)
     records += replicate_records
     if all(c in summary.columns for c in kind.columns):
-        records += _rows(experiment, kind, summary, laws, values)
+        records += _rows(experiment, kind, summary, laws, values, counts)
         records += tbl.tilted_against_plain(summary, kind.coin_cases())
     if res.TRAJECTORY in tables:
         records += tbl.trajectory(tables[res.TRAJECTORY])
     return CheckReport.decide(name or experiment.name, records, alpha=alpha)
 
 
-def _replicates(experiment, kind, reps: pd.DataFrame | None, laws: dict) -> tuple[list[dict], dict | None]:
+def _replicates(
+    experiment, kind, reps: pd.DataFrame | None, laws: dict, counts: dict[str, int]
+) -> tuple[list[dict], dict | None]:
     """The checks of ``replicates.csv.gz`` (or of its absence) and its values per row key."""
     if reps is not None:
-        return tbl.replicates(reps, experiment, laws, kind.coin_linear())
+        return tbl.replicates(reps, experiment, laws, kind.coin_linear(), counts)
     if not kind.keeps_replicates:
         return [], None
     missing = tbl.record(
@@ -192,7 +197,9 @@ def _replicates(experiment, kind, reps: pd.DataFrame | None, laws: dict) -> tupl
     return [missing], None
 
 
-def _rows(experiment, kind, summary: pd.DataFrame, laws: dict, values: dict | None) -> list[dict]:
+def _rows(
+    experiment, kind, summary: pd.DataFrame, laws: dict, values: dict | None, counts: dict[str, int]
+) -> list[dict]:
     """Every column of every summary row the config asks for (others are the row set's failures)."""
     records: list[dict] = []
     for record_ in summary.drop_duplicates(["case", "n", "estimator"]).to_dict("records"):
@@ -204,7 +211,7 @@ def _rows(experiment, kind, summary: pd.DataFrame, laws: dict, values: dict | No
             row,
             laws[k],
             target=kind.target(row.case, row.estimator),
-            replicates=experiment.replicates,
+            replicates=counts.get(row.case, experiment.replicates),
             units=experiment.units,
             values=None if values is None else values[k],
             **kind.extras(*k),

@@ -46,17 +46,18 @@ def _exactly_once(frame: pd.DataFrame, keys: list[str], expected: list[tuple]) -
     return bool(found.is_unique and found.isin(expected).all())
 
 
-def _complete_grid(frame: pd.DataFrame, experiment) -> bool:
-    """Whether the replicates' keys are every (case, replicate, n) exactly once, decided by array
-    comparisons: millions of rows take a fraction of a second (and a Ctrl-C is heard at once),
-    where a set of key tuples took seconds inside single C calls."""
-    r, ns = experiment.replicates, np.asarray(experiment.checkpoints)
-    if len(frame) != len(experiment.cases) * r * ns.size:
+def _complete_grid(frame: pd.DataFrame, experiment, counts: dict[str, int]) -> bool:
+    """Whether the replicates' keys are every (case, replicate, n) exactly once (``counts[case]``
+    replicates each), decided by array comparisons: millions of rows take a fraction of a second
+    (and a Ctrl-C is heard at once), where a set of key tuples took seconds inside single C calls."""
+    ns = np.asarray(experiment.checkpoints)
+    if len(frame) != sum(counts[c.name] for c in experiment.cases) * ns.size:
         return False
     case = frame["case"].to_numpy()
     replicate, n = frame["replicate"].to_numpy(), frame["n"].to_numpy()
-    grid_replicates, grid_n = np.repeat(np.arange(r), ns.size), np.tile(ns, r)
     for c in experiment.cases:
+        r = counts[c.name]
+        grid_replicates, grid_n = np.repeat(np.arange(r), ns.size), np.tile(ns, r)
         mine = np.flatnonzero(case == c.name)
         if mine.size != r * ns.size:
             return False
@@ -201,7 +202,9 @@ def tilted_against_plain(summary: pd.DataFrame, coin_cases: set[str]) -> list[di
     return out
 
 
-def replicates(frame: pd.DataFrame, experiment, laws, coin_heads: dict) -> tuple[list[dict], dict | None]:
+def replicates(
+    frame: pd.DataFrame, experiment, laws, coin_heads: dict, counts: dict[str, int]
+) -> tuple[list[dict], dict | None]:
     """``replicates.csv.gz``: its rows, the values each estimator can take, identities per replicate.
 
     ``laws[(case, n, estimator)]`` gives each value's bounds; ``coin_heads``
@@ -215,13 +218,13 @@ def replicates(frame: pd.DataFrame, experiment, laws, coin_heads: dict) -> tuple
     columns = ["case", "replicate", "n", *experiment.estimators]
     out = columns_present(table, frame, columns)
     keys = ["case", "replicate", "n"]
-    if all(r["passed"] for r in out) and _complete_grid(frame, experiment):
+    if all(r["passed"] for r in out) and _complete_grid(frame, experiment, counts):
         out.append(record(table, {}, f"rows ({', '.join(keys)})", ROW_SET, len(frame), len(frame)))
     else:  # something is missing or extra: the general check names it
         expected = [
             (c.name, rep, n)
             for c in experiment.cases
-            for rep in range(experiment.replicates)
+            for rep in range(counts[c.name])
             for n in experiment.checkpoints
         ]
         out += row_set(table, frame, keys, expected)
@@ -231,7 +234,7 @@ def replicates(frame: pd.DataFrame, experiment, laws, coin_heads: dict) -> tuple
     for case in experiment.cases:
         part = frame[frame.case == case.name].sort_values(["replicate", "n"], kind="stable")
         for est in experiment.estimators:
-            x = part[est].to_numpy(dtype=float).reshape(experiment.replicates, len(experiment.checkpoints))
+            x = part[est].to_numpy(dtype=float).reshape(-1, len(experiment.checkpoints))
             at_n = {n: x[:, j] for j, n in enumerate(experiment.checkpoints)}
             by_row.update({(case.name, n, est): col for n, col in at_n.items()})
             out.append(_values_in_range(table, case.name, est, at_n, laws))
@@ -324,7 +327,7 @@ def _coin_paths(table, case, part, linear, experiment) -> dict:
             table, {"case": case}, "heads along each path", CONSISTENCY, 0, 0, reason="not recoverable"
         )
     ns = np.asarray(experiment.checkpoints, dtype=float)
-    x = part[LLR.name].to_numpy(dtype=float).reshape(experiment.replicates, ns.size)
+    x = part[LLR.name].to_numpy(dtype=float).reshape(-1, ns.size)
     heads = ns * (x - v_t) / step
     rounding = ns * 16 * EPS * max(abs(v_t), abs(v_h)) / abs(step)
     usable = rounding <= 0.25

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, TypeVar
 
+from ..precision import Precision
+from ..registry import LLR as _LLR_SPEC
 from .cases import Grid
 from .checker import _Checker
 from .model import MAX_REPLICATES, PER_SAMPLE_MAX_N, SAMPLERS, UNITS, Experiment, FitExperiment
 
 _E = TypeVar("_E", Experiment, FitExperiment)
+#: Fields an experiment may leave None (everything else None means a value was refused).
+_OPTIONAL_FIELDS = ("precision",)
+#: The estimator whose rows a target precision is for by default.
+LLR = _LLR_SPEC.name
 
 
 def _common_keys(top: dict, checker: _Checker) -> dict[str, Any]:
@@ -21,13 +28,54 @@ def _common_keys(top: dict, checker: _Checker) -> dict[str, Any]:
         "name": checker.name(top["name"], ("name",)) if "name" in top else None,
         "description": checker.text(top.get("description", ""), ("description",)),
         "seed": checker.integer(top.get("seed", 0), ("seed",), 0, 2**63 - 1),
-        "replicates": checker.integer(top.get("replicates", 1000), ("replicates",), 2, MAX_REPLICATES),
+        "replicates": _replicates(top.get("replicates", 1000), checker),
         "units": checker.choice(top.get("units", "nats"), ("units",), UNITS),
         "sampler": checker.choice(top.get("sampler", "counts"), ("sampler",), SAMPLERS),
     }
     if common["description"] is not None and "\n" in common["description"].strip():
         checker.error(("description",), "must be one line")
     return common
+
+
+def _replicates(value: Any, checker: _Checker) -> int | None:
+    """A number of replicates, or the ``max`` of ``{mcse, max, estimators}`` (read by
+    :func:`read_precision` once the estimators are known)."""
+    if isinstance(value, dict):
+        spec = checker.mapping(value, ("replicates",), ("mcse", "max", "estimators"), "mcse, max, estimators")
+        if spec is None:
+            return None
+        for key in ("mcse", "max"):
+            if key not in spec:
+                checker.error(("replicates",), f"missing key '{key}' (a target MCSE needs a most replicates)")
+        if "max" not in spec:
+            return None
+        return checker.integer(spec["max"], ("replicates", "max"), 2, MAX_REPLICATES)
+    return checker.integer(value, ("replicates",), 2, MAX_REPLICATES)
+
+
+def read_precision(top: dict, estimators: tuple[str, ...] | None, checker: _Checker) -> Precision | None:
+    """``replicates: {mcse, max, estimators}`` as a :class:`sim.precision.Precision` (None if a
+    number of replicates is given, or after an error)."""
+    spec = top.get("replicates")
+    if not isinstance(spec, dict) or "mcse" not in spec or "max" not in spec or estimators is None:
+        return None
+    mcse = checker.real(spec["mcse"], ("replicates", "mcse"), 0.0, math.inf, open_lo=True)
+    default = [LLR] if LLR in estimators else list(estimators)
+    asked = spec.get("estimators", default)
+    if not isinstance(asked, list) or not asked:
+        checker.error(("replicates", "estimators"), "must be a non-empty list of the experiment's estimators")
+        return None
+    for i, name in enumerate(asked):
+        if name not in estimators:
+            checker.error(
+                ("replicates", "estimators", i),
+                f"{name!r} is not one of the experiment's estimators ({', '.join(estimators)})",
+            )
+    if len(set(asked)) != len(asked):
+        checker.error(("replicates", "estimators"), "lists an estimator twice")
+    if checker.issues or mcse is None:
+        return None
+    return Precision(mcse, tuple(asked), int(spec["max"]))
 
 
 def _check_sampler(sampler: str | None, grid: Grid | None, checker: _Checker) -> None:
@@ -58,7 +106,8 @@ def _build(
     **fields
         What this kind of experiment adds (cases, estimators, …).
     """
-    if checker.issues or grid is None or any(v is None for v in (*common.values(), *fields.values())):
+    required = [v for k, v in fields.items() if k not in _OPTIONAL_FIELDS]
+    if checker.issues or grid is None or any(v is None for v in (*common.values(), *required)):
         # A value was refused (None): here, or while reading the YAML (a tag, a key
         # given twice), which the caller reports once, and checker not again.
         return None

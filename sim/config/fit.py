@@ -70,6 +70,8 @@ def _fit_experiment(
             f"a fit experiment goes up to N = {FIT_MAX_N:,}, not {grid.checkpoints[-1]:,} (see sim.fitting)",
         )
     smoothing = checker.real(top.get("smoothing", 0.0), ("smoothing",), 0.0, 1e6)
+    if isinstance(top.get("replicates"), dict):
+        checker.error(("replicates",), "a target precision ({mcse, max}) applies to convergence experiments")
     if top.get("save_replicates", True) is False:  # e.g. --set save_replicates=false for every config
         checker.notes.append(
             "save_replicates: false does not apply to a fit experiment: its replicates "

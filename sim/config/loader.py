@@ -13,7 +13,7 @@ from ..markov import MarkovPair
 from . import families, markov
 from .cases import _cases, _check_against_cases, _check_q_sample_sizes, _checkpoints, _estimators
 from .checker import _Checker, _describe
-from .common import _build, _check_sampler, _common_keys
+from .common import _build, _check_sampler, _common_keys, read_precision
 from .families import check_family_cases
 from .fit import _fit_experiment
 from .grids import entries, read_grid
@@ -74,8 +74,9 @@ def _experiment(data: Any, checker: _Checker) -> Experiment | FitExperiment | No
         estimators, left_out = _default_estimators(cases, common["sampler"], ckpts)
         checker.notes.extend(left_out)
     grids = tuple(entries(top["grid"])) if "grid" in top else ()
+    precision = read_precision(top, estimators, checker)
     fields = {"cases": cases, "estimators": estimators, "kind": kind, "save_replicates": save, "grids": grids}
-    return _build(Experiment, checker, common, grid, **fields)
+    return _build(Experiment, checker, common, grid, precision=precision, **fields)
 
 
 def _all_cases(top: dict, checker: _Checker, valid: list) -> tuple | None:

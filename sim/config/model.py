@@ -11,6 +11,7 @@ import yaml
 
 from .. import distributions as dist
 from .. import registry
+from ..precision import Precision
 
 #: A convergence experiment's estimators by default (see :mod:`sim.registry`).
 ESTIMATORS = registry.names(registry.CONVERGENCE)
@@ -162,6 +163,9 @@ class Experiment(BaseExperiment):
     save_replicates: bool = True
     #: The ``grid:`` entries as written (see :mod:`sim.config.grids`); their cases are in ``cases``.
     grids: tuple[dict[str, Any], ...] = ()
+    #: ``replicates: {mcse, max, estimators}``: replicates chosen by target precision (see
+    #: :mod:`sim.precision`); ``replicates`` is then the most a case may have.
+    precision: Precision | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The fully resolved config: every key, every default filled in (a grid as written)."""
@@ -248,7 +252,9 @@ def _common(experiment) -> dict[str, Any]:
         "description": experiment.description,
         "kind": experiment.kind,
         "seed": experiment.seed,
-        "replicates": experiment.replicates,
+        "replicates": experiment.precision.to_dict()
+        if getattr(experiment, "precision", None)
+        else experiment.replicates,
         "units": experiment.units,
         "n": experiment.n,
         "estimators": list(experiment.estimators),

@@ -8,6 +8,8 @@ merge in task order into the replicates of each case, or, with
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
 from .. import blocks
@@ -17,9 +19,10 @@ from ..families import FamilyPair
 from ..families import paths as family_paths
 from ..markov import MarkovPair
 from ..markov import paths as markov_paths
+from ..precision import asked, first_count, next_count
 from ..streaming import Accumulator
-from ..summary import analytic_table, replicates_frame, summarize_case, summarize_stream
-from ..tasks import Task, plan
+from ..summary import analytic_table, replicates_frame, stream_sd, summarize_case, summarize_stream
+from ..tasks import Task, block_size, plan, tasks_between
 from .base import RunTasks, Stage
 
 #: Categories beyond this add no cost per step (the estimators visit non-zero counts only).
@@ -72,14 +75,49 @@ class ConvergencePipeline:
         with stage("analytic"):
             analytic = self.analytic(experiment)
         with stage("simulate"):
-            per_case = _merge(experiment, run_tasks(self.plan(experiment), self.run_task))
+            if experiment.precision is None:
+                per_case = _merge(experiment, run_tasks(self.plan(experiment), self.run_task))
+            else:
+                per_case = _by_precision(experiment, run_tasks, self.run_task)
         with stage("summarize"):
             return dict(_summaries(experiment, analytic, per_case))
 
 
-def _merge(experiment: Experiment, results) -> list:
-    """Per case, its tasks' arrays in task order, or one accumulator they were folded into."""
+def _by_precision(experiment: Experiment, run_tasks: RunTasks, fn) -> list:
+    """:func:`_merge`'s per-case parts, made in rounds until each case meets its target precision
+    (:mod:`sim.precision`); every decision reads the replicates made so far, in order."""
+    precision = experiment.precision
+    sizes = [block_size(c.pair.cells) for c in experiment.cases]
+    want = {c: first_count(precision, size) for c, size in enumerate(sizes)}
+    have = [0] * len(experiment.cases)
     per_case: list[list] = [[] for _ in experiment.cases]
+    while want:
+        tasks = [t for c, count in want.items() for t in tasks_between(c, have[c], count, sizes[c])]
+        _merge(experiment, run_tasks(tasks, fn), per_case)
+        for c, count in list(want.items()):
+            have[c] = count
+            step = next_count(precision, count, sizes[c], _asked_mcse(experiment, c, per_case[c]))
+            if step is None:
+                del want[c]
+            else:
+                want[c] = step
+    return per_case
+
+
+def _asked_mcse(experiment: Experiment, c: int, parts: list):
+    """The MCSE of case ``c``'s rows the target precision is for, from its replicates so far."""
+    if experiment.save_replicates:
+        values = blocks.by_replicate(blocks.stack([p["values"] for p in parts]))
+        return asked(values, experiment.estimators, experiment.precision)
+    acc = parts[0]
+    columns = [experiment.estimators.index(e) for e in experiment.precision.estimators]
+    return stream_sd(acc, blocks.ranges_of(experiment, c))[:, columns] / math.sqrt(acc.count)
+
+
+def _merge(experiment: Experiment, results, per_case: list | None = None) -> list:
+    """Per case, its tasks' arrays in task order, or one accumulator they were folded into
+    (added to ``per_case``'s, if given)."""
+    per_case = [[] for _ in experiment.cases] if per_case is None else per_case
     for task, arrays in results:
         parts = per_case[task.case]
         if experiment.save_replicates:
