@@ -58,6 +58,9 @@ class Execution:
     scheduler: str | None = None
     resume: bool = False
     quiet: bool = False
+    #: False skips the check stage (``report.check`` None, ``run.json`` says so): for programs that
+    #: run ``sim check`` on the folder later, or elsewhere.  ``sim run`` always checks.
+    check: bool = True
 
 
 @dataclass
@@ -192,8 +195,9 @@ def _run_locked(experiment, out: Path, command, after, execution: Execution) -> 
     analytic, summary = tables[res.ANALYTIC], tables[res.SUMMARY]
     report.summary, report.analytic = summary, analytic
     report.notes = unseen_notes(summary) + shortfall_notes(getattr(experiment, "precision", None), summary)
-    with stage("check"):
-        report.check = check_tables(experiment, tables, name=experiment.name)
+    if execution.check:
+        with stage("check"):
+            report.check = check_tables(experiment, tables, name=experiment.name)
     with res.staged_folder(out, experiment.name) as tmp:
         with stage("write"):
             (tmp / res.CONFIG).write_text(dump_config(experiment), encoding="utf-8")
@@ -205,7 +209,11 @@ def _run_locked(experiment, out: Path, command, after, execution: Execution) -> 
                 report.figures = _figures_outcome(after, report, tmp)
         report.timings["total"] = time.perf_counter() - t_start
         info = _run_info(experiment, command, started, report.timings)
-        info["check"] = {"agrees_with_theory": report.check.passed, "summary": report.check.headline()}
+        info["check"] = (
+            {"agrees_with_theory": report.check.passed, "summary": report.check.headline()}
+            if report.check is not None
+            else {"agrees_with_theory": None, "summary": "not checked (run sim check on this folder)"}
+        )
         info["notes"] = list(report.notes)
         if report.figures is not None:
             info["figures"] = report.figures

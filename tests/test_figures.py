@@ -421,7 +421,7 @@ def test_warm_up_changes_no_figure_byte(tmp_path):
     script = (
         "import sys; from pathlib import Path; import sim.figures as F\n"
         "if sys.argv[2] == 'warm': F.warm_up()\n"
-        "F.draw_figures(Path(sys.argv[1]), into=Path(sys.argv[3]))\n"
+        "F.draw_figures(Path(sys.argv[1]), into=Path(sys.argv[3]), processes=1)\n"
     )
     folder = Path(__file__).resolve().parents[1] / "results" / "categorical"
     for mode in ("cold", "warm"):

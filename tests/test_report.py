@@ -161,10 +161,5 @@ def test_a_headless_browser_shows_every_figure(page, tmp_path):
         [*command, "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120, check=True
     ).stdout
     images = page[1].count("<img ")
+    assert images >= 10
     assert re.search(r'data-shown="(\d+)/(\d+)"', dom).groups() == (str(images), str(images))
-    shot = tmp_path / "page.png"
-    subprocess.run(
-        [*command, "--window-size=1280,2400", f"--screenshot={shot}", page[0].as_uri()],
-        capture_output=True, timeout=120, check=True,
-    )  # fmt: skip
-    assert shot.stat().st_size > 50_000  # a page of figures and tables, not a blank one

@@ -356,3 +356,16 @@ def test_a_resume_store_touches_the_disk_only_when_opened(tmp_path):
     assert (store.folder / "task-0000-00000000.npz").exists()  # kept for --resume
     ResumeStore.open(tmp_path, "x", "stamp", resume=False)
     assert not (store.folder / "task-0000-00000000.npz").exists()  # a fresh run starts empty
+
+
+def test_a_run_may_leave_its_check_for_later(tmp_path):
+    """Execution(check=False): no check stage, run.json says so, and sim check on the folder agrees."""
+    import json
+
+    from sim.check import check_results
+
+    report = _run(SMALL, tmp_path, workers=1, check=False)
+    assert report.check is None and "check" not in report.timings
+    info = json.loads((report.path / "run.json").read_text(encoding="utf-8"))
+    assert info["check"] == {"agrees_with_theory": None, "summary": "not checked (run sim check on this folder)"}
+    assert check_results(report.path).passed
