@@ -367,5 +367,8 @@ def test_a_run_may_leave_its_check_for_later(tmp_path):
     report = _run(SMALL, tmp_path, workers=1, check=False)
     assert report.check is None and "check" not in report.timings
     info = json.loads((report.path / "run.json").read_text(encoding="utf-8"))
-    assert info["check"] == {"agrees_with_theory": None, "summary": "not checked (run sim check on this folder)"}
+    assert info["check"] == {
+        "agrees_with_theory": None,
+        "summary": "not checked (run sim check on this folder)",
+    }
     assert check_results(report.path).passed
