@@ -204,3 +204,48 @@ def test_no_sweep_figure_without_a_numeric_swept_parameter(tmp_path):
     tables = figures.load_tables(run_experiment(e, tmp_path, execution=Execution(workers=1)).path)
     assert "sweep" not in figures.figure_kinds(tables)  # whole distributions are no axis
     assert grids.labels([tables["config"]["grid"]]) == ["p", "q"]
+
+
+@pytest.mark.parametrize(
+    ("sweep", "where", "message"),
+    [
+        ("{x: k}", "sweep.x", "must be a numeric swept parameter of the grid (p, q)"),
+        ("{n: [10, 20]}", "sweep.n[1]", "20 is not one of the experiment's sample sizes"),
+        ("{n: []}", "sweep.n", "must list 1 to 4"),
+        ("{y: median}", "sweep.y", "must be one of mean, bias, rmse"),
+        ("{estimator: k3}", "sweep.estimator", "must be one of the experiment's estimators"),
+        ("{colour: red}", "sweep.colour", "unknown key"),
+    ],
+)
+def test_sweep_options_are_validated(write_config, sweep, where, message):
+    path = write_config(COINS.lstrip("\n") + f"sweep: {sweep}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert f"{where}: {message}" in str(info.value)
+
+
+def test_a_sweep_without_a_grid_is_an_error():
+    with pytest.raises(ConfigError, match="sweep applies to a grid of cases"):
+        parse_config("name: s\nn: [10]\ncases:\n  - {name: c, p: 0.5, q: 0.6}\nsweep: {y: bias}\n")
+
+
+def test_the_sweep_figure_draws_what_the_config_asks(grid_run, tmp_path):
+    config = dict(figures.load_tables(grid_run)["config"])
+    summary = pd.read_csv(grid_run / "summary.csv")
+    config["sweep"] = {"x": "p", "n": [10], "estimator": "llr", "y": "rmse"}
+    fig = figures.sweep_figure(summary, pd.read_csv(grid_run / "analytic.csv"), config=config)
+    try:
+        (ax,) = [a for a in fig.axes if a.get_visible()]
+        assert (
+            ax.get_title() == "n = 10"
+            and ax.get_xlabel() == "p"
+            and ax.get_ylabel().startswith("RMSE of llr")
+        )
+        rows = summary[(summary.n == 10) & (summary.estimator == "llr")].set_index("case")
+        exact = np.sqrt((rows.exact_mean - rows.target) ** 2 + rows.exact_sd**2)
+        lines = [line.get_ydata() for line in ax.get_lines() if len(line.get_xdata()) == 2]
+        for q in (0.55, 0.6, 0.8):  # one line per q, through p = 0.5 and 0.7: the exact RMSE at n = 10
+            want = [exact[f"p{p}_q{q}"] for p in (0.5, 0.7)]
+            assert any(np.allclose(y, want, rtol=1e-12, atol=0.0) for y in lines), q
+    finally:
+        plt.close(fig)

@@ -31,6 +31,7 @@ The keys of an experiment::
     grid:                      # optional: one case per combination of the lists
       p: [0.5, 0.7]            # (see sim.config.grids; cases or grid is required)
       q: [0.55, 0.6, 0.8]
+    sweep: {x: q, y: mean}     # optional, with a grid: what its sweep figure shows
 
 Modules: :mod:`.model` (the validated objects, limits and resolved form),
 :mod:`.yamlnodes` (YAML with line numbers), :mod:`.checker` (located issues,

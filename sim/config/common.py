@@ -13,7 +13,7 @@ from .model import MAX_REPLICATES, PER_SAMPLE_MAX_N, SAMPLERS, UNITS, Experiment
 
 _E = TypeVar("_E", Experiment, FitExperiment)
 #: Fields an experiment may leave None (everything else None means a value was refused).
-_OPTIONAL_FIELDS = ("precision",)
+_OPTIONAL_FIELDS = ("precision", "sweep")
 #: The estimator whose rows a target precision is for by default.
 LLR = _LLR_SPEC.name
 

@@ -35,9 +35,12 @@ import itertools
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+from ..registry import LLR as _LLR_SPEC
 from .cases import _case
 from .checker import _as_number, _Checker, _describe
 from .model import Case, KeyPath
+
+_LLR = _LLR_SPEC.name
 
 #: The keys of a grid entry: a case's, with ``name`` a prefix of the generated names.
 GRID_KEYS = ("name", "description", "p", "q", "q_sample")
@@ -293,3 +296,63 @@ def written_cases(config: dict) -> list[dict]:
     grid = config.get("grid")
     made = [c.case for entry in entries(grid) for c in expand(entry)] if grid else []
     return list(config.get("cases") or []) + made
+
+
+#: What the sweep figure can show of an estimator at each n.
+SWEEP_Y = ("mean", "bias", "rmse")
+#: The sweep figure shows at most this many sample sizes (one panel each).
+SWEEP_PANELS = 4
+
+
+def numeric_sweeps(entry: dict) -> list[Swept]:
+    """The swept parameters of a grid entry that can be an axis: numbers, two values or more."""
+    return [s for s in sweeps(entry) if len(s.values) > 1 and all(is_number(v) for v in s.values)]
+
+
+def read_sweep(top: dict, estimators, checkpoints, checker: _Checker) -> dict | None:
+    """``sweep: {x, n, estimator, y}`` with its defaults: the sweep figure's axis (the numeric swept
+    parameter with the most values), sample sizes (the smallest, a middle and the largest), estimator
+    (llr, else the first) and quantity (mean); None when there is no grid to sweep."""
+    if "grid" not in top or checker.issues or not estimators or not checkpoints:
+        if "sweep" in top and "grid" not in top:
+            checker.error(("sweep",), "sweep applies to a grid of cases (grid:)")
+        return None
+    numeric = [s for entry in entries(top["grid"]) if isinstance(entry, dict) for s in numeric_sweeps(entry)]
+    axes = [s.label for s in numeric]
+    spec = top.get("sweep", {})
+    if checker.mapping(spec, ("sweep",), ("x", "n", "estimator", "y"), "x, n, estimator, y") is None:
+        return None
+    if not axes:
+        if "sweep" in top:
+            checker.error(("sweep",), "no swept parameter is a list of two numbers or more to draw against")
+        return None
+    ns = sorted(set(checkpoints))
+    default_n = ns if len(ns) <= 3 else [ns[0], ns[len(ns) // 2], ns[-1]]
+    lead = next((e for e in estimators if e == _LLR), estimators[0])
+    out = {
+        "x": spec.get("x", max(reversed(numeric), key=lambda s: len(s.values)).label),  # most values
+        "n": spec.get("n", default_n),
+        "estimator": spec.get("estimator", lead),
+        "y": spec.get("y", "mean"),
+    }
+    _check_sweep(out, axes, estimators, ns, checker)
+    return None if checker.issues else out
+
+
+def _check_sweep(out: dict, axes: list[str], estimators, ns: list[int], checker: _Checker) -> None:
+    if out["x"] not in axes:
+        checker.error(
+            ("sweep", "x"),
+            f"must be a numeric swept parameter of the grid ({', '.join(dict.fromkeys(axes))})",
+        )
+    if not isinstance(out["n"], list) or not out["n"] or len(out["n"]) > SWEEP_PANELS:
+        checker.error(("sweep", "n"), f"must list 1 to {SWEEP_PANELS} of the experiment's sample sizes")
+    else:
+        for i, n in enumerate(out["n"]):
+            if n not in ns:
+                checker.error(("sweep", "n", i), f"{n!r} is not one of the experiment's sample sizes")
+    if out["estimator"] not in estimators:
+        checker.error(
+            ("sweep", "estimator"), f"must be one of the experiment's estimators ({', '.join(estimators)})"
+        )
+    checker.choice(out["y"], ("sweep", "y"), SWEEP_Y)

@@ -16,7 +16,7 @@ from .checker import _Checker, _describe
 from .common import _build, _check_sampler, _common_keys, read_precision
 from .families import check_family_cases
 from .fit import _fit_experiment
-from .grids import entries, read_grid
+from .grids import entries, read_grid, read_sweep
 from .markov import check_markov_cases
 from .model import (
     _FIT_KEYS,
@@ -75,8 +75,9 @@ def _experiment(data: Any, checker: _Checker) -> Experiment | FitExperiment | No
         checker.notes.extend(left_out)
     grids = tuple(entries(top["grid"])) if "grid" in top else ()
     precision = read_precision(top, estimators, checker)
+    sweep = read_sweep(top, estimators, grid.checkpoints if grid else None, checker)
     fields = {"cases": cases, "estimators": estimators, "kind": kind, "save_replicates": save, "grids": grids}
-    return _build(Experiment, checker, common, grid, precision=precision, **fields)
+    return _build(Experiment, checker, common, grid, precision=precision, sweep=sweep, **fields)
 
 
 def _all_cases(top: dict, checker: _Checker, valid: list) -> tuple | None:

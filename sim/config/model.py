@@ -64,11 +64,14 @@ _TOP_KEYS = (
     "save_replicates",
     "cases",
     "grid",
+    "sweep",
     "notes",
 )
 _CASE_KEYS = ("name", "description", "p", "q", "q_sample")
 _FIT_KEYS = (
-    *(k for k in _TOP_KEYS if k not in ("cases", "grid", "notes")),  # save_replicates: accepted, not applied
+    *(
+        k for k in _TOP_KEYS if k not in ("cases", "grid", "sweep", "notes")
+    ),  # save_replicates: accepted, not applied
     "smoothing",
     "inputs",
     "truth",
@@ -166,6 +169,9 @@ class Experiment(BaseExperiment):
     #: ``replicates: {mcse, max, estimators}``: replicates chosen by target precision (see
     #: :mod:`sim.precision`); ``replicates`` is then the most a case may have.
     precision: Precision | None = None
+    #: ``sweep: {x, n, estimator, y}``: what the sweep figure of a grid shows (see
+    #: :func:`sim.config.grids.read_sweep`), every default filled in; None without a grid.
+    sweep: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The fully resolved config: every key, every default filled in (a grid as written)."""
@@ -175,6 +181,7 @@ class Experiment(BaseExperiment):
             | {"save_replicates": self.save_replicates}
             | ({"cases": written} if written or not self.grids else {})
             | ({"grid": list(self.grids) if len(self.grids) > 1 else self.grids[0]} if self.grids else {})
+            | ({"sweep": self.sweep} if self.sweep else {})
             | _notes(self.notes)
         )
 

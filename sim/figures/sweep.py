@@ -49,13 +49,15 @@ class Sweep(NamedTuple):
 
 def sweep_of(config: Config | None) -> Sweep | None:
     """The sweep a resolved config's grid makes, or None (no grid, or no numeric swept parameter
-    with two values or more).  Of several grid entries, the first that has one is drawn."""
+    with two values or more).  Its x is the config's ``sweep.x``, else the numeric swept parameter
+    with the most values; of several grid entries, the first that sweeps it is drawn."""
+    chosen = ((config or {}).get("sweep") or {}).get("x")
     for entry in grids.entries((config or {}).get("grid") or []):
         if not isinstance(entry, dict):
             continue
-        numeric = [
-            s for s in grids.sweeps(entry) if len(s.values) > 1 and all(grids.is_number(v) for v in s.values)
-        ]
+        numeric = grids.numeric_sweeps(entry)
+        if chosen is not None:
+            numeric = [s for s in numeric if s.label == chosen]
         if not numeric:
             continue
         x = max(reversed(numeric), key=lambda s: len(s.values)).label  # the most values; the last of a tie
@@ -71,10 +73,13 @@ def plot_sweep(
     *,
     n: int,
     estimator: str,
+    y: str = "mean",
     ax: Axes | None = None,
     title: str = "",
 ) -> Axes:
-    """``estimator``'s mean at ``n`` against the swept parameter, one line per other parameter.
+    """``estimator``'s mean (or bias, or RMSE) at ``n`` against the swept parameter, one line per
+    other parameter: simulated values as markers (±2 MCSE for the mean and the bias), the exact
+    value at n as a line where it is known, and the n → ∞ value dashed (the target; 0 for the bias).
 
     Parameters
     ----------
@@ -86,6 +91,8 @@ def plot_sweep(
         The sample size.
     estimator : str
         The estimator's name.
+    y : {"mean", "bias", "rmse"}
+        What is drawn.
     ax : matplotlib.axes.Axes, optional
         Where to draw; the current Axes by default.
     title : str
@@ -97,29 +104,51 @@ def plot_sweep(
     groups = table.groupby(sweep.hue, sort=True) if sweep.hue else [((), table)]
     for (key, part), colour in zip(groups, itertools.cycle(_PALETTE), strict=False):
         label = ", ".join(f"{h} = {_short(v)}" for h, v in zip(sweep.hue, np.atleast_1d(key), strict=True))
-        _draw_line(ax, part, sweep.x, colour, label)
-    ax.plot([], [], color="0.3", linewidth=1.1, label="exact mean at n")
-    ax.plot([], [], color="0.3", linewidth=0.9, linestyle="--", label="target (n → ∞)")
+        _draw_line(ax, _quantity(part, y), sweep.x, colour, label)
+    ax.plot([], [], color="0.3", linewidth=1.1, label=f"exact {y} at n")
+    if y != "rmse":
+        ax.plot([], [], color="0.3", linewidth=0.9, linestyle="--", label="n → ∞")
     ax.errorbar([], [], yerr=[], fmt="o", color="0.3", markersize=3.5, label="simulated ± 2 MCSE")
     values = sweep.values[sweep.x].to_numpy(dtype=float)
     if values.min() > 0 and values.max() / values.min() >= 30:
         ax.set_xscale("log")
     ax.set_xlabel(sweep.x)
-    ax.set_ylabel(f"{LABELS[estimator]} ({_units(summary)})")
+    what = {"mean": "", "bias": "bias of ", "rmse": "RMSE of "}[y]
+    ax.set_ylabel(f"{what}{LABELS[estimator]} ({_units(summary)})")
     _title(ax, title or f"n = {n:,}")
     return ax
 
 
+def _quantity(part: pd.DataFrame, y: str) -> pd.DataFrame:
+    """The rows as (x columns …, ``value``, ``error``, ``exact``, ``limit``) for quantity ``y``."""
+    out = part.copy()
+    bias_exact = part["exact_mean"] - part["target"]
+    if y == "mean":
+        out["value"], out["error"], out["exact"], out["limit"] = (
+            part["mean"],
+            part["mcse"],
+            part["exact_mean"],
+            part["target"],
+        )
+    elif y == "bias":
+        out["value"], out["error"], out["exact"], out["limit"] = part["bias"], part["mcse"], bias_exact, 0.0
+    else:  # the RMSE: its exact value where the exact mean and sd are both known
+        out["value"], out["error"], out["limit"] = part["rmse"], np.nan, np.nan
+        out["exact"] = np.sqrt(bias_exact**2 + part["exact_sd"] ** 2)
+    return out
+
+
 def _draw_line(ax: Axes, part: pd.DataFrame, x: str, colour, label: str) -> None:
-    """One line of the sweep: simulated means ± 2 MCSE, the exact mean at n, the target."""
+    """One line of the sweep: simulated values (± 2 MCSE), the exact value at n, the limit."""
     xs = part[x].to_numpy(dtype=float)
     ax.errorbar(
-        xs, part["mean"], yerr=2.0 * part["mcse"].fillna(0.0), fmt="o", color=colour,
+        xs, part["value"], yerr=2.0 * part["error"].fillna(0.0), fmt="o", color=colour,
         markersize=3.5, capsize=2, linewidth=0.9, label=label or None,
     )  # fmt: skip
-    if part["exact_mean"].notna().any():
-        ax.plot(xs, part["exact_mean"], color=colour, linewidth=1.1)
-    ax.plot(xs, part["target"], color=colour, linewidth=0.9, linestyle="--", alpha=0.7)
+    if part["exact"].notna().any():
+        ax.plot(xs, part["exact"], color=colour, linewidth=1.1)
+    if part["limit"].notna().any():
+        ax.plot(xs, part["limit"], color=colour, linewidth=0.9, linestyle="--", alpha=0.7)
 
 
 def _short(value: Any) -> str:
@@ -141,19 +170,22 @@ def sweep_estimator(summary: pd.DataFrame) -> str:
 
 
 def sweep_figure(summary: pd.DataFrame, analytic: pd.DataFrame, *, config: Config | None = None) -> Figure:
-    """One panel per sample size of :func:`sweep_sizes`: :func:`plot_sweep` of the config's grid."""
+    """One panel per sample size: :func:`plot_sweep` of the config's grid, as its ``sweep`` says
+    (defaults: :func:`sweep_sizes`, :func:`sweep_estimator`, the mean)."""
     sweep = sweep_of(config)
     if sweep is None:
         raise ValueError("the config has no grid with a numeric swept parameter to draw")
-    estimator = sweep_estimator(summary[summary.case.isin(sweep.values.case)])
-    what = f"{LABELS[estimator]} against {sweep.x}" + (
-        f", one line per {', '.join(sweep.hue)}" if sweep.hue else ""
-    )
+    options = (config or {}).get("sweep") or {}
+    estimator = options.get("estimator") or sweep_estimator(summary[summary.case.isin(sweep.values.case)])
+    y = options.get("y", "mean")
+    sizes = options.get("n") or sweep_sizes(summary.n)
+    what = {"mean": "", "bias": "bias of ", "rmse": "RMSE of "}[y] + f"{LABELS[estimator]} against {sweep.x}"
+    what += f", one line per {', '.join(sweep.hue)}" if sweep.hue else ""
     return _facets(
-        sweep_sizes(summary.n),
-        lambda ax, n: plot_sweep(summary, sweep, n=n, estimator=estimator, ax=ax),
+        list(sizes),
+        lambda ax, n: plot_sweep(summary, sweep, n=n, estimator=estimator, y=y, ax=ax),
         suptitle=_suptitle(f"Sweep: {what}", config),
-        columns=MAX_PANELS,
+        columns=min(4, max(1, len(sizes))),
     )
 
 
