@@ -380,9 +380,21 @@ def _template_options(func):
     from .config.templates import DEFAULT, TEMPLATES
 
     for kind in reversed(list(TEMPLATES)):
-        default = {"default": True} if kind == DEFAULT else {}  # one default for the shared "kind"
-        func = click.option(f"--{kind}", "kind", flag_value=kind, help=TEMPLATES[kind][0], **default)(func)
+        default = " (the default)" if kind == DEFAULT else ""
+        func = click.option(f"--{kind}", f"kind_{kind}", is_flag=True, help=TEMPLATES[kind][0] + default)(
+            func
+        )
     return func
+
+
+def _one_kind(flags: dict[str, bool]) -> str:
+    """The one template kind asked for (the default if none); two are a usage error (exit 2)."""
+    from .config.templates import DEFAULT
+
+    kinds = [name.removeprefix("kind_") for name, on in flags.items() if on]
+    if len(kinds) > 1:
+        raise click.UsageError(f"choose one kind of template, not {' and '.join('--' + k for k in kinds)}")
+    return kinds[0] if kinds else DEFAULT
 
 
 @main.command()
@@ -397,7 +409,7 @@ def _template_options(func):
     help="Folder to write NAME.yaml into.",
 )
 @_fail_on_library_errors
-def init(name: str, kind: str, out: str) -> None:
+def init(name: str, out: str, **flags: bool) -> None:
     """Write a commented config template NAME.yaml that validates as written.
 
     One kind of experiment per flag (a coin by default).  An existing file
@@ -412,14 +424,18 @@ def init(name: str, kind: str, out: str) -> None:
     from .config.templates import template
     from .errors import OutputError
 
+    kind = _one_kind(flags)
     text = template(kind, name)
     path = Path(out) / f"{name}.yaml"
     parse_config(text, source=str(path))  # a bad name is a config error (exit 2), before writing
     if path.exists():
         raise OutputError(f"{path}: already exists; sim init never replaces a file")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "x", encoding="utf-8") as handle:
-        handle.write(text)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "x", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot be written: {exc.strerror or exc}") from None
     click.echo(f"{path}: a {kind} experiment; run it with: sim run {path}")
 
 

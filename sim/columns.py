@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -213,11 +214,8 @@ def rewrite_readme(path: Path) -> None:
     path.write_text(text, encoding="utf-8")
 
 
-def folder_readme(experiment, tables: dict) -> str:
-    """The ``README.md`` of a results folder: the experiment, its files, and every column."""
-    from .figures.style import case_titles
-
-    config = experiment.to_dict()
+def folder_readme(experiment, tables: dict, *, notes: Sequence[str] = ()) -> str:
+    """The ``README.md`` of a results folder: the experiment, its cases, files, notes and columns."""
     lines = [f"# {experiment.name}", ""]
     if experiment.description:
         lines += [experiment.description, ""]
@@ -226,22 +224,24 @@ def folder_readme(experiment, tables: dict) -> str:
         f"Values are in {experiment.units}. Check this folder with `sim check .`, redraw its figures with "
         "`sim plot .`, and rerun it with `sim run config.yaml`.",
         "",
+        _replicates_line(experiment),
+        "",
         "## Cases",
         "",
+        *case_lines(experiment),
+        "",
+        "## Files",
+        "",
     ]
-    titles = case_titles(config) if hasattr(experiment.cases[0], "pair") else {}
-    lines += [f"- {titles.get(c.name) or _fit_title(c)}" for c in experiment.cases] + [""]
-    lines += ["## Files", ""]
-    lines += [
-        f"- `{name}`" + (f": {len(frame):,} rows" if hasattr(frame, "columns") else "")
-        for name, frame in tables.items()
-    ]
+    lines += [f"- `{name}`: {len(frame):,} rows" for name, frame in tables.items()]
     lines += [
         "- `config.yaml`: the resolved config",
         "- `run.json`: provenance, timings, the check's verdict",
-        "- `figures/`: the figures (unless run with `--no-figures`; `sim plot .` redraws them)",
-        "",
     ]
+    lines += [
+        "- `figures/`: the figures, when drawn (`sim run` draws them unless `--no-figures`; `sim plot .` redraws them)"
+    ]
+    lines += [""] + (["## Notes", "", *(f"- {note}" for note in notes), ""] if notes else [])
     for name, columns in COLUMNS.items():
         if name in tables:
             lines += [f"## {name}", "", table(columns, list(tables[name].columns)), ""]
@@ -249,6 +249,30 @@ def folder_readme(experiment, tables: dict) -> str:
         listed = ", ".join(f"`{c}`" for c in tables[name].columns)
         lines += [f"## {name}", "", f"{OTHER.get(name, '')}Columns: {listed}.", ""]
     return "\n".join(lines)
+
+
+def case_lines(experiment) -> list[str]:
+    """One Markdown line per case: its name, p and q (or model), and its description."""
+    from .figures.style import case_titles
+
+    titles = case_titles(experiment.to_dict()) if hasattr(experiment.cases[0], "pair") else {}
+    lines = []
+    for c in experiment.cases:
+        title = titles.get(c.name) or _fit_title(c)
+        said = c.description and c.description not in title  # a coin grid's "p = 0.5, q = 0.55" is
+        lines.append(f"- {title}" + (f" ({c.description})" if said else ""))
+    return lines
+
+
+def _replicates_line(experiment) -> str:
+    precision = getattr(experiment, "precision", None)
+    if precision is None:
+        return f"Replicates: {experiment.replicates:,} per case."
+    return (
+        f"Replicates: chosen per case for an MCSE ≤ {precision.mcse:g} on the rows of "
+        f"{', '.join(precision.estimators)} at every n, at most {precision.max:,} (each case's count is "
+        '`summary.csv`\'s `replicates`; see the sim README, "Replicates by target precision").'
+    )
 
 
 def _fit_title(case) -> str:

@@ -140,6 +140,9 @@ def compare_results(a: str | Path, b: str | Path, *, alpha: float = ALPHA) -> Co
 def _tables(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     if not folder.is_dir():
         raise ResultsError(f"{folder}: not a results folder")
+    missing = [name for name in (res.SUMMARY, res.ANALYTIC) if not (folder / name).is_file()]
+    if missing:
+        raise ResultsError(f"{folder}: not a results folder (no {' or '.join(missing)})")
     frames = []
     for name in (res.SUMMARY, res.ANALYTIC):
         try:

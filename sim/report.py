@@ -61,6 +61,8 @@ class Folder:
     summary: pd.DataFrame
     figures: list[tuple[str, bytes]]
     check: CheckReport
+    cases: list[str]
+    notes: list[str]
 
 
 def read_folder(folder: str | Path, *, alpha: float) -> Folder:
@@ -73,10 +75,14 @@ def read_folder(folder: str | Path, *, alpha: float) -> Folder:
     """
     import yaml
 
+    from .columns import case_lines
+    from .config import load_config
+
     path = Path(folder)
     check = check_results(path, alpha=alpha)  # raises ResultsError for what is no results folder
     text = (path / res.CONFIG).read_text(encoding="utf-8")
     config = yaml.safe_load(text) or {}
+    cases = [line.removeprefix("- ") for line in case_lines(load_config(path / res.CONFIG))]
     pngs = sorted((path / res.FIGURES).glob("*.png"), key=lambda p: _figure_rank(p.stem))
     return Folder(
         path=path,
@@ -87,7 +93,24 @@ def read_folder(folder: str | Path, *, alpha: float) -> Folder:
         summary=res.read_csv(path / res.SUMMARY),
         figures=[(p.stem, p.read_bytes()) for p in pngs],
         check=check,
+        cases=cases,
+        notes=_run_notes(path),
     )
+
+
+def _run_notes(path: Path) -> list[str]:
+    """``run.json``'s notes and its figures that failed or were skipped (none if it is unreadable)."""
+    import json
+
+    try:
+        info = json.loads((path / res.RUN).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    figures = info.get("figures") or {}
+    notes = [str(n) for n in info.get("notes") or []]
+    for what in ("failed", "skipped", "partial"):
+        notes += [f"figure {kind} {what}: {why}" for kind, why in (figures.get(what) or {}).items()]
+    return notes
 
 
 def _figure_rank(kind: str) -> tuple[int, str]:
@@ -120,6 +143,9 @@ def _section(f: Folder, i: int) -> str:
     parts = [f'<section id="{_anchor(f, i)}">\n<h2>{_e(f.name)}</h2>\n']
     parts.append(f"<p>{_e(f.description)}</p>\n" if f.description else "")
     parts.append(f'<p class="note">Folder: <code>{_e(str(f.path))}</code></p>\n')
+    parts.append("<h3>Cases</h3>\n<ul>" + "".join(f"<li>{_e(c)}</li>" for c in f.cases) + "</ul>\n")
+    if f.notes:
+        parts.append("<h3>Notes</h3>\n<ul>" + "".join(f"<li>{_e(n)}</li>" for n in f.notes) + "</ul>\n")
     parts.append(f"<h3>sim check</h3>\n<p>{_verdict(f.check)}</p>\n")
     if not f.check.passed:
         lines = "".join(f"<li>{_e(line.strip())}</li>" for line in f.check.failure_lines())

@@ -201,7 +201,8 @@ def _run_locked(experiment, out: Path, command, after, execution: Execution) -> 
     with res.staged_folder(out, experiment.name) as tmp:
         with stage("write"):
             (tmp / res.CONFIG).write_text(dump_config(experiment), encoding="utf-8")
-            (tmp / res.README).write_text(folder_readme(experiment, tables), encoding="utf-8")
+            readme = folder_readme(experiment, tables, notes=report.notes)
+            (tmp / res.README).write_text(readme, encoding="utf-8")
             for name, frame in tables.items():
                 _write_table(frame, tmp / name, experiment.name, quiet=execution.quiet)
         if after is not None:

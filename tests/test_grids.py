@@ -249,3 +249,48 @@ def test_the_sweep_figure_draws_what_the_config_asks(grid_run, tmp_path):
             assert any(np.allclose(y, want, rtol=1e-12, atol=0.0) for y in lines), q
     finally:
         plt.close(fig)
+
+
+def test_numbers_written_as_text_are_numbers_in_a_grid():
+    """YAML 1.1 reads 1e2 as text: in a grid it is the number, in names, `same` and repeats."""
+    e = parse_config("name: t\nn: [10]\ngrid:\n  p: {zipf: {k: [1e2, 1e3], s: 1}}\n  q: {uniform: same}\n")
+    assert [c.name for c in e.cases] == ["k100", "k1000"] and e.cases[1].q == {"uniform": 1000}
+    with pytest.raises(ConfigError, match=r"grid.p\[1\]: repeats 0.5"):
+        parse_config("name: t\nn: [10]\ngrid: {p: [0.5, 5e-1], q: 0.6}\n")
+
+
+def test_a_list_of_mixed_values_is_named_by_position():
+    e = parse_config("name: t\nn: [10]\ngrid:\n  p: [[0.5, 0.5], 1]\n  q: [[0.4, 0.6], 0.9]\n")
+    assert [c.name for c in e.cases] == ["p1_q1", "p1_q2", "p2_q1", "p2_q2"]
+
+
+def test_same_needs_a_p_with_categories(write_config):
+    path = write_config("name: t\nn: [10]\ngrid:\n  p: [0.3, 0.6]\n  q: {uniform: same}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert f"{path}:5: grid.q.uniform: `same` is p's number of categories, but p here has none" in str(
+        info.value
+    )
+    assert len(info.value.issues) == 1
+
+
+def test_a_grid_may_sweep_parameters_named_like_summary_columns(tmp_path):
+    """A normal grid sweeps `mean` and `sd`, which are also summary.csv's columns."""
+    text = "name: fam\nreplicates: 20\nn: [10]\ngrid:\n  p: {normal: {mean: [0, 0.5, 1], sd: 1}}\n"
+    text += "  q: {normal: {mean: 0, sd: [1, 2]}}\n"
+    folder = run_experiment(parse_config(text), tmp_path, execution=Execution(workers=1)).path
+    tables = figures.load_tables(folder)
+    assert tables["config"]["sweep"]["x"] == "mean"
+    fig = figures.sweep_figure(tables["summary"], tables["analytic"], config=tables["config"])
+    try:
+        (ax,) = [a for a in fig.axes if a.get_visible()]
+        labels = [c.get_label() for c in ax.containers]
+        assert ax.get_xlabel() == "mean" and labels[:2] == ["sd = 1", "sd = 2"]  # one line per q's sd
+    finally:
+        plt.close(fig)
+
+
+def test_sweep_sizes_are_not_repeated(write_config):
+    path = write_config(COINS.lstrip("\n") + "sweep: {n: [10, 10]}\n")
+    with pytest.raises(ConfigError, match=r"sweep.n\[1\]: repeats 10"):
+        load_config(path)

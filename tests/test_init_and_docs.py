@@ -85,3 +85,13 @@ def test_shell_completion_is_what_the_readme_says():
     assert "_sim_completion" in script and "complete" in script
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert 'eval "$(_SIM_COMPLETE=bash_source sim)"' in readme
+
+
+def test_init_takes_one_kind_and_reports_an_unwritable_folder_in_one_line(cli, tmp_path):
+    r = cli("init", "two", "--coin", "--grid", "--out", str(tmp_path))
+    assert r.exit_code == 2 and "choose one kind of template, not --coin and --grid" in r.output
+    assert not (tmp_path / "two.yaml").exists()
+    blocker = tmp_path / "file"
+    blocker.write_text("", encoding="utf-8")
+    r = cli("init", "x", "--out", str(blocker / "sub"))
+    assert r.exit_code == 2 and "cannot be written" in r.stderr and len(r.stderr.strip().splitlines()) == 1

@@ -132,13 +132,15 @@ def test_other_estimators_can_be_asked_for_and_streamed_runs_stop_alike(tmp_path
 @pytest.mark.parametrize(
     ("replicates", "message"),
     [
-        ("{mcse: 0.01}", "replicates: missing key 'max'"),
-        ("{max: 1000}", "replicates: missing key 'mcse'"),
-        ("{mcse: 0, max: 1000}", "replicates.mcse: must be in (0, inf]"),
+        ("{mcse: 0.01}", "replicates: missing key 'max' (the most replicates a case may have)"),
+        ("{max: 1000}", "replicates: missing key 'mcse' (the target Monte Carlo standard error)"),
+        ("{mcse: 0, max: 1000}", "replicates.mcse: must be in (0, 1e+12], got 0.0"),
+        ("{mcse: 0}", "replicates.mcse: must be in (0, 1e+12], got 0.0"),
         ("{mcse: 0.01, max: 1}", "replicates.max: must be between 2"),
         ("{mcse: 0.01, max: 100, estimators: [k2]}", "replicates.estimators[0]: 'k2' is not one of"),
         ("{mcse: 0.01, max: 100, estimators: []}", "replicates.estimators: must be a non-empty list"),
         ("{mcse: 0.01, max: 100, rows: all}", "replicates.rows: unknown key"),
+        ("{mcse: 0.01, max: 1e1, estimators: [llr, llr]}", "replicates.estimators: lists an estimator twice"),
     ],
 )
 def test_config_errors(write_config, replicates, message):

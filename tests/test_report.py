@@ -98,8 +98,10 @@ def test_each_experiment_shows_its_description_verdict_tables_and_config(page, f
             summary
         )
     good = "".join(sections["good"].itertext())
-    assert "agrees with theory" in good and sections["good"].find(".//ul") is None
-    failures = ["".join(li.itertext()) for li in sections["bad"].iter("li")]
+    assert "agrees with theory" in good and sections["good"].find(".//ul[@class='failures']") is None
+    cases = ["".join(li.itertext()) for li in sections["good"].find(".//ul").iter("li")]
+    assert cases == ["coin: p = 0.3, q = 0.5", "die: p = (0.1, 0.2, 0.3, 0.4), q = uniform(K=4)"]
+    failures = ["".join(li.itertext()) for li in sections["bad"].find(".//ul[@class='failures']").iter("li")]
     assert any("case coin, n = 100, llr: column mean" in f for f in failures), failures
     verdict = sections["bad"].find(".//span[@class='fail']")
     assert verdict is not None and "DISAGREES" in verdict.text.upper()

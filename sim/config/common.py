@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, TypeVar
 
 from ..precision import Precision
 from ..registry import LLR as _LLR_SPEC
 from .cases import Grid
-from .checker import _Checker
+from .checker import _as_number, _Checker
 from .model import MAX_REPLICATES, PER_SAMPLE_MAX_N, SAMPLERS, UNITS, Experiment, FitExperiment
 
 _E = TypeVar("_E", Experiment, FitExperiment)
@@ -37,29 +36,39 @@ def _common_keys(top: dict, checker: _Checker) -> dict[str, Any]:
     return common
 
 
+#: What each key of ``replicates: {mcse, max}`` is, for the message when it is missing.
+_PRECISION_KEYS = {
+    "mcse": "the target Monte Carlo standard error",
+    "max": "the most replicates a case may have",
+}
+
+
 def _replicates(value: Any, checker: _Checker) -> int | None:
-    """A number of replicates, or the ``max`` of ``{mcse, max, estimators}`` (read by
-    :func:`read_precision` once the estimators are known)."""
+    """A number of replicates, or the ``max`` of ``{mcse, max, estimators}`` (its ``mcse`` and
+    ``estimators`` are read by :func:`read_precision` once the estimators are known)."""
     if isinstance(value, dict):
         spec = checker.mapping(value, ("replicates",), ("mcse", "max", "estimators"), "mcse, max, estimators")
         if spec is None:
             return None
-        for key in ("mcse", "max"):
+        for key, what in _PRECISION_KEYS.items():
             if key not in spec:
-                checker.error(("replicates",), f"missing key '{key}' (a target MCSE needs a most replicates)")
+                checker.error(("replicates",), f"missing key '{key}' ({what})")
+        if "mcse" in spec:
+            checker.real(spec["mcse"], ("replicates", "mcse"), 0.0, 1e12, open_lo=True)
         if "max" not in spec:
             return None
         return checker.integer(spec["max"], ("replicates", "max"), 2, MAX_REPLICATES)
     return checker.integer(value, ("replicates",), 2, MAX_REPLICATES)
 
 
-def read_precision(top: dict, estimators: tuple[str, ...] | None, checker: _Checker) -> Precision | None:
-    """``replicates: {mcse, max, estimators}`` as a :class:`sim.precision.Precision` (None if a
-    number of replicates is given, or after an error)."""
+def read_precision(
+    top: dict, estimators: tuple[str, ...] | None, maximum: int | None, checker: _Checker
+) -> Precision | None:
+    """``replicates: {mcse, max, estimators}`` as a :class:`sim.precision.Precision`, ``maximum``
+    being its ``max`` as read (None if a number of replicates is given, or after an error)."""
     spec = top.get("replicates")
-    if not isinstance(spec, dict) or "mcse" not in spec or "max" not in spec or estimators is None:
+    if not isinstance(spec, dict) or "mcse" not in spec or maximum is None or estimators is None:
         return None
-    mcse = checker.real(spec["mcse"], ("replicates", "mcse"), 0.0, math.inf, open_lo=True)
     default = [LLR] if LLR in estimators else list(estimators)
     asked = spec.get("estimators", default)
     if not isinstance(asked, list) or not asked:
@@ -73,9 +82,9 @@ def read_precision(top: dict, estimators: tuple[str, ...] | None, checker: _Chec
             )
     if len(set(asked)) != len(asked):
         checker.error(("replicates", "estimators"), "lists an estimator twice")
-    if checker.issues or mcse is None:
+    if checker.issues:
         return None
-    return Precision(mcse, tuple(asked), int(spec["max"]))
+    return Precision(float(_as_number(spec["mcse"])), tuple(asked), maximum)
 
 
 def _check_sampler(sampler: str | None, grid: Grid | None, checker: _Checker) -> None:

@@ -20,9 +20,11 @@ q's number of categories, is p's in each combination.
 Each combination is one case, in the order of :func:`itertools.product` over the swept lists as
 they appear (p's, then q's, then q_sample's).  Its name is the prefix, if any, then
 ``<label><value>`` per swept parameter, joined by ``_``: the label is the key that holds the list
-(``q``, ``k``, ``uniform``), written ``p.k``/``q.k`` when both sweep a key of that name; a number
-is written as Python writes it (``0.55``, ``1e-06``), anything else by its position in its list
-from 1 (``p1``, ``p2``).  ``p: 0.5, q: [0.55, 0.6]`` gives ``q0.55`` and ``q0.6``.
+(``q``, ``k``, ``uniform``), written ``p.k``/``q.k`` when both sweep a key of that name; the values
+of a list of numbers are written as Python writes them (``0.55``, ``1e-06``; ``1e2`` as ``100``),
+those of any other list by their position in it from 1 (``p1``, ``p2``).  ``p: 0.5, q: [0.55, 0.6]``
+gives ``q0.55`` and ``q0.6``.  A probability list that stays fixed is a list of one at p or q
+(``q: [[0.2, 0.8]]``).
 
 Only this module knows the layout; the loader validates each expanded case as it validates
 written ones, and the sweep figure asks :func:`expand` which values each case was given.
@@ -88,16 +90,32 @@ def entries(value: Any) -> list[Any]:
 
 
 def sweeps(entry: dict) -> list[Swept]:
-    """Every swept parameter of a grid entry, in the order they appear (see the module notes)."""
+    """Every swept parameter of a grid entry, in the order they appear (see the module notes).
+
+    Numbers written as text (``1e2``, which YAML 1.1 reads as a string) are numbers here."""
     found: list[tuple[KeyPath, list]] = []
     for key in SWEEPING:
         if key in entry:
             _find(entry[key], (key,), found)
     keys = [path[-1] for path, _ in found]
     return [
-        Swept(f"{path[0]}.{path[-1]}" if keys.count(path[-1]) > 1 else str(path[-1]), path, values)
+        Swept(
+            f"{path[0]}.{path[-1]}" if keys.count(path[-1]) > 1 else str(path[-1]),
+            path,
+            [_number(v) for v in values],
+        )
         for path, values in found
     ]
+
+
+def _number(value: Any) -> Any:
+    """A number written as text as the number (a whole one as an int); anything else as it is."""
+    if not isinstance(value, str) or not is_number(value):
+        return value
+    number = _as_number(value)
+    return (
+        int(number) if isinstance(number, float) and number.is_integer() and abs(number) < 2**53 else number
+    )
 
 
 def _find(value: Any, path: KeyPath, found: list) -> None:
@@ -129,8 +147,9 @@ def expand(entry: dict) -> list[GridCase]:
         for s, j in zip(swept, picks, strict=True):
             value = s.values[j]
             _put(case, s.path, value)
-            values[s.label] = _as_number(value) if is_number(value) else j + 1
-            parts.append(f"{s.label}{_written(value) if is_number(value) else j + 1}")
+            by_value = all(is_number(v) for v in s.values)  # else every value by its position
+            values[s.label] = value if by_value else j + 1
+            parts.append(f"{s.label}{_written(value) if by_value else j + 1}")
             positions[s.path] = j
         _resolve_same(case)
         name = "_".join(([str(prefix)] if prefix is not None else []) + parts)
@@ -189,13 +208,29 @@ def _resolve_same(case: dict) -> None:
         args["k"] = k
 
 
+_NO_SAME = "`same` is p's number of categories, but p here has none (a coin or a family): write q's own"
+
+
+def unresolved_same(case: dict) -> KeyPath | None:
+    """Where q still says ``same`` after expansion (p had no number of categories), if anywhere."""
+    q = case.get("q")
+    if not isinstance(q, dict) or len(q) != 1:
+        return None
+    kind, args = next(iter(q.items()))
+    if args == SAME:
+        return ("q", kind)
+    if isinstance(args, dict) and args.get("k") == SAME:
+        return ("q", kind, "k")
+    return None
+
+
 def categories(p: Any) -> int | None:
     """The number of categories a p as written has, if it says so (a list, or a generator's k)."""
     if isinstance(p, list):
         return len(p)
     if isinstance(p, dict) and len(p) == 1:
         args = next(iter(p.values()))
-        k = args.get("k") if isinstance(args, dict) else args
+        k = _number(args.get("k") if isinstance(args, dict) else args)
         return k if isinstance(k, int) and not isinstance(k, bool) else None
     return None
 
@@ -244,6 +279,11 @@ def read_grid(value: Any, checker: _Checker, taken: Sequence[str]) -> tuple[Case
                     path(i), f"makes a case named '{made.name}', which {names[made.name]} already has"
                 )
             names.setdefault(made.name, path_text(path(i)))
+            where = unresolved_same(made.case)
+            if where is not None:
+                checker.error(path(i) + where, _NO_SAME)
+                out.append(None)
+                continue
             case = _case(made.case, path(i), _InCase(checker, path(i), made, seen))
             out.append(None if case is None else dataclasses.replace(case, from_grid=True))
     checker.notes[:] = list(dict.fromkeys(checker.notes))  # one note per value, not per case
@@ -351,6 +391,8 @@ def _check_sweep(out: dict, axes: list[str], estimators, ns: list[int], checker:
         for i, n in enumerate(out["n"]):
             if n not in ns:
                 checker.error(("sweep", "n", i), f"{n!r} is not one of the experiment's sample sizes")
+            elif n in out["n"][:i]:
+                checker.error(("sweep", "n", i), f"repeats {n!r} (one panel per sample size)")
     if out["estimator"] not in estimators:
         checker.error(
             ("sweep", "estimator"), f"must be one of the experiment's estimators ({', '.join(estimators)})"

@@ -74,7 +74,7 @@ def _experiment(data: Any, checker: _Checker) -> Experiment | FitExperiment | No
         estimators, left_out = _default_estimators(cases, common["sampler"], ckpts)
         checker.notes.extend(left_out)
     grids = tuple(entries(top["grid"])) if "grid" in top else ()
-    precision = read_precision(top, estimators, checker)
+    precision = read_precision(top, estimators, common["replicates"], checker)
     sweep = read_sweep(top, estimators, grid.checkpoints if grid else None, checker)
     fields = {"cases": cases, "estimators": estimators, "kind": kind, "save_replicates": save, "grids": grids}
     return _build(Experiment, checker, common, grid, precision=precision, sweep=sweep, **fields)

@@ -25,6 +25,8 @@ from .style import LABELS, Config, _ax, _facets, _suptitle, _title, _units, in_o
 
 #: At most this many sample sizes get a panel.
 MAX_PANELS = 3
+#: A prefix no summary.csv column has, for the swept values' columns while they are merged with it.
+_SWEPT = "swept:"
 #: Line colours of the sweep's groups (seaborn's colour-blind palette, as the other figures').
 _PALETTE = [tuple(c) for c in sns.color_palette("colorblind")]
 
@@ -100,15 +102,15 @@ def plot_sweep(
     """
     ax = _ax(ax)
     rows = summary[(summary.n == n) & (summary.estimator == estimator)]
-    table = sweep.values.merge(rows, on="case").sort_values(sweep.x)
-    groups = table.groupby(sweep.hue, sort=True) if sweep.hue else [((), table)]
+    # the swept values' columns renamed apart from summary.csv's (a grid may sweep a "mean" or an "sd")
+    swept = {label: f"{_SWEPT}{label}" for label in sweep.values.columns if label != "case"}
+    x, hue = swept[sweep.x], [swept[h] for h in sweep.hue]
+    table = sweep.values.rename(columns=swept).merge(rows, on="case").sort_values(x)
+    groups = table.groupby(hue, sort=True) if hue else [((), table)]
     for (key, part), colour in zip(groups, itertools.cycle(_PALETTE), strict=False):
         label = ", ".join(f"{h} = {_short(v)}" for h, v in zip(sweep.hue, np.atleast_1d(key), strict=True))
-        _draw_line(ax, _quantity(part, y), sweep.x, colour, label)
-    ax.plot([], [], color="0.3", linewidth=1.1, label=f"exact {y} at n")
-    if y != "rmse":
-        ax.plot([], [], color="0.3", linewidth=0.9, linestyle="--", label="n → ∞")
-    ax.errorbar([], [], yerr=[], fmt="o", color="0.3", markersize=3.5, label="simulated ± 2 MCSE")
+        _draw_line(ax, _quantity(part, y), x, colour, label)
+    _legend_keys(ax, y)
     values = sweep.values[sweep.x].to_numpy(dtype=float)
     if values.min() > 0 and values.max() / values.min() >= 30:
         ax.set_xscale("log")
@@ -117,6 +119,14 @@ def plot_sweep(
     ax.set_ylabel(f"{what}{LABELS[estimator]} ({_units(summary)})")
     _title(ax, title or f"n = {n:,}")
     return ax
+
+
+def _legend_keys(ax: Axes, y: str) -> None:
+    """The legend's key to the line styles (drawn in grey, with no data)."""
+    ax.plot([], [], color="0.3", linewidth=1.1, label=f"exact {y} at n")
+    if y != "rmse":
+        ax.plot([], [], color="0.3", linewidth=0.9, linestyle="--", label="n → ∞")
+    ax.errorbar([], [], yerr=[], fmt="o", color="0.3", markersize=3.5, label="simulated ± 2 MCSE")
 
 
 def _quantity(part: pd.DataFrame, y: str) -> pd.DataFrame:
