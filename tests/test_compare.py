@@ -107,6 +107,7 @@ def test_infinite_means_must_be_equal(folders, tmp_path):
         ({"seed: 1": "seed: 1\nunits: bits"}, "different units: nats and bits"),
     ],
 )
+@pytest.mark.slow
 def test_folders_of_different_experiments_are_not_comparable(cli, folders, tmp_path, changes, why):
     b = _run(tmp_path, **changes)
     r = cli("compare", str(folders["a"]), str(b))
@@ -117,6 +118,7 @@ def test_folders_of_different_experiments_are_not_comparable(cli, folders, tmp_p
     assert any(why in w for w in data["why"])
 
 
+@pytest.mark.slow
 def test_estimators_only_one_folder_has_are_left_out_with_a_note(folders, tmp_path):
     b = _run(tmp_path, **{"plugin_kl]": "plugin_kl, k2]"})
     c = compare_results(folders["a"], b)

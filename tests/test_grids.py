@@ -158,6 +158,7 @@ def grid_run(tmp_path_factory) -> Path:
     return run_experiment(parse_config(COINS), out, execution=Execution(workers=1)).path
 
 
+@pytest.mark.slow
 def test_the_resolved_config_keeps_the_grid_and_reruns_to_the_same_bytes(grid_run, tmp_path):
     resolved = yaml.safe_load((grid_run / "config.yaml").read_text(encoding="utf-8"))
     assert resolved["grid"] == {"p": [0.5, 0.7], "q": [0.55, 0.6, 0.8]}
@@ -171,6 +172,7 @@ def test_the_resolved_config_keeps_the_grid_and_reruns_to_the_same_bytes(grid_ru
     assert list(analytic.case) == [c.name for c in parse_config(COINS).cases]
 
 
+@pytest.mark.slow
 def test_the_sweep_figure_draws_each_grid_case_mean_at_its_value(grid_run):
     tables = figures.load_tables(grid_run)
     assert "sweep" in figures.figure_kinds(tables)
@@ -197,6 +199,7 @@ def test_the_sweep_figure_draws_each_grid_case_mean_at_its_value(grid_run):
     assert [a.get_title() for a in fig.axes if a.get_visible()] == ["n = 1", "n = 10", "n = 100"]
 
 
+@pytest.mark.slow
 def test_no_sweep_figure_without_a_numeric_swept_parameter(tmp_path):
     e = parse_config(
         "name: v\nreplicates: 20\nn: [10]\ngrid:\n  p: [[0.2, 0.8], [0.5, 0.5]]\n  q: [[0.4, 0.6], [0.3, 0.7]]\n"
@@ -229,6 +232,7 @@ def test_a_sweep_without_a_grid_is_an_error():
         parse_config("name: s\nn: [10]\ncases:\n  - {name: c, p: 0.5, q: 0.6}\nsweep: {y: bias}\n")
 
 
+@pytest.mark.slow
 def test_the_sweep_figure_draws_what_the_config_asks(grid_run, tmp_path):
     config = dict(figures.load_tables(grid_run)["config"])
     summary = pd.read_csv(grid_run / "summary.csv")
@@ -274,6 +278,7 @@ def test_same_needs_a_p_with_categories(write_config):
     assert len(info.value.issues) == 1
 
 
+@pytest.mark.slow
 def test_a_grid_may_sweep_parameters_named_like_summary_columns(tmp_path):
     """A normal grid sweeps `mean` and `sd`, which are also summary.csv's columns."""
     text = "name: fam\nreplicates: 20\nn: [10]\ngrid:\n  p: {normal: {mean: [0, 0.5, 1], sd: 1}}\n"

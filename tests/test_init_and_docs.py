@@ -49,6 +49,7 @@ def test_the_readme_column_tables_are_what_the_code_makes():
         )
 
 
+@pytest.mark.slow
 def test_every_column_a_run_writes_is_documented(tmp_path):
     iid = "name: docs\nreplicates: 20\nn: [1, 10]\nestimators: [llr, plugin_kl, p_wrong, k2]\n"
     iid += "cases:\n  - {name: c, p: 0.3, q: 0.5}\n"
@@ -61,6 +62,7 @@ def test_every_column_a_run_writes_is_documented(tmp_path):
             assert set(written) <= {c.name for c in documented}, name
 
 
+@pytest.mark.slow
 def test_each_results_folder_explains_itself(tmp_path):
     text = "name: docs\ndescription: 'Two coins.'\nreplicates: 20\nn: [1, 10]\nsave_replicates: false\n"
     text += "cases:\n  - {name: c, p: 0.3, q: 0.5}\n"
@@ -76,6 +78,7 @@ def test_each_results_folder_explains_itself(tmp_path):
     assert shipped.read_text(encoding="utf-8").startswith("# coin\n")
 
 
+@pytest.mark.slow
 def test_shell_completion_is_what_the_readme_says():
     env = {**os.environ, "_SIM_COMPLETE": "bash_source", "PYTHONPATH": str(ROOT)}
     script = subprocess.run(

@@ -44,6 +44,7 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     return {"serial": serial.path, "two": run_experiment(e, out / "two", execution=Execution(workers=2)).path}
 
 
+@pytest.mark.slow
 def test_every_row_asked_for_meets_the_target_or_max_is_reached(runs):
     s = pd.read_csv(runs["serial"] / "summary.csv")
     llr = s[s.estimator == "llr"]
@@ -58,6 +59,7 @@ def test_every_row_asked_for_meets_the_target_or_max_is_reached(runs):
     assert size < reached["wide"] < MAX and reached["wide"] % size == 0  # rounds of whole blocks
 
 
+@pytest.mark.slow
 def test_counts_are_whole_blocks_and_the_first_that_meets_the_target(runs):
     """The rule, replayed here from its definition on the saved replicates: each case stops at the
     first count of its sequence (one block, then predictions in whole blocks) that meets the target."""
@@ -79,11 +81,13 @@ def test_counts_are_whole_blocks_and_the_first_that_meets_the_target(runs):
         assert all(np.any(llr[:c].std(axis=0, ddof=1) / math.sqrt(c) > 0.01) for c in seen[:-1])
 
 
+@pytest.mark.slow
 def test_one_and_two_workers_write_the_same_bytes(runs):
     for name in ("config.yaml", "analytic.csv", "summary.csv", "replicates.csv.gz"):
         assert (runs["serial"] / name).read_bytes() == (runs["two"] / name).read_bytes(), name
 
 
+@pytest.mark.slow
 def test_sim_check_replays_the_counts(runs, tmp_path):
     """Without the coin's last replicate, its count is not one the rule stops at: the check fails."""
     folder = tmp_path / "short"
@@ -102,6 +106,7 @@ def test_sim_check_replays_the_counts(runs, tmp_path):
     assert ((failed.column == "replicates by target precision") & (failed.case == "coin")).any()
 
 
+@pytest.mark.slow
 def test_the_resolved_config_records_the_target_and_reruns_to_the_same_bytes(runs, tmp_path):
     text = (runs["serial"] / "config.yaml").read_text(encoding="utf-8")
     assert "replicates:\n  mcse: 0.01\n  max: 5000\n  estimators: [llr]\n" in text
@@ -118,6 +123,7 @@ def test_the_resolved_config_records_the_target_and_reruns_to_the_same_bytes(run
     ]
 
 
+@pytest.mark.slow
 def test_other_estimators_can_be_asked_for_and_streamed_runs_stop_alike(tmp_path):
     e = _config(mcse=0.02, max=MAX, extra=", estimators: [llr, plugin_kl]", save="false")
     run = run_experiment(e, tmp_path, execution=Execution(workers=1))

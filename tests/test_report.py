@@ -64,12 +64,14 @@ def page(folders, tmp_path_factory) -> tuple[Path, str]:
     return out, out.read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_the_page_is_valid_html5(page):
     parser = html5lib.HTMLParser(strict=True)
     parser.parse(page[1])  # strict: raises on the first parse error
     assert parser.errors == []
 
 
+@pytest.mark.slow
 def test_the_page_loads_nothing_and_runs_nothing(page):
     tree = html5lib.parse(page[1], namespaceHTMLElements=False)
     links = [e.get(a) for e in tree.iter() for a in ("src", "href") if e.get(a) is not None]
@@ -77,6 +79,7 @@ def test_the_page_loads_nothing_and_runs_nothing(page):
     assert tree.find(".//script") is None and tree.find(".//link") is None and "@import" not in page[1]
 
 
+@pytest.mark.slow
 def test_every_figure_is_embedded_byte_for_byte(page, folders):
     tree = html5lib.parse(page[1], namespaceHTMLElements=False)
     embedded = [base64.b64decode(img.get("src").split(",", 1)[1]) for img in tree.iter("img")]
@@ -84,6 +87,7 @@ def test_every_figure_is_embedded_byte_for_byte(page, folders):
     assert len(files) >= 10 and sorted(embedded) == sorted(files)
 
 
+@pytest.mark.slow
 def test_each_experiment_shows_its_description_verdict_tables_and_config(page, folders):
     tree = html5lib.parse(page[1], namespaceHTMLElements=False)
     sections = {s.find("h2").text: s for s in tree.iter("section")}
@@ -107,6 +111,7 @@ def test_each_experiment_shows_its_description_verdict_tables_and_config(page, f
     assert verdict is not None and "DISAGREES" in verdict.text.upper()
 
 
+@pytest.mark.slow
 def test_means_are_written_to_their_mcse(page, folders):
     summary = pd.read_csv(folders["good"] / "summary.csv")
     row = summary[(summary.case == "coin") & (summary.n == 100) & (summary.estimator == "llr")].iloc[0]
@@ -120,6 +125,7 @@ def test_to_mcse_examples():
     assert doctest.testmod(sim.report, verbose=False).failed == 0
 
 
+@pytest.mark.slow
 def test_a_folder_that_is_not_one_exits_2_and_writes_nothing(cli, folders, tmp_path):
     out = tmp_path / "report.html"
     r = cli("report", str(folders["good"]), str(tmp_path / "nowhere"), "-o", str(out))
@@ -127,6 +133,7 @@ def test_a_folder_that_is_not_one_exits_2_and_writes_nothing(cli, folders, tmp_p
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_the_page_replaces_an_older_one_as_an_ordinary_file(cli, folders, tmp_path):
     out = tmp_path / "report.html"
     out.write_text("old", encoding="utf-8")
