@@ -12,6 +12,7 @@ so every executor writes the same bytes.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -82,24 +83,57 @@ def execute(
     raise ValueError(f"unknown executor {executor!r}")
 
 
+#: The local Dask cluster of the :func:`dask_session` in force, if any (one per process).
+_SESSION: dict[str, object] = {}
+
+
+@contextlib.contextmanager
+def dask_session() -> Iterator[None]:
+    """Within it, every :func:`execute` with the dask executor and no scheduler shares one
+    LocalCluster, started at the first need and closed at the end: a run in rounds (replicates by
+    target precision) starts one cluster, not one a round."""
+    _SESSION["active"] = True
+    try:
+        yield
+    finally:
+        cluster = _SESSION.pop("cluster", None)
+        _SESSION.pop("active", None)
+        if cluster is not None:
+            cluster.close()
+
+
+def _local_cluster(workers: int):
+    """A new LocalCluster on loopback, or the session's (see :func:`dask_session`); and whether the
+    caller owns it (closes it when done)."""
+    from distributed import LocalCluster
+
+    if _SESSION.get("cluster") is not None:
+        return _SESSION["cluster"], False
+    cluster = LocalCluster(
+        n_workers=max(1, workers),
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+    )
+    if _SESSION.get("active"):
+        _SESSION["cluster"] = cluster
+        return cluster, False
+    return cluster, True
+
+
 def _execute_dask(fn, experiment, tasks, scheduler, workers, on_done):
     try:
         # Imported here: dask is an optional extra, and importing it takes about 2 s.
-        from distributed import Client, LocalCluster
+        from distributed import Client
     except ImportError:
         raise RunError("--executor dask needs the dask extra: pip install -e '.[dask]'") from None
-    cluster = None
+    cluster, owned = None, False
     try:
         if scheduler:
             client = Client(scheduler, timeout="10s")
         else:
-            cluster = LocalCluster(
-                n_workers=max(1, workers),
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                dashboard_address=None,
-            )
+            cluster, owned = _local_cluster(workers)
             client = Client(cluster)
     except OSError as exc:
         raise RunError(f"cannot reach the dask scheduler {scheduler or '(local)'}: {exc}") from None
@@ -109,7 +143,7 @@ def _execute_dask(fn, experiment, tasks, scheduler, workers, on_done):
         yield from _windowed(lambda t: client.submit(fn, shared, t, pure=False), tasks, window, on_done)
     finally:
         client.close()
-        if cluster is not None:
+        if owned:
             cluster.close()
 
 

@@ -29,7 +29,7 @@ from .check import CheckReport, check_tables
 from .columns import folder_readme
 from .config import Experiment, FitExperiment, dump_config
 from .errors import OutputError, one_line
-from .executors import default_workers, execute
+from .executors import dask_session, default_workers, execute
 from .pipelines import Pipeline, pipeline_for
 from .precision import shortfall_notes
 from .progress import Progress
@@ -191,7 +191,8 @@ def _run_locked(experiment, out: Path, command, after, execution: Execution) -> 
     def run_tasks(tasks, fn):
         return task_results(experiment, tasks, fn, store, execution, pipeline=pipeline)
 
-    tables = pipeline.tables(experiment, stage, run_tasks)
+    with dask_session():  # a run in rounds shares one local Dask cluster
+        tables = pipeline.tables(experiment, stage, run_tasks)
     analytic, summary = tables[res.ANALYTIC], tables[res.SUMMARY]
     report.summary, report.analytic = summary, analytic
     report.notes = unseen_notes(summary) + shortfall_notes(getattr(experiment, "precision", None), summary)

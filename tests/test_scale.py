@@ -372,3 +372,27 @@ def test_a_run_may_leave_its_check_for_later(tmp_path):
         "summary": "not checked (run sim check on this folder)",
     }
     assert check_results(report.path).passed
+
+
+@pytest.mark.slow
+def test_a_run_in_rounds_on_dask_starts_one_cluster_and_writes_the_serial_bytes(tmp_path, monkeypatch):
+    """Replicates by target precision run in rounds; on a local Dask cluster they share one."""
+    distributed = pytest.importorskip("distributed")
+    text = (
+        "name: rounds\nseed: 5\nn: [10, 100]\nreplicates: {mcse: 0.02, max: 3000}\ncases:\n"
+        "  - {name: wide, p: {zipf: {k: 3000, s: 0.6}}, q: {zipf: {k: 3000, s: 1.6}}}\n"
+    )
+    serial = _run(text, tmp_path / "serial", workers=1)
+    assert serial.summary.replicates.iloc[0] > block_size(3000)  # more than one round
+    started = []
+
+    class Counted(distributed.LocalCluster):
+        def __init__(self, *args, **kwargs):
+            started.append(1)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(distributed, "LocalCluster", Counted)
+    dask = _run(text, tmp_path / "dask", executor="dask", workers=2)
+    assert len(started) == 1
+    for name in ("summary.csv", "replicates.csv.gz"):
+        assert (dask.path / name).read_bytes() == (serial.path / name).read_bytes(), name
