@@ -24,7 +24,7 @@ from .events import llr_covered, llr_wrong
 from .registry import LLR
 from .sampling import count_paths
 from .streaming import Accumulator, BlockFold, Ranges
-from .tasks import Task, block_rng, block_size
+from .tasks import Task, block_rng, block_size, rows_in_block
 
 
 def simulate_block(
@@ -51,8 +51,7 @@ def simulate_block(
 
 def block_rows(experiment: Experiment, arrays: SupportArrays, block: int) -> int:
     """Replicates in block ``block`` (the last block of a case may be short)."""
-    size = block_size(arrays.probs.size)
-    return min(experiment.replicates, (block + 1) * size) - block * size
+    return rows_in_block(experiment.replicates, block_size(arrays.probs.size), block)
 
 
 def checkpoint_values(

@@ -38,6 +38,11 @@ def block_size(k_support: int) -> int:
     return max(1, min(MAX_BLOCK, BLOCK_CELLS // max(1, k_support)))
 
 
+def rows_in_block(replicates: int, size: int, block: int) -> int:
+    """Replicates in block ``block`` of blocks of ``size`` (a case's last block may be short)."""
+    return min(replicates, (block + 1) * size) - block * size
+
+
 def case_key(name: str) -> int:
     """A stable 64-bit key for a case name (part of its blocks' seeds)."""
     return int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "little")

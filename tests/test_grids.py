@@ -206,7 +206,7 @@ def test_no_sweep_figure_without_a_numeric_swept_parameter(tmp_path):
     )
     tables = figures.load_tables(run_experiment(e, tmp_path, execution=Execution(workers=1)).path)
     assert "sweep" not in figures.figure_kinds(tables)  # whole distributions are no axis
-    assert grids.labels([tables["config"]["grid"]]) == ["p", "q"]
+    assert [s.label for s in grids.sweeps(tables["config"]["grid"])] == ["p", "q"]
 
 
 @pytest.mark.parametrize(

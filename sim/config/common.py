@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+from .. import registry
 from ..precision import Precision
-from ..registry import LLR as _LLR_SPEC
 from .cases import Grid
 from .checker import _as_number, _Checker
 from .model import MAX_REPLICATES, PER_SAMPLE_MAX_N, SAMPLERS, UNITS, Experiment, FitExperiment
@@ -13,8 +13,6 @@ from .model import MAX_REPLICATES, PER_SAMPLE_MAX_N, SAMPLERS, UNITS, Experiment
 _E = TypeVar("_E", Experiment, FitExperiment)
 #: Fields an experiment may leave None (everything else None means a value was refused).
 _OPTIONAL_FIELDS = ("precision", "sweep")
-#: The estimator whose rows a target precision is for by default.
-LLR = _LLR_SPEC.name
 
 
 def _common_keys(top: dict, checker: _Checker) -> dict[str, Any]:
@@ -69,7 +67,7 @@ def read_precision(
     spec = top.get("replicates")
     if not isinstance(spec, dict) or "mcse" not in spec or maximum is None or estimators is None:
         return None
-    default = [LLR] if LLR in estimators else list(estimators)
+    default = [registry.LLR.name] if registry.LLR.name in estimators else list(estimators)
     asked = spec.get("estimators", default)
     if not isinstance(asked, list) or not asked:
         checker.error(("replicates", "estimators"), "must be a non-empty list of the experiment's estimators")

@@ -37,12 +37,10 @@ import itertools
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from ..registry import LLR as _LLR_SPEC
+from .. import registry
 from .cases import _case
 from .checker import _as_number, _Checker, _describe
 from .model import Case, KeyPath
-
-_LLR = _LLR_SPEC.name
 
 #: The keys of a grid entry: a case's, with ``name`` a prefix of the generated names.
 GRID_KEYS = ("name", "description", "p", "q", "q_sample")
@@ -245,11 +243,6 @@ def _written(value: Any) -> str:
     return repr(_as_number(value)).replace("+", "") if is_number(value) else str(value)
 
 
-def labels(grid: Sequence[dict]) -> list[str]:
-    """Every swept label of the grid entries, in order, each once."""
-    return list(dict.fromkeys(s.label for entry in grid for s in sweeps(entry)))
-
-
 # --------------------------------------------------------------------------
 # Validation (the loader's part)
 
@@ -368,7 +361,7 @@ def read_sweep(top: dict, estimators, checkpoints, checker: _Checker) -> dict | 
         return None
     ns = sorted(set(checkpoints))
     default_n = ns if len(ns) <= 3 else [ns[0], ns[len(ns) // 2], ns[-1]]
-    lead = next((e for e in estimators if e == _LLR), estimators[0])
+    lead = registry.LLR.name if registry.LLR.name in estimators else estimators[0]
     out = {
         "x": spec.get("x", max(reversed(numeric), key=lambda s: len(s.values)).label),  # most values
         "n": spec.get("n", default_n),

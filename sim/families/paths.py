@@ -20,7 +20,7 @@ from .. import registry
 from ..blocks import coverage_flags, run_own_blocks
 from ..config import Case, Experiment
 from ..registry import Form, PairLogs
-from ..tasks import Task, block_rng, block_size
+from ..tasks import Task, block_rng, block_size, rows_in_block
 from .pair import FamilyPair
 
 #: Observations drawn at once per block (rows × observations), which bounds memory.
@@ -37,7 +37,7 @@ def simulate_block(experiment: Experiment, case: Case, block: int) -> tuple[np.n
     """Block ``block`` of ``case``: values in nats ``(checkpoints, estimators, rows)`` and coverage flags."""
     pair: FamilyPair = case.pair
     size = block_size(pair.cells)
-    rows = min(experiment.replicates, (block + 1) * size) - block * size
+    rows = rows_in_block(experiment.replicates, size, block)
     rng = block_rng(experiment.seed, case.name, block)
     specs = registry.specs(experiment.estimators)
     steps = _by_statistics if experiment.sampler == "counts" else _by_observation

@@ -1,10 +1,11 @@
 """The sweep figure: an estimator at a few sample sizes against a grid's swept parameter.
 
-The nested-loop view of a grid of cases (``grid:`` in a config; :mod:`sim.config.grids`): the
-swept parameter with the most numeric values on the x axis, one line per combination of the other
-swept parameters, one panel per sample size (the smallest, a middle and the largest checkpoint).
-The simulated means are markers with ±2 MCSE bars, the exact mean at that n a solid line, and
-the estimator's target (the n → ∞ limit) a dashed one.
+The nested-loop view of a grid of cases (``grid:`` in a config; :mod:`sim.config.grids`): a swept
+parameter on the x axis, one line per combination of the other swept parameters, one panel per
+sample size.  Simulated values are markers (±2 MCSE), the exact value at that n a solid line, and
+the n → ∞ value a dashed one.  What is drawn is the resolved config's ``sweep`` (x, n, estimator
+and the mean, bias or RMSE), whose defaults :func:`sim.config.grids.read_sweep` fills in: this
+module chooses nothing itself.
 """
 
 from __future__ import annotations
@@ -19,14 +20,13 @@ import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from .. import registry
 from ..config import grids
-from .style import LABELS, Config, _ax, _facets, _suptitle, _title, _units, in_order
+from .style import LABELS, Config, _ax, _facets, _suptitle, _title, _units
 
-#: At most this many sample sizes get a panel.
-MAX_PANELS = 3
 #: A prefix no summary.csv column has, for the swept values' columns while they are merged with it.
 _SWEPT = "swept:"
+#: How each quantity's axis and title name the estimator.
+_WHAT = {"mean": "", "bias": "bias of ", "rmse": "RMSE of "}
 #: Line colours of the sweep's groups (seaborn's colour-blind palette, as the other figures').
 _PALETTE = [tuple(c) for c in sns.color_palette("colorblind")]
 
@@ -50,22 +50,14 @@ class Sweep(NamedTuple):
 
 
 def sweep_of(config: Config | None) -> Sweep | None:
-    """The sweep a resolved config's grid makes, or None (no grid, or no numeric swept parameter
-    with two values or more).  Its x is the config's ``sweep.x``, else the numeric swept parameter
-    with the most values; of several grid entries, the first that sweeps it is drawn."""
-    chosen = ((config or {}).get("sweep") or {}).get("x")
+    """The sweep of a resolved config: the first grid entry that sweeps its ``sweep.x`` (None
+    without a grid whose swept parameters include numbers to draw against)."""
+    x = ((config or {}).get("sweep") or {}).get("x")
     for entry in grids.entries((config or {}).get("grid") or []):
-        if not isinstance(entry, dict):
-            continue
-        numeric = grids.numeric_sweeps(entry)
-        if chosen is not None:
-            numeric = [s for s in numeric if s.label == chosen]
-        if not numeric:
-            continue
-        x = max(reversed(numeric), key=lambda s: len(s.values)).label  # the most values; the last of a tie
-        rows = [{"case": made.name} | made.values for made in grids.expand(entry)]
-        hue = [s.label for s in grids.sweeps(entry) if s.label != x]
-        return Sweep(pd.DataFrame(rows), x, hue)
+        if isinstance(entry, dict) and x in [s.label for s in grids.numeric_sweeps(entry)]:
+            rows = [{"case": made.name} | made.values for made in grids.expand(entry)]
+            hue = [s.label for s in grids.sweeps(entry) if s.label != x]
+            return Sweep(pd.DataFrame(rows), x, hue)
     return None
 
 
@@ -115,7 +107,7 @@ def plot_sweep(
     if values.min() > 0 and values.max() / values.min() >= 30:
         ax.set_xscale("log")
     ax.set_xlabel(sweep.x)
-    what = {"mean": "", "bias": "bias of ", "rmse": "RMSE of "}[y]
+    what = _WHAT[y]
     ax.set_ylabel(f"{what}{LABELS[estimator]} ({_units(summary)})")
     _title(ax, title or f"n = {n:,}")
     return ax
@@ -165,37 +157,20 @@ def _short(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def sweep_sizes(checkpoints) -> list[int]:
-    """The sample sizes a sweep figure shows: the smallest, a middle and the largest."""
-    ns = sorted(set(int(n) for n in checkpoints))
-    if len(ns) <= MAX_PANELS:
-        return ns
-    return [ns[0], ns[len(ns) // 2], ns[-1]]
-
-
-def sweep_estimator(summary: pd.DataFrame) -> str:
-    """The estimator a sweep figure shows: llr when there is one, else the first drawn."""
-    names = in_order(summary.estimator)
-    return registry.LLR.name if registry.LLR.name in names else names[0]
-
-
 def sweep_figure(summary: pd.DataFrame, analytic: pd.DataFrame, *, config: Config | None = None) -> Figure:
-    """One panel per sample size: :func:`plot_sweep` of the config's grid, as its ``sweep`` says
-    (defaults: :func:`sweep_sizes`, :func:`sweep_estimator`, the mean)."""
+    """One panel per sample size of the config's ``sweep``: :func:`plot_sweep` of its grid."""
     sweep = sweep_of(config)
     if sweep is None:
         raise ValueError("the config has no grid with a numeric swept parameter to draw")
-    options = (config or {}).get("sweep") or {}
-    estimator = options.get("estimator") or sweep_estimator(summary[summary.case.isin(sweep.values.case)])
-    y = options.get("y", "mean")
-    sizes = options.get("n") or sweep_sizes(summary.n)
-    what = {"mean": "", "bias": "bias of ", "rmse": "RMSE of "}[y] + f"{LABELS[estimator]} against {sweep.x}"
+    options = config["sweep"]
+    estimator, y, sizes = options["estimator"], options["y"], list(options["n"])
+    what = _WHAT[y] + f"{LABELS[estimator]} against {sweep.x}"
     what += f", one line per {', '.join(sweep.hue)}" if sweep.hue else ""
     return _facets(
-        list(sizes),
+        sizes,
         lambda ax, n: plot_sweep(summary, sweep, n=n, estimator=estimator, y=y, ax=ax),
         suptitle=_suptitle(f"Sweep: {what}", config),
-        columns=min(4, max(1, len(sizes))),
+        columns=min(4, len(sizes)),
     )
 
 

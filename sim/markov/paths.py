@@ -21,7 +21,7 @@ from ..config import Case, Experiment
 from ..distributions import xlog1px_minus_x
 from ..registry import Form
 from ..sampling import alias_table
-from ..tasks import Task, block_rng, block_size
+from ..tasks import Task, block_rng, block_size, rows_in_block
 from .pair import MarkovPair
 
 #: Uniform draws made at once per block (steps × replicates), which bounds memory (with the chunk's
@@ -39,7 +39,7 @@ def simulate_block(experiment: Experiment, case: Case, block: int) -> tuple[np.n
     """Block ``block`` of ``case``: values in nats ``(checkpoints, estimators, rows)`` and coverage flags."""
     pair: MarkovPair = case.pair
     size = block_size(pair.cells)
-    rows = min(experiment.replicates, (block + 1) * size) - block * size
+    rows = rows_in_block(experiment.replicates, size, block)
     rng = block_rng(experiment.seed, case.name, block)
     specs = registry.specs(experiment.estimators)
     checkpoints = experiment.checkpoints
